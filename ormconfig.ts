@@ -1,0 +1,29 @@
+import 'reflect-metadata';
+import { DataSource } from 'typeorm';
+import { postgresOptions } from './src/platform/db';
+import { SnakeNamingStrategy } from './src/platform/naming';
+import { Project } from './src/modules/projects/project.entity';
+import { User } from './src/modules/projects/user.entity';
+import { Membership } from './src/modules/projects/membership.entity';
+import { ApiKey } from './src/modules/projects/api-key.entity';
+import { Image } from './src/modules/images/image.entity';
+import { Demonstration } from './src/modules/demonstrations/demonstration.entity';
+import { Candidate } from './src/modules/candidates/candidate.entity';
+import { Preference } from './src/modules/preferences/preference.entity';
+import { SelectorModel } from './src/modules/selectors/selector-model.entity';
+import { Score } from './src/modules/scoring/score.entity';
+import { Dataset } from './src/modules/datasets/dataset.entity';
+import { DatasetItem } from './src/modules/datasets/dataset-item.entity';
+import { Run } from './src/modules/runs/run.entity';
+import { Initial1764150000000 } from './migrations/1764150000000-initial';
+
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run];
+export const migrations = [Initial1764150000000];
+
+/** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
+export function dataSourceOptions(url: string) {
+  return { ...postgresOptions(url, { entities, migrations }), namingStrategy: new SnakeNamingStrategy() };
+}
+
+/** The one DataSource the TypeORM CLI uses (`-d ormconfig.ts`); it reads DATABASE_URL. */
+export default new DataSource(dataSourceOptions(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'));

@@ -1,0 +1,136 @@
+import 'reflect-metadata';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, AppConfig } from './platform/config';
+import { logger, setLogLevel } from './platform/logging';
+import { UrlSigner } from './platform/signing';
+import { openDatabase, Database } from './bootstrap';
+import { startServer } from './server';
+import { createServices, AppServices } from './app-services';
+import { writeSchemaFile } from './schema';
+import { RequestContext } from './modules/projects/request-context';
+import { Role } from './modules/projects/role';
+import { seedDemo } from '../seeds/demo.seed';
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+  serve                                   start the api (npm start)
+  migrate                                 apply pending migrations
+  print-schema                            write schema/schema.graphql from the code
+  create-project --name N --slug S --owner-email E [--owner-name O]
+                                          a project, its owner and the owner's first API key
+  create-key --project S --email E [--name N]
+                                          another API key for an existing member
+  import --project S --file records.json [--images DIR] [--no-demonstrations]
+                                          import LLaVA-Med / BioMed-VITAL figure records
+DATABASE_URL selects the database; without it an embedded Postgres runs under DATA_DIR (.data).`;
+
+async function withServices<T>(config: AppConfig, work: (services: AppServices, db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase(config, { migrate: true });
+  try {
+    return await work(createServices(db.ds, config, new UrlSigner('cli-does-not-sign-urls-0000000000000', 60)), db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function serve(config: AppConfig): Promise<void> {
+  const started = Date.now();
+  const db = await openDatabase(config, { migrate: true });
+  const server = await startServer(db.ds, config);
+  const seed = process.env.SEED_DEMO === 'false' ? null : await seedDemo(server.services, config.DATA_DIR);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`
+BioMed-VITAL API ready in ${seconds}s
+  GraphQL:   ${server.graphqlUrl}  (HTTP and WebSocket)
+  IDE:       ${server.url}/ide/
+  Health:    ${server.url}/healthz  ${server.url}/readyz
+  Database:  ${db.embedded ? `embedded Postgres (${path.join(config.DATA_DIR, 'postgres')})` : 'DATABASE_URL'}
+${seed?.apiKey ? `  Dev key:   ${seed.apiKey}   (demo project, OWNER; send as "Authorization: Bearer <key>")` : ''}
+`);
+  const shutdown = async (signal: string) => {
+    logger.info('shutting down', { signal });
+    await server.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+function required(values: Record<string, unknown>, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || !value) throw new Error(`--${name} is required\n\n${USAGE}`);
+  return value;
+}
+
+async function ownerContext(services: AppServices, slug: string): Promise<RequestContext> {
+  const project = await services.projects.findProjectBySlug(slug);
+  if (!project) throw new Error(`No project with slug ${slug}`);
+  const rows: { user_id: string }[] = await services.ds.query(`SELECT user_id FROM memberships WHERE project_id = $1 AND role = 'OWNER' ORDER BY created_at LIMIT 1`, [project.id]);
+  return new RequestContext(project.id, rows[0].user_id, Role.OWNER, null);
+}
+
+async function main(): Promise<void> {
+  const [command = 'serve', ...rest] = process.argv.slice(2);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      name: { type: 'string' },
+      slug: { type: 'string' },
+      'owner-email': { type: 'string' },
+      'owner-name': { type: 'string' },
+      project: { type: 'string' },
+      email: { type: 'string' },
+      file: { type: 'string' },
+      images: { type: 'string' },
+      'no-demonstrations': { type: 'boolean' },
+    },
+  });
+  const config = loadConfig();
+  setLogLevel(config.LOG_LEVEL);
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'print-schema':
+      console.log(`wrote ${await writeSchemaFile()}`);
+      return;
+    case 'migrate':
+      await withServices(config, async () => console.log('migrations applied'));
+      return;
+    case 'create-project':
+      await withServices(config, async (s) => {
+        const email = required(values, 'owner-email');
+        const r = await s.projects.bootstrapProject({ name: required(values, 'name'), slug: required(values, 'slug'), ownerEmail: email, ownerName: values['owner-name'] ?? email });
+        console.log(`project ${r.project.slug} (${r.project.globalId}), owner ${r.owner.email}\nAPI key (shown once): ${r.secret}`);
+      });
+      return;
+    case 'create-key':
+      await withServices(config, async (s) => {
+        const project = await s.projects.findProjectBySlug(required(values, 'project'));
+        if (!project) throw new Error('No such project');
+        const r = await s.projects.createKeyForMember(project.id, required(values, 'email'), values.name ?? 'cli');
+        console.log(`API key (shown once): ${r.secret}`);
+      });
+      return;
+    case 'import':
+      await withServices(config, async (s) => {
+        const ctx = await ownerContext(s, required(values, 'project'));
+        const records = JSON.parse(fs.readFileSync(required(values, 'file'), 'utf8'));
+        const dir = values.images;
+        const files = dir ? fs.readdirSync(dir).map((f) => ({ fileName: f, bytes: fs.readFileSync(path.join(dir, f)) })) : [];
+        const result = await s.recordsImport.import(ctx, records, files, { createDemonstrations: !values['no-demonstrations'] });
+        console.log(JSON.stringify(result, null, 2));
+        if (result.recordErrors.length) process.exitCode = 1;
+      });
+      return;
+    default:
+      console.error(USAGE);
+      process.exitCode = 2;
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+import { DataSource, In } from 'typeorm';
+import { RequestContext } from '../projects/request-context';
+import { badInput } from '../../platform/errors';
+import { expectGlobalId } from '../../platform/ids';
+import { applyKeyset, childPageSubquery, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { countsByKeys } from '../../platform/loaders';
+import { Candidate } from './candidate.entity';
+import { CandidateFilter, CandidateOrder, CandidateSortField } from './candidates.inputs';
+
+export class CandidatesService {
+  constructor(private readonly ds: DataSource) {}
+
+  async list(ctx: RequestContext, page: PageArgs, filter?: CandidateFilter | null, order?: CandidateOrder | null): Promise<ConnectionShape<Candidate>> {
+    const direction = order?.direction ?? SortDirection.DESC;
+    if (order?.field === CandidateSortField.SCORE) {
+      if (!order.selectorModelId) throw badInput('Sorting by SCORE needs orderBy.selectorModelId', 'orderBy.selectorModelId');
+      const selectorModelId = expectGlobalId(order.selectorModelId, 'SelectorModel', 'orderBy.selectorModelId');
+      const base = () => this.filtered(ctx, filter).innerJoin('scores', 'sort', 'sort.candidate_id = c.id AND sort.selector_model_id = :sortSel', { sortSel: selectorModelId });
+      const qb = applyKeyset(base().addSelect('sort.value', 'sort_value'), { sortExpr: 'sort.value', idExpr: 'c.id', direction }, page);
+      const { raw, entities } = await qb.getRawAndEntities();
+      const scoreById = new Map(raw.map((r: { c_id: string; sort_value: number }) => [r.c_id, Number(r.sort_value)]));
+      return toConnection(entities, page, (c) => ({ value: scoreById.get(c.id)!, id: c.id }), () => base().getCount());
+    }
+    const base = () => this.filtered(ctx, filter);
+    const rows = await applyKeyset(base(), { sortExpr: 'c.createdAt', idExpr: 'c.id', direction }, page).getMany();
+    return toConnection(rows, page, (c) => ({ value: c.createdAt, id: c.id }), () => base().getCount());
+  }
+
+  async findById(ctx: RequestContext, id: string): Promise<Candidate | null> {
+    return this.ds.getRepository(Candidate).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Candidate[]> {
+    if (ids.length === 0) return [];
+    return this.ds.getRepository(Candidate).findBy({ id: In([...ids]), projectId: ctx.projectId });
+  }
+
+  /** The first page of candidates of each image, in one statement. */
+  async pagesByImage(ctx: RequestContext, imageIds: readonly string[], page: PageArgs): Promise<Candidate[]> {
+    const { sql, params } = childPageSubquery({ table: 'candidates', parentColumn: 'image_id', projectId: ctx.projectId, parentIds: imageIds, page });
+    return this.ds.getRepository(Candidate).createQueryBuilder('c').where(`c.id IN (${sql})`, params).orderBy('c.createdAt', 'DESC').addOrderBy('c.id', 'DESC').getMany();
+  }
+
+  async countsByImage(ctx: RequestContext, imageIds: readonly string[]): Promise<number[]> {
+    const rows = await this.ds.query(
+      `SELECT image_id AS key, count(*) AS count FROM candidates WHERE project_id = $1 AND image_id = ANY($2::uuid[]) GROUP BY image_id`,
+      [ctx.projectId, [...imageIds]],
+    );
+    return countsByKeys(imageIds, rows);
+  }
+
+  private filtered(ctx: RequestContext, filter?: CandidateFilter | null) {
+    const qb = this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :projectId', { projectId: ctx.projectId });
+    if (filter?.imageId) qb.andWhere('c.imageId = :imageId', { imageId: expectGlobalId(filter.imageId, 'Image', 'filter.imageId') });
+    if (filter?.runId) qb.andWhere('c.runId = :runId', { runId: expectGlobalId(filter.runId, 'Run', 'filter.runId') });
+    if (filter?.statuses?.length) qb.andWhere('c.status IN (:...statuses)', { statuses: filter.statuses });
+    if (filter?.score) {
+      const selectorModelId = expectGlobalId(filter.score.selectorModelId, 'SelectorModel', 'filter.score.selectorModelId');
+      qb.innerJoin('scores', 'fs', 'fs.candidate_id = c.id AND fs.selector_model_id = :filterSel', { filterSel: selectorModelId });
+      if (filter.score.min != null) qb.andWhere('fs.value >= :minScore', { minScore: filter.score.min });
+      if (filter.score.max != null) qb.andWhere('fs.value <= :maxScore', { maxScore: filter.score.max });
+    }
+    if (filter?.hasPreferences != null) {
+      const exists = 'EXISTS (SELECT 1 FROM preferences p WHERE p.candidate_id = c.id AND p.project_id = c.project_id)';
+      qb.andWhere(filter.hasPreferences ? exists : `NOT ${exists}`);
+    }
+    return qb;
+  }
+}

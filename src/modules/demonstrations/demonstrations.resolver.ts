@@ -1,0 +1,114 @@
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import type { FileUpload } from 'graphql-upload-minimal';
+import type { AppServices } from '../../app-services';
+import { badInput, DomainError, ErrorCode } from '../../platform/errors';
+import { expectGlobalId } from '../../platform/ids';
+import { ConnectionType, connectionOf } from '../../platform/pagination';
+import { asPayload, UserError } from '../../platform/user-errors';
+import type { GraphQLContext } from '../projects/graphql-context';
+import { Role } from '../projects/role';
+import { User } from '../projects/user.entity';
+import { userByIdLoader } from '../projects/projects.loaders';
+import { Image } from '../images/image.entity';
+import { imageByIdLoader } from '../images/images.loaders';
+import { Demonstration } from './demonstration.entity';
+import { DemonstrationsArgs, ImportRecordsInput, SetDemonstrationActiveInput } from './demonstrations.inputs';
+import { ImportFile } from './records-import.service';
+
+@ObjectType()
+export class DemonstrationConnection extends ConnectionType(Demonstration, 'Demonstration') {}
+
+@ObjectType({ description: 'A problem with one record of an import; with any of these, nothing was imported.' })
+export class RecordError {
+  @Field(() => Int) index: number;
+  @Field(() => String, { nullable: true }) recordId: string | null;
+  @Field(() => String, { nullable: true }) field: string | null;
+  @Field() message: string;
+}
+
+@ObjectType()
+export class ImportSummary {
+  @Field(() => Int) imagesCreated: number;
+  @Field(() => Int) imagesUpdated: number;
+  @Field(() => Int) imagesWithBytes: number;
+  @Field(() => Int) demonstrationsCreated: number;
+  @Field(() => [String], { description: 'Uploaded files no record named.' }) unmatchedFiles: string[];
+}
+
+@ObjectType()
+export class ImportRecordsPayload {
+  @Field(() => ImportSummary, { nullable: true }) summary?: ImportSummary | null;
+  @Field(() => [RecordError]) recordErrors: RecordError[];
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
+@ObjectType()
+export class SetDemonstrationActivePayload {
+  @Field(() => Demonstration, { nullable: true }) demonstration?: Demonstration | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
+async function readAll(upload: Promise<FileUpload>, maxBytes: number): Promise<ImportFile> {
+  const file = await upload;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of file.createReadStream()) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw badInput(`${file.filename} is over ${maxBytes} bytes`, 'images');
+    chunks.push(chunk as Buffer);
+  }
+  return { fileName: file.filename, bytes: Buffer.concat(chunks) };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badInput(`recordsFile is not valid JSON: ${(error as Error).message}`, 'recordsFile');
+  }
+}
+
+@Resolver(() => Demonstration)
+export class DemonstrationsResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @Query(() => DemonstrationConnection, { description: 'Clinician demonstrations used as few-shot examples.' })
+  async demonstrations(@Ctx() { ctx }: GraphQLContext, @Args() args: DemonstrationsArgs): Promise<DemonstrationConnection> {
+    return connectionOf(DemonstrationConnection, await this.services.demonstrations.list(ctx, args, args.filter));
+  }
+
+  @FieldResolver(() => Image)
+  async image(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<Image | null> {
+    return imageByIdLoader(ctx, this.services.images).load(demonstration.imageId);
+  }
+
+  @FieldResolver(() => User, { nullable: true })
+  async selectedBy(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
+    return demonstration.selectedById ? userByIdLoader(ctx, this.services.projects).load(demonstration.selectedById) : null;
+  }
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => ImportRecordsPayload, { description: 'Imports figure records and demonstrations; all or nothing.' })
+  async importRecords(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ImportRecordsInput): Promise<ImportRecordsPayload> {
+    const result = await asPayload(async () => {
+      const maxBytes = this.services.config.MAX_UPLOAD_BYTES;
+      if ((input.records == null) === (input.recordsFile == null)) throw badInput('Give exactly one of records or recordsFile', 'records');
+      const records = input.recordsFile ? parseJson((await readAll(input.recordsFile, maxBytes)).bytes.toString('utf8')) : input.records;
+      const files: ImportFile[] = [];
+      for (const upload of input.images ?? []) files.push(await readAll(upload, maxBytes));
+      const { recordErrors, ...summary } = await this.services.recordsImport.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
+      return { summary: recordErrors.length ? null : summary, recordErrors };
+    });
+    return { ...result, recordErrors: result.recordErrors ?? [] };
+  }
+
+  @Authorized(Role.CLINICIAN)
+  @Mutation(() => SetDemonstrationActivePayload, { description: 'Selects or retires a demonstration for generation.' })
+  async setDemonstrationActive(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: SetDemonstrationActiveInput): Promise<SetDemonstrationActivePayload> {
+    return asPayload(async () => {
+      const demonstration = await this.services.demonstrations.setActive(ctx, expectGlobalId(input.id, 'Demonstration'), input.active);
+      if (!demonstration) throw new DomainError(ErrorCode.NOT_FOUND, 'Demonstration not found', 'id');
+      return { demonstration };
+    });
+  }
+}

@@ -1,0 +1,65 @@
+import { DataSource, EntityManager, In } from 'typeorm';
+import crypto from 'node:crypto';
+import { RequestContext } from '../projects/request-context';
+import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { Modality } from '../images/modality';
+import { ConversationTurn } from '../candidates/conversation';
+import { Demonstration } from './demonstration.entity';
+
+export interface DemonstrationFilter {
+  modalities?: Modality[] | null;
+  active?: boolean | null;
+}
+
+export function conversationHash(turns: ConversationTurn[]): string {
+  return crypto.createHash('sha256').update(JSON.stringify(turns.map((t) => [t.from, t.value]))).digest('hex');
+}
+
+export class DemonstrationsService {
+  constructor(private readonly ds: DataSource) {}
+
+  async list(ctx: RequestContext, page: PageArgs, filter?: DemonstrationFilter | null): Promise<ConnectionShape<Demonstration>> {
+    const base = () => {
+      const qb = this.ds.getRepository(Demonstration).createQueryBuilder('d').where('d.projectId = :p', { p: ctx.projectId });
+      if (filter?.active != null) qb.andWhere('d.active = :active', { active: filter.active });
+      if (filter?.modalities?.length) {
+        qb.andWhere('EXISTS (SELECT 1 FROM images i WHERE i.id = d.image_id AND i.modalities && :modalities::modality[])', { modalities: filter.modalities });
+      }
+      return qb;
+    };
+    const rows = await applyKeyset(base(), { sortExpr: 'd.createdAt', idExpr: 'd.id', direction: SortDirection.DESC }, page).getMany();
+    return toConnection(rows, page, (d) => ({ value: d.createdAt, id: d.id }), () => base().getCount());
+  }
+
+  async findById(ctx: RequestContext, id: string): Promise<Demonstration | null> {
+    return this.ds.getRepository(Demonstration).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  async setActive(ctx: RequestContext, id: string, active: boolean): Promise<Demonstration | null> {
+    const repo = this.ds.getRepository(Demonstration);
+    const result = await repo.update({ id, projectId: ctx.projectId }, { active, selectedById: ctx.userId });
+    return result.affected ? repo.findOneBy({ id }) : null;
+  }
+
+  /** Inserts in one statement inside the caller's transaction; a conversation already present is skipped. */
+  async insertMany(em: EntityManager, ctx: RequestContext, rows: { imageId: string; turns: ConversationTurn[]; externalId: string | null }[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const values = rows.map((r) => ({
+      projectId: ctx.projectId,
+      imageId: r.imageId,
+      turns: r.turns,
+      conversationHash: conversationHash(r.turns),
+      active: true,
+      selectedById: ctx.userId,
+      sourceCandidateId: null,
+      externalId: r.externalId,
+    }));
+    const result = await em.createQueryBuilder().insert().into(Demonstration).values(values).orIgnore().returning('id').execute();
+    return result.raw.length;
+  }
+
+  async countByImageIds(ctx: RequestContext, imageIds: string[]): Promise<number> {
+    if (imageIds.length === 0) return 0;
+    return this.ds.getRepository(Demonstration).countBy({ projectId: ctx.projectId, imageId: In(imageIds) });
+  }
+}

@@ -1,0 +1,178 @@
+import path from 'node:path';
+import { DataSource } from 'typeorm';
+import { RequestContext } from '../projects/request-context';
+import { badInput } from '../../platform/errors';
+import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
+import { ImagesService } from '../images/images.service';
+import { InspectedImage } from '../images/image-bytes';
+import { DemonstrationsService } from './demonstrations.service';
+import { FigureRecord, figureRecordSchema, recordFileName, toImageRecord, toTurns } from './record-schema';
+
+export const MAX_RECORDS_PER_IMPORT = 10000;
+
+export interface ImportFile {
+  fileName: string;
+  bytes: Buffer;
+}
+
+export interface RecordError {
+  /** Position of the record in the submitted array. */
+  index: number;
+  recordId: string | null;
+  field: string | null;
+  message: string;
+}
+
+export interface ImportResult {
+  recordErrors: RecordError[];
+  imagesCreated: number;
+  imagesUpdated: number;
+  imagesWithBytes: number;
+  demonstrationsCreated: number;
+  unmatchedFiles: string[];
+}
+
+interface Checked {
+  index: number;
+  record: FigureRecord;
+  file?: { bytes: Buffer; inspected: InspectedImage };
+}
+
+const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
+  recordErrors,
+  imagesCreated: 0,
+  imagesUpdated: 0,
+  imagesWithBytes: 0,
+  demonstrationsCreated: 0,
+  unmatchedFiles: [],
+});
+
+/**
+ * Imports figure/caption records and clinician demonstrations (LLaVA-Med / BioMed-VITAL JSON), with
+ * image files matched by file name. Everything is checked first; one bad record means nothing is
+ * written and every problem is reported, so a curator fixes the file in one pass.
+ */
+export class RecordsImportService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly images: ImagesService,
+    private readonly demonstrations: DemonstrationsService,
+  ) {}
+
+  async import(ctx: RequestContext, records: unknown, files: ImportFile[], options: { createDemonstrations: boolean }): Promise<ImportResult> {
+    if (!Array.isArray(records)) throw badInput('records must be a JSON array of figure records', 'records');
+    if (records.length === 0) throw badInput('records is empty', 'records');
+    if (records.length > MAX_RECORDS_PER_IMPORT) throw badInput(`At most ${MAX_RECORDS_PER_IMPORT} records per import`, 'records');
+
+    const errors: RecordError[] = [];
+    const parsed = this.parseRecords(records, errors);
+    const filesByName = this.indexFiles(files);
+    const checked = await this.attachFiles(parsed, filesByName, errors);
+    await this.checkHashConflicts(ctx, checked, errors);
+    if (errors.length) return emptyResult(errors.sort((a, b) => a.index - b.index));
+
+    const matchedNames = new Set(checked.map((c) => recordFileName(c.record)).filter(Boolean));
+    return this.ds.transaction(async (em) => {
+      const existingPairs = new Set(
+        (await em.query(`SELECT pair_id FROM images WHERE project_id = $1 AND pair_id = ANY($2)`, [ctx.projectId, checked.map((c) => c.record.pair_id)])).map(
+          (r: { pair_id: string }) => r.pair_id,
+        ),
+      );
+      const saved = await this.images.upsertRecords(
+        em,
+        ctx,
+        checked.map((c) => ({ record: toImageRecord(c.record), file: c.file })),
+      );
+      const imageIdByPair = new Map(saved.map((i) => [i.pairId, i.id]));
+      const demonstrationsCreated = options.createDemonstrations
+        ? await this.demonstrations.insertMany(
+            em,
+            ctx,
+            checked
+              .filter((c) => c.record.conversations?.length)
+              .map((c) => ({ imageId: imageIdByPair.get(c.record.pair_id)!, turns: toTurns(c.record), externalId: c.record.id == null ? null : String(c.record.id) })),
+          )
+        : 0;
+      return {
+        recordErrors: [],
+        imagesCreated: checked.length - existingPairs.size,
+        imagesUpdated: existingPairs.size,
+        imagesWithBytes: checked.filter((c) => c.file).length,
+        demonstrationsCreated,
+        unmatchedFiles: [...filesByName.keys()].filter((n) => !matchedNames.has(n)).sort(),
+      };
+    });
+  }
+
+  private parseRecords(records: unknown[], errors: RecordError[]): { index: number; record: FigureRecord }[] {
+    const seenPairs = new Map<string, number>();
+    const parsed: { index: number; record: FigureRecord }[] = [];
+    records.forEach((raw, index) => {
+      const recordId = typeof raw === 'object' && raw && 'id' in raw ? String((raw as { id: unknown }).id) : null;
+      const result = figureRecordSchema.safeParse(raw);
+      if (!result.success) {
+        for (const issue of result.error.issues) errors.push({ index, recordId, field: issue.path.join('.') || null, message: issue.message });
+        return;
+      }
+      const earlier = seenPairs.get(result.data.pair_id);
+      if (earlier !== undefined) {
+        errors.push({ index, recordId, field: 'pair_id', message: `pair_id ${result.data.pair_id} repeats record ${earlier}` });
+        return;
+      }
+      seenPairs.set(result.data.pair_id, index);
+      parsed.push({ index, record: result.data });
+    });
+    return parsed;
+  }
+
+  private indexFiles(files: ImportFile[]): Map<string, Buffer> {
+    const byName = new Map<string, Buffer>();
+    for (const file of files) {
+      const name = path.basename(file.fileName);
+      if (byName.has(name)) throw new UserErrorsException([userError(UserErrorCode.INVALID, `Two files are named ${name}`, ['input', 'images'])]);
+      byName.set(name, file.bytes);
+    }
+    return byName;
+  }
+
+  private async attachFiles(parsed: { index: number; record: FigureRecord }[], files: Map<string, Buffer>, errors: RecordError[]): Promise<Checked[]> {
+    const checked: Checked[] = [];
+    for (const { index, record } of parsed) {
+      const name = recordFileName(record);
+      const bytes = name ? files.get(path.basename(name)) : undefined;
+      if (!bytes) {
+        checked.push({ index, record });
+        continue;
+      }
+      try {
+        checked.push({ index, record, file: { bytes, inspected: await this.images.inspect(bytes, ['images', name!]) } });
+      } catch (error) {
+        if (!(error instanceof UserErrorsException)) throw error;
+        errors.push({ index, recordId: record.id == null ? null : String(record.id), field: 'imgs', message: `${name}: ${error.message}` });
+      }
+    }
+    return checked;
+  }
+
+  /** The same bytes may back only one image per project. */
+  private async checkHashConflicts(ctx: RequestContext, checked: Checked[], errors: RecordError[]): Promise<void> {
+    const withFiles = checked.filter((c) => c.file);
+    const stored = await this.images.existingHashes(ctx, withFiles.map((c) => c.file!.inspected.contentHash));
+    const storedPairs = await this.images.pairIdsOf(ctx, [...stored.values()]);
+    const firstByHash = new Map<string, Checked>();
+    for (const c of withFiles) {
+      const hash = c.file!.inspected.contentHash;
+      const recordId = c.record.id == null ? null : String(c.record.id);
+      const earlier = firstByHash.get(hash);
+      if (earlier) {
+        errors.push({ index: c.index, recordId, field: 'imgs', message: `same image bytes as record ${earlier.index}` });
+        continue;
+      }
+      firstByHash.set(hash, c);
+      const owner = stored.get(hash);
+      if (owner && storedPairs.get(owner) !== c.record.pair_id) {
+        errors.push({ index: c.index, recordId, field: 'imgs', message: `these bytes are already stored for another image (${storedPairs.get(owner) ?? owner})` });
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import type { AppServices } from '../../app-services';
+import { ConnectionType, connectionOf } from '../../platform/pagination';
+import { asPayload, UserError } from '../../platform/user-errors';
+import type { GraphQLContext } from '../projects/graphql-context';
+import { Role } from '../projects/role';
+import { Image } from './image.entity';
+import { ImagesArgs, UploadImageInput } from './images.inputs';
+import { ImageVariant } from './images.service';
+
+@ObjectType()
+export class ImageConnection extends ConnectionType(Image, 'Image') {}
+
+@ObjectType()
+export class UploadImagePayload {
+  @Field(() => Image, { nullable: true }) image?: Image | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
+/** Reads a multipart upload stream into memory, stopping at the byte limit. */
+async function readUpload(input: UploadImageInput, maxBytes: number): Promise<{ bytes: Buffer; fileName: string | null }> {
+  const upload = await input.file;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of upload.createReadStream()) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) break;
+    chunks.push(chunk as Buffer);
+  }
+  // One byte over the limit is enough for the validator to answer TOO_LARGE.
+  const bytes = Buffer.concat(chunks);
+  return { bytes: size > maxBytes ? Buffer.concat([bytes, Buffer.alloc(1)]) : bytes, fileName: upload.filename ?? null };
+}
+
+@Resolver(() => Image)
+export class ImagesResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @Query(() => ImageConnection, { description: 'Figures of the project, newest first by default.' })
+  async images(@Ctx() { ctx }: GraphQLContext, @Args() args: ImagesArgs): Promise<ImageConnection> {
+    return connectionOf(ImageConnection, await this.services.images.list(ctx, args, args.filter, args.orderBy));
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'Signed, expiring URL of the original file; null when only the record is stored.' })
+  url(@Root() image: Image, @Ctx() context: GraphQLContext): string | null {
+    return this.signedUrl(image, 'original', context);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'Signed, expiring URL of a WebP thumbnail.' })
+  thumbnailUrl(@Root() image: Image, @Ctx() context: GraphQLContext): string | null {
+    return this.signedUrl(image, 'thumbnail', context);
+  }
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => UploadImagePayload, { description: 'Uploads one image (GraphQL multipart request) with its figure metadata.' })
+  async uploadImage(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: UploadImageInput): Promise<UploadImagePayload> {
+    return asPayload(async () => {
+      const { bytes, fileName } = await readUpload(input, this.services.config.MAX_UPLOAD_BYTES);
+      return { image: await this.services.images.upload(ctx, bytes, fileName, input.metadata) };
+    });
+  }
+
+  private signedUrl(image: Image, variant: ImageVariant, { baseUrl }: GraphQLContext): string | null {
+    if (!image.contentHash) return null;
+    const path = `/files/images/${image.id}/${variant}`;
+    const { expires, signature } = this.services.signer.sign(path);
+    return `${baseUrl}${path}?expires=${expires}&signature=${signature}`;
+  }
+}

@@ -1,0 +1,185 @@
+import { Brackets, DataSource, EntityManager, In } from 'typeorm';
+import { RequestContext } from '../projects/request-context';
+import { BlobStorage } from '../../platform/storage';
+import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
+import { Image } from './image.entity';
+import { ImageSource, Modality } from './modality';
+import { ImageFilter, ImageMetadataInput, ImageOrder } from './images.inputs';
+import { ImageLimits, inspectImage, InspectedImage, makeThumbnail } from './image-bytes';
+
+export type ImageVariant = 'original' | 'thumbnail';
+
+export interface ImageFile {
+  bytes: Buffer;
+  contentType: string;
+}
+
+export const originalKey = (projectId: string, hash: string) => `projects/${projectId}/images/${hash}`;
+const thumbnailKey = (projectId: string, hash: string, size: number) => `projects/${projectId}/thumbnails/${size}/${hash}.webp`;
+
+/** Normalised metadata for an image row, whatever the source. */
+export interface ImageRecord {
+  pmid?: string | null;
+  pairId?: string | null;
+  figLabel?: string | null;
+  figId?: string | null;
+  graphicRef?: string | null;
+  fileName?: string | null;
+  caption?: string | null;
+  mentions?: string[] | null;
+  modalities?: Modality[] | null;
+}
+
+export class ImagesService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly storage: BlobStorage,
+    private readonly limits: ImageLimits,
+    private readonly thumbnailSize: number,
+  ) {}
+
+  async list(ctx: RequestContext, page: PageArgs, filter?: ImageFilter | null, order?: ImageOrder | null): Promise<ConnectionShape<Image>> {
+    const base = () => this.filtered(ctx, filter);
+    const keyset = { sortExpr: 'image.createdAt', idExpr: 'image.id', direction: order?.direction ?? SortDirection.DESC };
+    const rows = await applyKeyset(base(), keyset, page).getMany();
+    return toConnection(rows, page, (i) => ({ value: i.createdAt, id: i.id }), () => base().getCount());
+  }
+
+  async findById(ctx: RequestContext, id: string): Promise<Image | null> {
+    return this.ds.getRepository(Image).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Image[]> {
+    if (ids.length === 0) return [];
+    return this.ds.getRepository(Image).findBy({ id: In([...ids]), projectId: ctx.projectId });
+  }
+
+  /**
+   * Stores an uploaded image: validated and hashed first, then the content-addressed bytes, then the
+   * row. The same bytes twice in a project answer DUPLICATE with no second row.
+   */
+  async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: ImageMetadataInput | null | undefined): Promise<Image> {
+    const inspected = await inspectImage(bytes, this.limits, ['input', 'file']);
+    await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+    await this.storeBytes(ctx.projectId, bytes, inspected);
+    const row = this.newImage(ctx.projectId, ImageSource.UPLOAD, { ...metadata, fileName }, inspected);
+    try {
+      return await this.ds.getRepository(Image).save(row);
+    } catch (error) {
+      // A concurrent upload of the same bytes won the unique index between our check and insert.
+      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+      throw error;
+    }
+  }
+
+  /** For importers: validates bytes without writing, so a whole import can be checked before its transaction. */
+  inspect(bytes: Buffer, field: string[]): Promise<InspectedImage> {
+    return inspectImage(bytes, this.limits, field);
+  }
+
+  /**
+   * Inserts or updates image rows by PMC pair id inside the caller's transaction; bytes are attached
+   * when given. Re-importing the same record updates it instead of adding a second row.
+   */
+  async upsertRecords(em: EntityManager, ctx: RequestContext, records: { record: ImageRecord; file?: { bytes: Buffer; inspected: InspectedImage } }[]): Promise<Image[]> {
+    const pairIds = records.map((r) => r.record.pairId).filter((p): p is string => Boolean(p));
+    const existing = pairIds.length ? await em.findBy(Image, { projectId: ctx.projectId, pairId: In(pairIds) }) : [];
+    const byPair = new Map(existing.map((i) => [i.pairId, i]));
+    const rows = records.map(({ record, file }) => {
+      const row = byPair.get(record.pairId ?? '') ?? this.newImage(ctx.projectId, ImageSource.IMPORT, record, file?.inspected ?? null);
+      Object.assign(row, this.metadataColumns(record));
+      if (file && !row.contentHash) Object.assign(row, this.byteColumns(file.inspected));
+      return row;
+    });
+    for (const r of records) if (r.file) await this.storeBytes(ctx.projectId, r.file.bytes, r.file.inspected);
+    return em.save(Image, rows, { chunk: 500 });
+  }
+
+  /** Ids of images in the project that already hold these hashes. */
+  async existingHashes(ctx: RequestContext, hashes: string[]): Promise<Map<string, string>> {
+    if (hashes.length === 0) return new Map();
+    const rows = await this.ds.getRepository(Image).findBy({ projectId: ctx.projectId, contentHash: In(hashes) });
+    return new Map(rows.map((r) => [r.contentHash!, r.id]));
+  }
+
+  /** pair id of each image id, for messages about conflicting records. */
+  async pairIdsOf(ctx: RequestContext, ids: string[]): Promise<Map<string, string | null>> {
+    const rows = await this.findByIds(ctx, ids);
+    return new Map(rows.map((r) => [r.id, r.pairId]));
+  }
+
+  async readFile(image: Image, variant: ImageVariant): Promise<ImageFile | null> {
+    if (!image.contentHash) return null;
+    if (variant === 'original') return this.storage.get(originalKey(image.projectId, image.contentHash));
+    const key = thumbnailKey(image.projectId, image.contentHash, this.thumbnailSize);
+    const cached = await this.storage.get(key);
+    if (cached) return cached;
+    const original = await this.storage.get(originalKey(image.projectId, image.contentHash));
+    if (!original) return null;
+    const thumbnail = await makeThumbnail(original.bytes, this.thumbnailSize);
+    await this.storage.put(key, thumbnail, 'image/webp');
+    return { bytes: thumbnail, contentType: 'image/webp' };
+  }
+
+  private filtered(ctx: RequestContext, filter?: ImageFilter | null) {
+    const qb = this.ds.getRepository(Image).createQueryBuilder('image').where('image.projectId = :projectId', { projectId: ctx.projectId });
+    if (filter?.modalities?.length) qb.andWhere('image.modalities && :modalities::modality[]', { modalities: filter.modalities });
+    if (filter?.captionSearch?.trim()) {
+      qb.andWhere(`to_tsvector('english', image.caption) @@ websearch_to_tsquery('english', :search)`, { search: filter.captionSearch.trim() });
+    }
+    if (filter?.clusterId != null) qb.andWhere('image.clusterId = :clusterId', { clusterId: filter.clusterId });
+    if (filter?.hasBytes != null) qb.andWhere(filter.hasBytes ? 'image.contentHash IS NOT NULL' : 'image.contentHash IS NULL');
+    if (filter?.hasCandidates != null) {
+      const exists = 'EXISTS (SELECT 1 FROM candidates c WHERE c.image_id = image.id AND c.project_id = image.project_id)';
+      qb.andWhere(new Brackets((b) => b.where(filter.hasCandidates ? exists : `NOT ${exists}`)));
+    }
+    return qb;
+  }
+
+  private async assertNotDuplicate(em: EntityManager, projectId: string, contentHash: string, pairId: string | null): Promise<void> {
+    const byHash = await em.findOneBy(Image, { projectId, contentHash });
+    if (byHash) {
+      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `These bytes are already stored as image ${byHash.globalId}`, ['input', 'file'])]);
+    }
+    if (pairId && (await em.findOneBy(Image, { projectId, pairId }))) {
+      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `An image with pair id ${pairId} exists`, ['input', 'metadata', 'pairId'])]);
+    }
+  }
+
+  /**
+   * Content-addressed, so writing before the row is safe: a retry reuses the same key, and bytes
+   * whose row never committed are unreachable rather than wrong.
+   */
+  private storeBytes(projectId: string, bytes: Buffer, inspected: InspectedImage): Promise<void> {
+    return this.storage.put(originalKey(projectId, inspected.contentHash), bytes, inspected.mimeType);
+  }
+
+  private newImage(projectId: string, source: ImageSource, record: ImageRecord, inspected: InspectedImage | null): Image {
+    return this.ds.getRepository(Image).create({
+      projectId,
+      source,
+      ...this.metadataColumns(record),
+      ...(inspected ? this.byteColumns(inspected) : { contentHash: null, mimeType: null, width: null, height: null, byteSize: null }),
+      clusterId: null,
+    });
+  }
+
+  private metadataColumns(r: ImageRecord) {
+    return {
+      pmid: r.pmid ?? null,
+      pairId: r.pairId ?? null,
+      figLabel: r.figLabel ?? null,
+      figId: r.figId ?? null,
+      graphicRef: r.graphicRef ?? null,
+      fileName: r.fileName ?? null,
+      caption: r.caption ?? '',
+      mentions: r.mentions ?? [],
+      modalities: r.modalities?.length ? [...new Set(r.modalities)] : [Modality.OTHER],
+    };
+  }
+
+  private byteColumns(i: InspectedImage) {
+    return { contentHash: i.contentHash, mimeType: i.mimeType, width: i.width, height: i.height, byteSize: i.byteSize };
+  }
+}

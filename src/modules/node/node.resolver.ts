@@ -1,0 +1,41 @@
+import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
+import type { AppServices } from '../../app-services';
+import { Node } from '../../platform/entity-base';
+import { fromGlobalId } from '../../platform/ids';
+import { badInput, notFound } from '../../platform/errors';
+import { RequestContext } from '../projects/request-context';
+import type { GraphQLContext } from '../projects/graphql-context';
+
+type Finder = (services: AppServices, ctx: RequestContext, id: string) => Promise<Node | null>;
+
+/** Every Node type and the scoped lookup that re-fetches it; ids of other projects find nothing. */
+const finders: Record<string, Finder> = {
+  Project: (s, ctx, id) => s.projects.findProject(ctx, id),
+  User: (s, ctx, id) => s.projects.findUser(ctx, id),
+  Membership: (s, ctx, id) => s.projects.findMembership(ctx, id),
+  ApiKey: (s, ctx, id) => (ctx.role === 'OWNER' ? s.projects.findApiKey(ctx, id) : Promise.resolve(null)),
+  Image: (s, ctx, id) => s.images.findById(ctx, id),
+  Demonstration: (s, ctx, id) => s.demonstrations.findById(ctx, id),
+  Candidate: (s, ctx, id) => s.candidates.findById(ctx, id),
+  Preference: (s, ctx, id) => s.preferences.findById(ctx, id),
+  SelectorModel: (s, ctx, id) => s.selectors.findById(ctx, id),
+  Score: (s, ctx, id) => s.scoring.findById(ctx, id),
+  Dataset: (s, ctx, id) => s.datasets.findById(ctx, id),
+  DatasetItem: (s, ctx, id) => s.datasets.findItemById(ctx, id),
+  Run: (s, ctx, id) => s.runs.findById(ctx, id),
+};
+
+@Resolver()
+export class NodeResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @Query(() => Node, { nullable: true, description: 'Re-fetches any object by its global id. NOT_FOUND when it does not exist or belongs to another project.' })
+  async node(@Ctx() { ctx }: GraphQLContext, @Arg('id', () => ID) id: string): Promise<Node | null> {
+    const parsed = fromGlobalId(id);
+    const find = parsed && finders[parsed.type];
+    if (!find) throw badInput('Not a valid id', 'id');
+    const found = await find(this.services, ctx, parsed.id);
+    if (!found) throw notFound(parsed.type);
+    return found;
+  }
+}

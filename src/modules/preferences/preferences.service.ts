@@ -1,0 +1,106 @@
+import { DataSource } from 'typeorm';
+import { RequestContext } from '../projects/request-context';
+import { badInput, DomainError, ErrorCode } from '../../platform/errors';
+import { expectGlobalId } from '../../platform/ids';
+import { countsByKeys } from '../../platform/loaders';
+import { applyKeyset, childPageSubquery, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { Candidate, CandidateForm } from '../candidates/candidate.entity';
+import { CandidatesService } from '../candidates/candidates.service';
+import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
+import { PreferenceFilter, RecordPreferenceInput } from './preferences.inputs';
+
+export class PreferencesService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly candidates: CandidatesService,
+  ) {}
+
+  async list(ctx: RequestContext, page: PageArgs, filter?: PreferenceFilter | null): Promise<ConnectionShape<Preference>> {
+    const base = () => {
+      const qb = this.ds.getRepository(Preference).createQueryBuilder('p').where('p.projectId = :projectId', { projectId: ctx.projectId });
+      if (filter?.sources?.length) qb.andWhere('p.source IN (:...sources)', { sources: filter.sources });
+      if (filter?.kinds?.length) qb.andWhere('p.kind IN (:...kinds)', { kinds: filter.kinds });
+      if (filter?.annotatorId) qb.andWhere('p.annotatorId = :annotatorId', { annotatorId: expectGlobalId(filter.annotatorId, 'User', 'filter.annotatorId') });
+      if (filter?.candidateId) qb.andWhere('p.candidateId = :candidateId', { candidateId: expectGlobalId(filter.candidateId, 'Candidate', 'filter.candidateId') });
+      return qb;
+    };
+    const rows = await applyKeyset(base(), { sortExpr: 'p.createdAt', idExpr: 'p.id', direction: SortDirection.DESC }, page).getMany();
+    return toConnection(rows, page, (p) => ({ value: p.createdAt, id: p.id }), () => base().getCount());
+  }
+
+  async findById(ctx: RequestContext, id: string): Promise<Preference | null> {
+    return this.ds.getRepository(Preference).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  async pagesByCandidate(ctx: RequestContext, candidateIds: readonly string[], page: PageArgs): Promise<Preference[]> {
+    const { sql, params } = childPageSubquery({ table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
+    return this.ds.getRepository(Preference).createQueryBuilder('p').where(`p.id IN (${sql})`, params).orderBy('p.createdAt', 'DESC').addOrderBy('p.id', 'DESC').getMany();
+  }
+
+  async countsByCandidate(ctx: RequestContext, candidateIds: readonly string[]): Promise<number[]> {
+    const rows = await this.ds.query(
+      `SELECT candidate_id AS key, count(*) AS count FROM preferences WHERE project_id = $1 AND candidate_id = ANY($2::uuid[]) GROUP BY candidate_id`,
+      [ctx.projectId, [...candidateIds]],
+    );
+    return countsByKeys(candidateIds, rows);
+  }
+
+  /** A clinician's preference, checked against the candidate it judges. */
+  async recordClinicianPreference(ctx: RequestContext, input: RecordPreferenceInput): Promise<Preference> {
+    const candidate = await this.requireCandidate(ctx, input.candidateId, 'candidateId');
+    const otherCandidateId = input.otherCandidateId ? (await this.requireCandidate(ctx, input.otherCandidateId, 'otherCandidateId')).id : null;
+    this.checkShape(input, candidate, otherCandidateId);
+    const repo = this.ds.getRepository(Preference);
+    return repo.save(
+      repo.create({
+        projectId: ctx.projectId,
+        candidateId: candidate.id,
+        source: PreferenceSource.CLINICIAN,
+        kind: input.kind,
+        annotatorId: ctx.userId,
+        judgeModel: null,
+        runId: null,
+        roundIndex: input.roundIndex ?? null,
+        otherCandidateId,
+        choice: input.kind === PreferenceKind.PAIRWISE ? input.choice! : null,
+        rating: input.kind === PreferenceKind.RATING ? input.rating! : null,
+        rubricVersion: input.rubricVersion ?? null,
+        rationale: input.rationale ?? null,
+        answerIndex: input.kind === PreferenceKind.ACCEPTANCE ? input.answerIndex! : null,
+        accepted: input.kind === PreferenceKind.ACCEPTANCE ? input.accepted! : null,
+      }),
+    );
+  }
+
+  private async requireCandidate(ctx: RequestContext, globalId: string, field: string): Promise<Candidate> {
+    const candidate = await this.candidates.findById(ctx, expectGlobalId(globalId, 'Candidate', field));
+    if (!candidate) throw new DomainError(ErrorCode.NOT_FOUND, 'Candidate not found', field);
+    return candidate;
+  }
+
+  private checkShape(input: RecordPreferenceInput, candidate: Candidate, otherCandidateId: string | null): void {
+    if (input.roundIndex != null && input.roundIndex >= candidate.rounds.length) {
+      throw badInput(`The candidate has ${candidate.rounds.length} rounds`, 'roundIndex');
+    }
+    const twoAnswerRound = () => {
+      if (input.roundIndex == null) throw badInput('roundIndex is required to judge the answers of a round', 'roundIndex');
+      if (candidate.form !== CandidateForm.TWO_ANSWERS) throw badInput('The candidate has one answer per question', 'candidateId');
+    };
+    switch (input.kind) {
+      case PreferenceKind.PAIRWISE:
+        if (!input.choice) throw badInput('PAIRWISE needs choice', 'choice');
+        if (otherCandidateId === candidate.id) throw badInput('A candidate cannot be compared with itself', 'otherCandidateId');
+        if (!otherCandidateId) twoAnswerRound();
+        break;
+      case PreferenceKind.RATING:
+        if (input.rating == null) throw badInput('RATING needs rating', 'rating');
+        if (!input.rubricVersion) throw badInput('RATING needs rubricVersion', 'rubricVersion');
+        break;
+      case PreferenceKind.ACCEPTANCE:
+        if (input.answerIndex == null || input.accepted == null) throw badInput('ACCEPTANCE needs answerIndex and accepted', 'answerIndex');
+        if (input.roundIndex == null) throw badInput('roundIndex is required to judge an answer', 'roundIndex');
+        if (input.answerIndex === 1) twoAnswerRound();
+        break;
+    }
+  }
+}

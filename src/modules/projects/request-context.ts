@@ -1,0 +1,34 @@
+import { Role, roleAtLeast } from './role';
+import { DomainError, ErrorCode } from '../../platform/errors';
+
+/**
+ * Who is calling and for which project, created once per HTTP request or subscription event.
+ * Services take it first and scope every query by `projectId`. Loaders live here so that each
+ * request batches and caches on its own and never sees another caller's rows.
+ */
+export class RequestContext {
+  private readonly loaders = new Map<string, unknown>();
+
+  constructor(
+    readonly projectId: string,
+    readonly userId: string,
+    readonly role: Role,
+    readonly apiKeyId: string | null,
+  ) {}
+
+  /** The per-request instance of a loader, created on first use. */
+  loader<T>(key: string, create: () => T): T {
+    let loader = this.loaders.get(key) as T | undefined;
+    if (!loader) {
+      loader = create();
+      this.loaders.set(key, loader);
+    }
+    return loader;
+  }
+
+  assertRole(needed: Role): void {
+    if (!roleAtLeast(this.role, needed)) {
+      throw new DomainError(ErrorCode.FORBIDDEN, `This needs the ${needed} role or higher in the project`);
+    }
+  }
+}

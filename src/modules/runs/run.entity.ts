@@ -1,0 +1,85 @@
+import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, Entity, Index } from 'typeorm';
+import { GraphQLDateTime, GraphQLJSONObject } from 'graphql-scalars';
+import { Node, ProjectScopedEntity } from '../../platform/entity-base';
+
+export enum RunKind {
+  GENERATION = 'GENERATION',
+  RATING = 'RATING',
+  CLUSTERING = 'CLUSTERING',
+  SCORING = 'SCORING',
+  TRAINING = 'TRAINING',
+  EXPORT = 'EXPORT',
+}
+registerEnumType(RunKind, { name: 'RunKind' });
+
+export enum RunStatus {
+  QUEUED = 'QUEUED',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+}
+registerEnumType(RunStatus, { name: 'RunStatus' });
+
+/** Long work (DESIGN.md §4): created by a mutation, done by workers, followed by polling or subscription. */
+@ObjectType({ implements: Node })
+@Entity({ name: 'runs' })
+@Index(['projectId', 'createdAt', 'id'])
+@Index(['projectId', 'kind', 'status'])
+export class Run extends ProjectScopedEntity {
+  @Field(() => RunKind)
+  @Column({ type: 'enum', enum: RunKind, enumName: 'run_kind' })
+  kind: RunKind;
+
+  @Field(() => RunStatus)
+  @Column({ type: 'enum', enum: RunStatus, enumName: 'run_status', default: RunStatus.QUEUED })
+  status: RunStatus;
+
+  @Field(() => GraphQLJSONObject)
+  @Column('jsonb', { default: () => "'{}'" })
+  params: Record<string, unknown>;
+
+  @Field(() => Int, { description: 'Items the run will process.' })
+  @Column('int', { default: 0 })
+  total: number;
+
+  @Field(() => Int)
+  @Column('int', { default: 0 })
+  done: number;
+
+  @Field(() => Int)
+  @Column('int', { default: 0 })
+  failed: number;
+
+  @Field(() => Float)
+  @Column('bigint', { default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  promptTokens: number;
+
+  @Field(() => Float)
+  @Column('bigint', { default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  completionTokens: number;
+
+  @Field(() => Float, { description: 'Estimated cost in US dollars.' })
+  @Column('numeric', { precision: 12, scale: 6, default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  costUsd: number;
+
+  @Field(() => String, { nullable: true })
+  @Column('text', { nullable: true })
+  lastError: string | null;
+
+  @Column('uuid', { nullable: true })
+  createdById: string | null;
+
+  @Field(() => GraphQLDateTime, { nullable: true })
+  @Column({ type: 'timestamptz', nullable: true, precision: 3 })
+  startedAt: Date | null;
+
+  @Field(() => GraphQLDateTime, { nullable: true })
+  @Column({ type: 'timestamptz', nullable: true, precision: 3 })
+  finishedAt: Date | null;
+
+  @Field(() => GraphQLDateTime, { nullable: true })
+  @Column({ type: 'timestamptz', nullable: true, precision: 3 })
+  cancelRequestedAt: Date | null;
+}

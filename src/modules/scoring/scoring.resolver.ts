@@ -1,0 +1,48 @@
+import { Arg, Args, Ctx, FieldResolver, Float, ID, ObjectType, Resolver, Root } from 'type-graphql';
+import type { AppServices } from '../../app-services';
+import { expectGlobalId } from '../../platform/ids';
+import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
+import type { GraphQLContext } from '../projects/graphql-context';
+import { Candidate } from '../candidates/candidate.entity';
+import { candidateByIdLoader } from '../candidates/candidates.loaders';
+import { SelectorModel } from '../selectors/selector-model.entity';
+import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
+import { Score } from './score.entity';
+import { scoreBySelectorLoader, scoreCountByCandidateLoader, scorePagesByCandidateLoader } from './scoring.loaders';
+
+@ObjectType()
+export class ScoreConnection extends ConnectionType(Score, 'Score') {}
+
+@Resolver(() => Score)
+export class ScoresResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @FieldResolver(() => SelectorModel)
+  async selectorModel(@Root() score: Score, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel | null> {
+    return selectorModelByIdLoader(ctx, this.services.selectors).load(score.selectorModelId);
+  }
+
+  @FieldResolver(() => Candidate)
+  async candidate(@Root() score: Score, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
+    return candidateByIdLoader(ctx, this.services.candidates).load(score.candidateId);
+  }
+}
+
+@Resolver(() => Candidate)
+export class CandidateScoresResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @FieldResolver(() => ScoreConnection, { description: 'Scores of this candidate under every selector model.' })
+  async scores(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<ScoreConnection> {
+    const rows = await scorePagesByCandidateLoader(ctx, this.services.scoring, page).load(candidate.id);
+    const count = () => scoreCountByCandidateLoader(ctx, this.services.scoring).load(candidate.id);
+    return connectionOf(ScoreConnection, toConnection(rows, page, (s) => ({ value: s.createdAt, id: s.id }), count));
+  }
+
+  @FieldResolver(() => Float, { nullable: true, description: 'The score under one selector model, null if not scored.' })
+  async score(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Arg('selectorModelId', () => ID) selectorModelId: string): Promise<number | null> {
+    const id = expectGlobalId(selectorModelId, 'SelectorModel', 'selectorModelId');
+    const score = await scoreBySelectorLoader(ctx, this.services.scoring, id).load(candidate.id);
+    return score?.value ?? null;
+  }
+}

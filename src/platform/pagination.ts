@@ -1,0 +1,163 @@
+import { ArgsType, ClassType, Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Max, Min, IsOptional, IsString, MaxLength } from 'class-validator';
+import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { badInput } from './errors';
+
+export const MAX_PAGE_SIZE = 100;
+
+export enum SortDirection {
+  ASC = 'ASC',
+  DESC = 'DESC',
+}
+registerEnumType(SortDirection, { name: 'SortDirection' });
+
+@ObjectType()
+export class PageInfo {
+  @Field() hasNextPage: boolean;
+  @Field() hasPreviousPage: boolean;
+  @Field(() => String, { nullable: true }) startCursor: string | null;
+  @Field(() => String, { nullable: true }) endCursor: string | null;
+}
+
+@ArgsType()
+export class PageArgs {
+  @Field(() => Int, { description: `Page size, 1 to ${MAX_PAGE_SIZE}.` })
+  @Min(1)
+  @Max(MAX_PAGE_SIZE)
+  first: number;
+
+  @Field(() => String, { nullable: true, description: 'Cursor of the last edge already seen.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  after?: string | null;
+}
+
+/** The key a row is sorted by: a timestamp or a number, with the row id as the tie-breaker. */
+export type SortValue = Date | number;
+
+export function encodeCursor(value: SortValue, id: string): string {
+  const v = value instanceof Date ? { t: value.toISOString() } : { n: value };
+  return Buffer.from(JSON.stringify([v, id]), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { value: SortValue; id: string } {
+  try {
+    const [v, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (typeof id !== 'string') throw new Error('id');
+    if (typeof v?.t === 'string' && !Number.isNaN(Date.parse(v.t))) return { value: new Date(v.t), id };
+    if (typeof v?.n === 'number' && Number.isFinite(v.n)) return { value: v.n, id };
+  } catch {
+    /* fall through to the input error */
+  }
+  throw badInput('Invalid cursor', 'after');
+}
+
+export interface Keyset {
+  /** SQL expression of the sort key, e.g. `image.created_at`. */
+  sortExpr: string;
+  /** SQL expression of the tie-breaker, e.g. `image.id`. */
+  idExpr: string;
+  direction: SortDirection;
+}
+
+/** Adds keyset pagination: rows strictly after the cursor in sort order, one extra row to see if more follow. */
+export function applyKeyset<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, keyset: Keyset, page: PageArgs): SelectQueryBuilder<T> {
+  const { sortExpr, idExpr, direction } = keyset;
+  if (page.after) {
+    const { value, id } = decodeCursor(page.after);
+    const op = direction === SortDirection.DESC ? '<' : '>';
+    qb.andWhere(`(${sortExpr}, ${idExpr}) ${op} (:cursorValue, :cursorId)`, { cursorValue: value, cursorId: id });
+  }
+  return qb.orderBy(sortExpr, direction).addOrderBy(idExpr, direction).limit(page.first + 1);
+}
+
+export interface ConnectionShape<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: PageInfo;
+  totalCount(): Promise<number>;
+}
+
+/** Builds a connection from `first + 1` fetched rows; the count runs only when a client asks for it. */
+export function toConnection<T>(
+  rows: T[],
+  page: PageArgs,
+  sortKey: (row: T) => { value: SortValue; id: string },
+  count: () => Promise<number>,
+): ConnectionShape<T> {
+  const visible = rows.slice(0, page.first);
+  const edges = visible.map((node) => {
+    const { value, id } = sortKey(node);
+    return { cursor: encodeCursor(value, id), node };
+  });
+  let counted: Promise<number> | undefined;
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: rows.length > page.first,
+      hasPreviousPage: Boolean(page.after),
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges[edges.length - 1]?.cursor ?? null,
+    },
+    totalCount: () => (counted ??= count()),
+  };
+}
+
+/** type-graphql classes for `<Name>Connection` and `<Name>Edge`. */
+export function ConnectionType<T extends object>(nodeType: ClassType<T>, name: string) {
+  @ObjectType(`${name}Edge`)
+  class Edge {
+    @Field() cursor: string;
+    @Field(() => nodeType) node: T;
+  }
+
+  @ObjectType(`${name}Connection`)
+  class Connection implements ConnectionShape<T> {
+    @Field(() => [Edge]) edges: { cursor: string; node: T }[];
+    @Field(() => PageInfo) pageInfo: PageInfo;
+    countThunk: () => Promise<number>;
+
+    @Field(() => Int, { description: 'Rows matching the filter, ignoring pagination.' })
+    totalCount(): Promise<number> {
+      return this.countThunk();
+    }
+  }
+  return Connection;
+}
+
+export function connectionOf<C extends object>(ConnectionClass: new () => C, shape: ConnectionShape<unknown>): C {
+  return Object.assign(new ConnectionClass(), { edges: shape.edges, pageInfo: shape.pageInfo, countThunk: shape.totalCount }) as C;
+}
+
+export interface ChildPageQuery {
+  /** Table of the child rows, e.g. `candidates`. */
+  table: string;
+  /** Column holding the parent id, e.g. `image_id`. */
+  parentColumn: string;
+  projectId: string;
+  parentIds: readonly string[];
+  page: PageArgs;
+  direction?: SortDirection;
+}
+
+/**
+ * A page of children for many parents at once: a window function numbers each parent's children in
+ * (created_at, id) order and keeps `first + 1` of them, so that a whole page of parents costs one
+ * statement. Use as `qb.where(\`alias.id IN (${sql})\`, params)`.
+ */
+export function childPageSubquery(q: ChildPageQuery): { sql: string; params: Record<string, unknown> } {
+  const direction = q.direction ?? SortDirection.DESC;
+  const params: Record<string, unknown> = { cpProject: q.projectId, cpParents: [...q.parentIds], cpLimit: q.page.first + 1 };
+  let cursorCondition = '';
+  if (q.page.after) {
+    const { value, id } = decodeCursor(q.page.after);
+    Object.assign(params, { cpValue: value, cpId: id });
+    cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} (:cpValue, :cpId)`;
+  }
+  const sql = `SELECT ranked.id FROM (
+       SELECT id, row_number() OVER (PARTITION BY ${q.parentColumn} ORDER BY created_at ${direction}, id ${direction}) AS rn
+         FROM ${q.table}
+        WHERE project_id = :cpProject AND ${q.parentColumn} = ANY(:cpParents::uuid[]) ${cursorCondition}
+     ) ranked WHERE ranked.rn <= :cpLimit`;
+  return { sql, params };
+}

@@ -1,0 +1,58 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { DomainError, ErrorCode } from './errors';
+
+/** Codes of expected failures returned in a payload's `userErrors`. */
+export enum UserErrorCode {
+  INVALID = 'INVALID',
+  NOT_FOUND = 'NOT_FOUND',
+  DUPLICATE = 'DUPLICATE',
+  CONFLICT = 'CONFLICT',
+  TOO_LARGE = 'TOO_LARGE',
+  UNSUPPORTED_MEDIA = 'UNSUPPORTED_MEDIA',
+}
+registerEnumType(UserErrorCode, { name: 'UserErrorCode' });
+
+@ObjectType({ description: 'An expected failure of a mutation; nothing was written.' })
+export class UserError {
+  @Field(() => [String], { nullable: true, description: 'Path to the input field at fault.' })
+  field: string[] | null;
+
+  @Field()
+  message: string;
+
+  @Field(() => UserErrorCode)
+  code: UserErrorCode;
+}
+
+export function userError(code: UserErrorCode, message: string, field?: string | string[]): UserError {
+  return { code, message, field: field === undefined ? null : Array.isArray(field) ? field : [field] };
+}
+
+/** An expected failure thrown deep in a service and returned as `userErrors` by the resolver. */
+export class UserErrorsException extends Error {
+  constructor(readonly errors: UserError[]) {
+    super(errors.map((e) => e.message).join('; '));
+  }
+}
+
+const fromDomain: Partial<Record<ErrorCode, UserErrorCode>> = {
+  [ErrorCode.BAD_USER_INPUT]: UserErrorCode.INVALID,
+  [ErrorCode.NOT_FOUND]: UserErrorCode.NOT_FOUND,
+  [ErrorCode.CONFLICT]: UserErrorCode.CONFLICT,
+};
+
+/**
+ * Runs a mutation's service call: expected failures become `userErrors`, authorization and
+ * unexpected failures stay GraphQL errors.
+ */
+export async function asPayload<T extends object>(work: () => Promise<T>): Promise<T & { userErrors: UserError[] }> {
+  try {
+    return { ...(await work()), userErrors: [] };
+  } catch (error) {
+    if (error instanceof UserErrorsException) return { userErrors: error.errors } as T & { userErrors: UserError[] };
+    if (error instanceof DomainError && fromDomain[error.code]) {
+      return { userErrors: [userError(fromDomain[error.code]!, error.message, error.field)] } as T & { userErrors: UserError[] };
+    }
+    throw error;
+  }
+}

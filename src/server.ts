@@ -1,0 +1,139 @@
+import http from 'node:http';
+import express, { Request } from 'express';
+import { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { graphqlUploadExpress } from 'graphql-upload-minimal';
+import { getDistDirectory, renderAltair } from 'altair-static';
+import { DataSource } from 'typeorm';
+import { AppConfig } from './platform/config';
+import { DomainError, formatError, toGraphQLError } from './platform/errors';
+import { migrationsApplied } from './platform/db';
+import { loadSigningSecret, UrlSigner } from './platform/signing';
+import { logger } from './platform/logging';
+import { AppServices, createServices } from './app-services';
+import { buildAppSchema } from './schema';
+import { GraphQLContext } from './modules/projects/graphql-context';
+import { imageFilesRouter } from './modules/images/image-files.routes';
+
+export interface RunningServer {
+  url: string;
+  graphqlUrl: string;
+  services: AppServices;
+  httpServer: http.Server;
+  close(): Promise<void>;
+}
+
+const GRAPHQL_PATH = '/graphql';
+
+function baseUrlOf(req: Request, config: AppConfig): string {
+  return config.PUBLIC_URL?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
+}
+
+/** The api process: GraphQL over HTTP and WebSocket on one port, file downloads, health probes. */
+export async function startServer(ds: DataSource, config: AppConfig): Promise<RunningServer> {
+  const signer = new UrlSigner(await loadSigningSecret(ds, config.URL_SIGNING_SECRET), config.SIGNED_URL_TTL_SECONDS);
+  const services = createServices(ds, config, signer);
+  const schema = await buildAppSchema(services);
+  const exposeDetails = config.EXPOSE_ERROR_DETAILS ?? config.NODE_ENV !== 'production';
+
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = http.createServer(app);
+
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsCleanup = useServer<Record<string, unknown>, { ctx?: GraphQLContext['ctx'] }>(
+    {
+      schema,
+      onConnect: async (c) => {
+        const authorization = c.connectionParams?.authorization ?? c.connectionParams?.Authorization;
+        try {
+          c.extra.ctx = await services.auth.authenticateHeader(typeof authorization === 'string' ? authorization : null);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      // Fresh context (and so fresh loaders) for every operation and event.
+      context: (c) => ({ ctx: c.extra.ctx!, baseUrl: config.PUBLIC_URL ?? `http://${c.extra.request.headers.host}` }),
+    },
+    wsServer,
+  );
+
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema,
+    formatError: formatError(exposeDetails),
+    includeStacktraceInErrorResponses: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginLandingPageDisabled(),
+      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+    ],
+  });
+  await apollo.start();
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await ds.query('SELECT 1');
+      const applied = await migrationsApplied(ds);
+      res.status(applied ? 200 : 503).json({ status: applied ? 'ready' : 'migrations pending', database: 'ok' });
+    } catch (error) {
+      res.status(503).json({ status: 'unavailable', database: String((error as Error).message) });
+    }
+  });
+
+  // A GraphQL IDE served from the npm package: works offline, no CDN.
+  app.use('/ide', express.static(getDistDirectory(), { index: false }));
+  app.get(['/ide', '/ide/'], (req, res) => {
+    const base = baseUrlOf(req, config);
+    res.type('html').send(
+      renderAltair({
+        baseURL: '/ide/',
+        endpointURL: `${base}${GRAPHQL_PATH}`,
+        subscriptionsEndpoint: `${base.replace(/^http/, 'ws')}${GRAPHQL_PATH}`,
+        initialHeaders: { Authorization: 'Bearer <your API key>' },
+        disableAccount: true,
+      }),
+    );
+  });
+  app.get('/', (_req, res) => void res.redirect('/ide/'));
+
+  app.use(imageFilesRouter(services));
+
+  app.use(
+    GRAPHQL_PATH,
+    express.json({ limit: '20mb' }),
+    graphqlUploadExpress({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: config.MAX_UPLOAD_FILES }),
+    expressMiddleware(apollo, {
+      context: async ({ req }): Promise<GraphQLContext> => {
+        try {
+          return { ctx: await services.auth.authenticateHeader(req.headers.authorization), baseUrl: baseUrlOf(req, config) };
+        } catch (error) {
+          if (error instanceof DomainError) throw toGraphQLError(error);
+          throw error;
+        }
+      },
+    }),
+  );
+
+  await new Promise<void>((resolve) => httpServer.listen(config.PORT, config.HOST, resolve));
+  const address = httpServer.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+  logger.info('api listening', { url: `${url}${GRAPHQL_PATH}` });
+
+  return {
+    url,
+    graphqlUrl: `${url}${GRAPHQL_PATH}`,
+    services,
+    httpServer,
+    close: async () => {
+      await apollo.stop();
+      wsServer.close();
+    },
+  };
+}
