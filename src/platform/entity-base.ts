@@ -1,4 +1,4 @@
-import { Field, ID, InterfaceType } from 'type-graphql';
+import { Field, ID, InterfaceType, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { GraphQLDateTime } from 'graphql-scalars';
 import { toGlobalId } from './ids';
@@ -13,7 +13,9 @@ export abstract class Node {
 /**
  * Columns every table has. Timestamps keep millisecond precision so that a cursor built from a
  * JavaScript Date finds its row again.
+ * Decorated so that subclasses inherit its fields; type-graphql emits only types the schema reaches.
  */
+@ObjectType()
 export abstract class TimestampedEntity {
   @PrimaryGeneratedColumn('uuid')
   id: string;
@@ -32,6 +34,7 @@ export abstract class TimestampedEntity {
 }
 
 /** A row that belongs to one project; services always filter on `projectId`. */
+@ObjectType()
 export abstract class ProjectScopedEntity extends TimestampedEntity {
   @Column('uuid')
   projectId: string;

@@ -13,7 +13,7 @@ export const figureRecordSchema = z
     id: z.union([z.number().int(), z.string().max(128)]).optional(),
     imgs: z.string().min(1).max(512).optional(),
     image: z.string().min(1).max(512).optional(),
-    domain: z.record(z.enum(Object.keys(DOMAIN_FLAG_MODALITY) as [string, ...string[]]), z.boolean()).optional(),
+    domain: z.partialRecord(z.enum(Object.keys(DOMAIN_FLAG_MODALITY) as [string, ...string[]]), z.boolean()).optional(),
     conversations: z
       .array(z.object({ from: z.enum(['human', 'gpt']), value: z.string().min(1).max(20000) }).strict())
       .min(2)
