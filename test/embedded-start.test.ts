@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { spawn, ChildProcess } from 'node:child_process';
+import { gql } from './support/graphql-client';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`timed out; output so far:\n${output}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (pattern.test(output)) {
+        clearTimeout(timer);
+        resolve(output);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+}
+
+/** `npm start` without DATABASE_URL: embedded Postgres, migrations, demo seed, a working dev key. */
+describe('single-process start on the embedded database', () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bmv-start-'));
+  // Postgres runs as its own user when the tests run as root: it must be able to enter the folder.
+  fs.chmodSync(dataDir, 0o755);
+  let child: ChildProcess;
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts, prints a working development key, serves the seeded demo, and stops its Postgres on SIGTERM', async () => {
+    const [port, pgPort] = [await freePort(), await freePort()];
+    const env = { ...process.env, PORT: String(port), EMBEDDED_PG_PORT: String(pgPort), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    delete env.DATABASE_URL;
+    child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts', 'serve'], { cwd: path.resolve(__dirname, '..'), env });
+    const output = await waitForOutput(child, /Dev key:\s+(bmv_\S+)/, 90_000);
+    const key = /Dev key:\s+(bmv_\S+)/.exec(output)![1];
+    expect(fs.readFileSync(path.join(dataDir, 'dev-api-key'), 'utf8').trim()).toBe(key);
+
+    const res = await gql(`http://127.0.0.1:${port}/graphql`, key, '{ viewer { role project { slug } } images(first: 10) { totalCount } demonstrations(first: 10) { totalCount } }');
+    expect(res.errors).toBeUndefined();
+    expect(res.data).toEqual({ viewer: { role: 'OWNER', project: { slug: 'demo' } }, images: { totalCount: 3 }, demonstrations: { totalCount: 1 } });
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    const ide = await fetch(`http://127.0.0.1:${port}/ide/`);
+    expect(ide.status).toBe(200);
+    expect(await ide.text()).not.toMatch(/https?:\/\/(cdn|unpkg|cdnjs|jsdelivr)/);
+
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    expect(fs.existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+  }, 120_000);
+});
