@@ -8,7 +8,7 @@ import { authChecker } from './modules/projects/auth-checker';
 import { ProjectsResolver, MembershipsResolver, ApiKeysResolver } from './modules/projects/projects.resolver';
 import { ImagesResolver } from './modules/images/images.resolver';
 import { CandidatesResolver, ImageCandidatesResolver } from './modules/candidates/candidates.resolver';
-import { DemonstrationsResolver } from './modules/demonstrations/demonstrations.resolver';
+import { DemonstrationsResolver, CandidateDemonstrationsResolver } from './modules/demonstrations/demonstrations.resolver';
 import { PreferencesResolver, CandidatePreferencesResolver } from './modules/preferences/preferences.resolver';
 import { SelectorsResolver } from './modules/selectors/selectors.resolver';
 import { ScoresResolver, CandidateScoresResolver } from './modules/scoring/scoring.resolver';
@@ -27,6 +27,7 @@ export const resolvers = [
   CandidateScoresResolver,
   CandidatePreferencesResolver,
   DemonstrationsResolver,
+  CandidateDemonstrationsResolver,
   PreferencesResolver,
   SelectorsResolver,
   ScoresResolver,

@@ -44,6 +44,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
 
+  const formatErr = formatError(exposeDetails);
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
   const wsCleanup = useServer<Record<string, unknown>, { ctx?: GraphQLContext['ctx'] }>(
     {
@@ -57,6 +58,9 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
           return false;
         }
       },
+      // Errors over the socket carry the same codes and masking as over HTTP.
+      onNext: (_c, _id, _payload, _args, result) =>
+        'errors' in result && result.errors?.length ? { ...result, errors: result.errors.map((e) => formatErr(e.toJSON(), e)) } : result,
       // Fresh context (and so fresh loaders) for every operation and event.
       context: (c) => ({ ctx: c.extra.ctx!, baseUrl: config.PUBLIC_URL ?? `http://${c.extra.request.headers.host}` }),
     },
@@ -65,7 +69,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
-    formatError: formatError(exposeDetails),
+    formatError: formatErr,
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),

@@ -48,7 +48,7 @@ describe('single-process start on the embedded database', () => {
 
   it('starts, prints a working development key, serves the seeded demo, and stops its Postgres on SIGTERM', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
-    const env = { ...process.env, PORT: String(port), EMBEDDED_PG_PORT: String(pgPort), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), EMBEDDED_PG_PORT: String(pgPort), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
     delete env.DATABASE_URL;
     child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts', 'serve'], { cwd: path.resolve(__dirname, '..'), env });
     const output = await waitForOutput(child, /Dev key:\s+(bmv_\S+)/, 90_000);

@@ -11,7 +11,7 @@ export async function gql<T = Record<string, any>>(url: string, key: string | nu
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
-  const body = await res.json();
+  const body = (await res.json()) as { data?: T | null; errors?: GraphQLResponse["errors"] };
   return { status: res.status, data: body.data, errors: body.errors };
 }
 
@@ -43,7 +43,7 @@ export async function gqlUpload<T = Record<string, any>>(
     headers: { 'apollo-require-preflight': 'true', ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: form,
   });
-  const body = await res.json();
+  const body = (await res.json()) as { data?: T | null; errors?: GraphQLResponse["errors"] };
   return { status: res.status, data: body.data, errors: body.errors };
 }
 

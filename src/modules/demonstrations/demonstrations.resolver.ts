@@ -3,7 +3,7 @@ import type { FileUpload } from 'graphql-upload-minimal';
 import type { AppServices } from '../../app-services';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
-import { ConnectionType, connectionOf } from '../../platform/pagination';
+import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
@@ -11,7 +11,10 @@ import { User } from '../projects/user.entity';
 import { userByIdLoader } from '../projects/projects.loaders';
 import { Image } from '../images/image.entity';
 import { imageByIdLoader } from '../images/images.loaders';
+import { Candidate } from '../candidates/candidate.entity';
+import { candidateByIdLoader } from '../candidates/candidates.loaders';
 import { Demonstration } from './demonstration.entity';
+import { demonstrationByIdLoader } from './demonstrations.loaders';
 import { DemonstrationsArgs, ImportRecordsInput, SetDemonstrationActiveInput } from './demonstrations.inputs';
 import { ImportFile } from './records-import.service';
 
@@ -87,6 +90,11 @@ export class DemonstrationsResolver {
     return demonstration.selectedById ? userByIdLoader(ctx, this.services.projects).load(demonstration.selectedById) : null;
   }
 
+  @FieldResolver(() => Candidate, { nullable: true, description: 'The generated candidate this demonstration was accepted from, if any.' })
+  async sourceCandidate(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
+    return demonstration.sourceCandidateId ? candidateByIdLoader(ctx, this.services.candidates).load(demonstration.sourceCandidateId) : null;
+  }
+
   @Authorized(Role.CURATOR)
   @Mutation(() => ImportRecordsPayload, { description: 'Imports figure records and demonstrations; all or nothing.' })
   async importRecords(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ImportRecordsInput): Promise<ImportRecordsPayload> {
@@ -110,5 +118,27 @@ export class DemonstrationsResolver {
       if (!demonstration) throw new DomainError(ErrorCode.NOT_FOUND, 'Demonstration not found', 'id');
       return { demonstration };
     });
+  }
+}
+
+/** The demonstrations a candidate was prompted with, in prompt order; here because candidates do not know demonstrations. */
+@Resolver(() => Candidate)
+export class CandidateDemonstrationsResolver {
+  constructor(private readonly services: AppServices) {}
+
+  @FieldResolver(() => DemonstrationConnection, { description: 'Demonstrations in the prompt that produced this candidate, in prompt order.' })
+  async demonstrationsUsed(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DemonstrationConnection> {
+    const start = page.after ? Number(decodeCursor(page.after).value) + 1 : 0;
+    const ids = candidate.demonstrationIds.slice(start, start + page.first + 1);
+    const found = await demonstrationByIdLoader(ctx, this.services.demonstrations).loadMany(ids);
+    const rows = found.map((d, i) => ({ d, position: start + i })).filter((r): r is { d: Demonstration; position: number } => r.d instanceof Demonstration);
+    const positions = new Map(rows.map((r) => [r.d, r.position]));
+    const shape = toConnection(
+      rows.map((r) => r.d),
+      page,
+      (d) => ({ value: positions.get(d)!, id: d.id }),
+      async () => candidate.demonstrationIds.length,
+    );
+    return connectionOf(DemonstrationConnection, shape);
   }
 }

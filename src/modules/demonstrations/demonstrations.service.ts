@@ -35,6 +35,11 @@ export class DemonstrationsService {
     return this.ds.getRepository(Demonstration).findOneBy({ id, projectId: ctx.projectId });
   }
 
+  async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Demonstration[]> {
+    if (ids.length === 0) return [];
+    return this.ds.getRepository(Demonstration).findBy({ id: In([...ids]), projectId: ctx.projectId });
+  }
+
   async setActive(ctx: RequestContext, id: string, active: boolean): Promise<Demonstration | null> {
     const repo = this.ds.getRepository(Demonstration);
     const result = await repo.update({ id, projectId: ctx.projectId }, { active, selectedById: ctx.userId });

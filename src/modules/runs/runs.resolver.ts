@@ -1,8 +1,10 @@
-import { Args, ArgsType, Ctx, Field, ObjectType, Query, Resolver } from 'type-graphql';
+import { Args, ArgsType, Ctx, Field, FieldResolver, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import { IsOptional } from 'class-validator';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
+import { User } from '../projects/user.entity';
+import { userByIdLoader } from '../projects/projects.loaders';
 import { Run, RunKind, RunStatus } from './run.entity';
 
 @ObjectType()
@@ -21,5 +23,10 @@ export class RunsResolver {
   @Query(() => RunConnection, { description: 'Long work of the project, newest first.' })
   async runs(@Ctx() { ctx }: GraphQLContext, @Args() args: RunsArgs): Promise<RunConnection> {
     return connectionOf(RunConnection, await this.services.runs.list(ctx, args, args));
+  }
+
+  @FieldResolver(() => User, { nullable: true, description: 'Who started the run.' })
+  async createdBy(@Root() run: Run, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
+    return run.createdById ? userByIdLoader(ctx, this.services.projects).load(run.createdById) : null;
   }
 }
