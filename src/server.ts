@@ -4,6 +4,8 @@ import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { parse, specifiedRules, validate, GraphQLError, GraphQLSchema, ValidationRule } from 'graphql';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { graphqlUploadExpress } from 'graphql-upload-minimal';
@@ -29,6 +31,30 @@ export interface RunningServer {
 
 const GRAPHQL_PATH = '/graphql';
 
+/** Limits on query shape (depth, aliases, tokens, cost) that keep one request from exhausting the service. */
+function queryLimits(config: AppConfig, exposeDetails: boolean) {
+  return new ApolloArmor({
+    maxDepth: { n: config.QUERY_MAX_DEPTH },
+    maxAliases: { n: config.QUERY_MAX_ALIASES },
+    maxTokens: { n: config.QUERY_MAX_TOKENS },
+    costLimit: { maxCost: config.QUERY_MAX_COST },
+    maxDirectives: { n: 20 },
+    blockFieldSuggestion: { enabled: !exposeDetails },
+  }).protect();
+}
+
+/** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
+function validateOverSocket(schema: GraphQLSchema, query: string, rules: ValidationRule[]): { document: ReturnType<typeof parse> } | readonly GraphQLError[] {
+  let document;
+  try {
+    document = parse(query);
+  } catch (error) {
+    return [error as GraphQLError];
+  }
+  const errors = validate(schema, document, [...specifiedRules, ...rules]);
+  return errors.length ? errors : { document };
+}
+
 function baseUrlOf(req: Request, config: AppConfig): string {
   return config.PUBLIC_URL?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
 }
@@ -45,6 +71,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   const httpServer = http.createServer(app);
 
   const formatErr = formatError(exposeDetails);
+  const limits = queryLimits(config, exposeDetails);
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
   const wsCleanup = useServer<Record<string, unknown>, { ctx?: GraphQLContext['ctx'] }>(
     {
@@ -58,11 +85,21 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
           return false;
         }
       },
+      onSubscribe: (c, _id, payload) => {
+        const checked = validateOverSocket(schema, payload.query, limits.validationRules);
+        if (!('document' in checked)) return checked.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        return {
+          schema,
+          document: checked.document,
+          variableValues: payload.variables,
+          operationName: payload.operationName,
+          // The key was checked once at connection_init; each operation gets its own loaders.
+          contextValue: { ctx: c.extra.ctx!.fresh(), baseUrl: config.PUBLIC_URL ?? `http://${c.extra.request.headers.host}` },
+        };
+      },
       // Errors over the socket carry the same codes and masking as over HTTP.
       onNext: (_c, _id, _payload, _args, result) =>
         'errors' in result && result.errors?.length ? { ...result, errors: result.errors.map((e) => formatErr(e.toJSON(), e)) } : result,
-      // Fresh context (and so fresh loaders) for every operation and event.
-      context: (c) => ({ ctx: c.extra.ctx!, baseUrl: config.PUBLIC_URL ?? `http://${c.extra.request.headers.host}` }),
     },
     wsServer,
   );
@@ -71,7 +108,10 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     schema,
     formatError: formatErr,
     includeStacktraceInErrorResponses: false,
+    allowBatchedHttpRequests: false,
+    validationRules: limits.validationRules,
     plugins: [
+      ...limits.plugins,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginLandingPageDisabled(),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },

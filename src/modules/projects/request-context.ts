@@ -16,6 +16,11 @@ export class RequestContext {
     readonly apiKeyId: string | null,
   ) {}
 
+  /** The same caller with empty loaders: one per operation on a socket, one per subscription event. */
+  fresh(): RequestContext {
+    return new RequestContext(this.projectId, this.userId, this.role, this.apiKeyId);
+  }
+
   /** The per-request instance of a loader, created on first use. */
   loader<T>(key: string, create: () => T): T {
     let loader = this.loaders.get(key) as T | undefined;
