@@ -2,6 +2,7 @@ import { ArgsType, ClassType, Field, Int, ObjectType, registerEnumType } from 't
 import { Max, Min, IsOptional, IsString, MaxLength } from 'class-validator';
 import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { badInput } from './errors';
+import { isUuid } from './ids';
 
 export const MAX_PAGE_SIZE = 100;
 
@@ -41,12 +42,16 @@ export function encodeCursor(value: SortValue, id: string): string {
   return Buffer.from(JSON.stringify([v, id]), 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string): { value: SortValue; id: string } {
+/** What a list sorts by: cursors of another kind (from another list) are input errors, not SQL errors. */
+export type CursorKind = 'time' | 'number';
+
+export function decodeCursor(cursor: string, kind?: CursorKind): { value: SortValue; id: string } {
   try {
     const [v, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (typeof id !== 'string') throw new Error('id');
-    if (typeof v?.t === 'string' && !Number.isNaN(Date.parse(v.t))) return { value: new Date(v.t), id };
-    if (typeof v?.n === 'number' && Number.isFinite(v.n)) return { value: v.n, id };
+    // The id is compared with a uuid column: anything else would fail in Postgres, not here.
+    if (typeof id !== 'string' || !isUuid(id)) throw new Error('id');
+    if (kind !== 'number' && typeof v?.t === 'string' && !Number.isNaN(Date.parse(v.t))) return { value: new Date(v.t), id };
+    if (kind !== 'time' && typeof v?.n === 'number' && Number.isFinite(v.n)) return { value: v.n, id };
   } catch {
     /* fall through to the input error */
   }
@@ -59,13 +64,15 @@ export interface Keyset {
   /** SQL expression of the tie-breaker, e.g. `image.id`. */
   idExpr: string;
   direction: SortDirection;
+  /** Type of the sort key; default `time` (created_at). */
+  kind?: CursorKind;
 }
 
 /** Adds keyset pagination: rows strictly after the cursor in sort order, one extra row to see if more follow. */
 export function applyKeyset<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, keyset: Keyset, page: PageArgs): SelectQueryBuilder<T> {
   const { sortExpr, idExpr, direction } = keyset;
   if (page.after) {
-    const { value, id } = decodeCursor(page.after);
+    const { value, id } = decodeCursor(page.after, keyset.kind ?? 'time');
     const op = direction === SortDirection.DESC ? '<' : '>';
     qb.andWhere(`(${sortExpr}, ${idExpr}) ${op} (:cursorValue, :cursorId)`, { cursorValue: value, cursorId: id });
   }
@@ -150,7 +157,7 @@ export function childPageSubquery(q: ChildPageQuery): { sql: string; params: Rec
   const params: Record<string, unknown> = { cpProject: q.projectId, cpParents: [...q.parentIds], cpLimit: q.page.first + 1 };
   let cursorCondition = '';
   if (q.page.after) {
-    const { value, id } = decodeCursor(q.page.after);
+    const { value, id } = decodeCursor(q.page.after, 'time');
     Object.assign(params, { cpValue: value, cpId: id });
     cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} (:cpValue, :cpId)`;
   }

@@ -16,7 +16,7 @@ export class CandidatesService {
       if (!order.selectorModelId) throw badInput('Sorting by SCORE needs orderBy.selectorModelId', 'orderBy.selectorModelId');
       const selectorModelId = expectGlobalId(order.selectorModelId, 'SelectorModel', 'orderBy.selectorModelId');
       const base = () => this.filtered(ctx, filter).innerJoin('scores', 'sort', 'sort.candidate_id = c.id AND sort.selector_model_id = :sortSel', { sortSel: selectorModelId });
-      const qb = applyKeyset(base().addSelect('sort.value', 'sort_value'), { sortExpr: 'sort.value', idExpr: 'c.id', direction }, page);
+      const qb = applyKeyset(base().addSelect('sort.value', 'sort_value'), { sortExpr: 'sort.value', idExpr: 'c.id', direction, kind: 'number' }, page);
       const { raw, entities } = await qb.getRawAndEntities();
       const scoreById = new Map(raw.map((r: { c_id: string; sort_value: number }) => [r.c_id, Number(r.sort_value)]));
       return toConnection(entities, page, (c) => ({ value: scoreById.get(c.id)!, id: c.id }), () => base().getCount());

@@ -18,7 +18,7 @@ export class DatasetsService {
   async items(ctx: RequestContext, datasetId: string, page: PageArgs): Promise<ConnectionShape<DatasetItem>> {
     const base = () =>
       this.ds.getRepository(DatasetItem).createQueryBuilder('i').where('i.projectId = :p AND i.datasetId = :d', { p: ctx.projectId, d: datasetId });
-    const rows = await applyKeyset(base(), { sortExpr: 'i.rank', idExpr: 'i.id', direction: SortDirection.ASC }, page).getMany();
+    const rows = await applyKeyset(base(), { sortExpr: 'i.rank', idExpr: 'i.id', direction: SortDirection.ASC, kind: 'number' }, page).getMany();
     return toConnection(rows, page, (i) => ({ value: i.rank, id: i.id }), () => base().getCount());
   }
 

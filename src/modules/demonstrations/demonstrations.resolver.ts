@@ -1,10 +1,10 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { FileUpload } from 'graphql-upload-minimal';
 import type { AppServices } from '../../app-services';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
+import { readUpload } from '../../platform/uploads';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { User } from '../projects/user.entity';
@@ -51,18 +51,6 @@ export class SetDemonstrationActivePayload {
   @Field(() => [UserError]) userErrors: UserError[];
 }
 
-async function readAll(upload: Promise<FileUpload>, maxBytes: number): Promise<ImportFile> {
-  const file = await upload;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of file.createReadStream()) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw badInput(`${file.filename} is over ${maxBytes} bytes`, 'images');
-    chunks.push(chunk as Buffer);
-  }
-  return { fileName: file.filename, bytes: Buffer.concat(chunks) };
-}
-
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -101,9 +89,9 @@ export class DemonstrationsResolver {
     const result = await asPayload(async () => {
       const maxBytes = this.services.config.MAX_UPLOAD_BYTES;
       if ((input.records == null) === (input.recordsFile == null)) throw badInput('Give exactly one of records or recordsFile', 'records');
-      const records = input.recordsFile ? parseJson((await readAll(input.recordsFile, maxBytes)).bytes.toString('utf8')) : input.records;
+      const records = input.recordsFile ? parseJson((await readUpload(input.recordsFile, maxBytes, ['recordsFile'])).bytes.toString('utf8')) : input.records;
       const files: ImportFile[] = [];
-      for (const upload of input.images ?? []) files.push(await readAll(upload, maxBytes));
+      for (const upload of input.images ?? []) files.push(await readUpload(upload, maxBytes, ['images']));
       const { recordErrors, ...summary } = await this.services.recordsImport.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
       return { summary: recordErrors.length ? null : summary, recordErrors };
     });
@@ -128,7 +116,7 @@ export class CandidateDemonstrationsResolver {
 
   @FieldResolver(() => DemonstrationConnection, { description: 'Demonstrations in the prompt that produced this candidate, in prompt order.' })
   async demonstrationsUsed(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DemonstrationConnection> {
-    const start = page.after ? Number(decodeCursor(page.after).value) + 1 : 0;
+    const start = page.after ? Number(decodeCursor(page.after, 'number').value) + 1 : 0;
     const ids = candidate.demonstrationIds.slice(start, start + page.first + 1);
     const found = await demonstrationByIdLoader(ctx, this.services.demonstrations).loadMany(ids);
     const rows = found.map((d, i) => ({ d, position: start + i })).filter((r): r is { d: Demonstration; position: number } => r.d instanceof Demonstration);

@@ -32,11 +32,18 @@ export const figureRecordSchema = z
   })
   .strict()
   .superRefine((r, issue) => {
-    r.conversations?.forEach((turn, i) => {
-      const expected = i % 2 === 0 ? 'human' : 'gpt';
-      if (turn.from !== expected) issue.addIssue({ code: 'custom', path: ['conversations', i, 'from'], message: `turn ${i} should be from ${expected}` });
+    // A conversation starts with a question, answers each question before the next one and ends with
+    // an answer. One answer may span consecutive gpt turns: BioMed-VITAL's own clinician
+    // demonstrations do that (ids 34 and 49 of clinician-demonstrations.json).
+    const turns = r.conversations;
+    if (!Array.isArray(turns) || turns.length === 0) return;
+    turns.forEach((turn, i) => {
+      if (i === 0 && turn?.from !== 'human') issue.addIssue({ code: 'custom', path: ['conversations', 0, 'from'], message: 'turn 0 should be from human' });
+      if (i > 0 && turn?.from === 'human' && turns[i - 1]?.from === 'human') {
+        issue.addIssue({ code: 'custom', path: ['conversations', i, 'from'], message: `turn ${i} should be from gpt: the question of turn ${i - 1} has no answer` });
+      }
     });
-    if (r.conversations && r.conversations.length % 2 !== 0) {
+    if (turns[turns.length - 1]?.from !== 'gpt') {
       issue.addIssue({ code: 'custom', path: ['conversations'], message: 'a conversation ends with an answer' });
     }
   });

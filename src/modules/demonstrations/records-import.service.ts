@@ -111,7 +111,11 @@ export class RecordsImportService {
       const recordId = typeof raw === 'object' && raw && 'id' in raw ? String((raw as { id: unknown }).id) : null;
       const result = figureRecordSchema.safeParse(raw);
       if (!result.success) {
-        for (const issue of result.error.issues) errors.push({ index, recordId, field: issue.path.join('.') || null, message: issue.message });
+        for (const issue of result.error.issues) {
+          // An unknown field is reported at the field itself, not at the record that holds it.
+          const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];
+          for (const p of paths) errors.push({ index, recordId, field: p.join('.') || null, message: issue.message });
+        }
         return;
       }
       const earlier = seenPairs.get(result.data.pair_id);

@@ -1,11 +1,11 @@
 import { Router, Request, Response } from 'express';
 import type { AppServices } from '../../app-services';
 import { DomainError, ErrorCode } from '../../platform/errors';
+import { isUuid } from '../../platform/ids';
 import { RequestContext } from '../projects/request-context';
 import { Image } from './image.entity';
 import { ImageVariant } from './images.service';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const VARIANTS = new Set<ImageVariant>(['original', 'thumbnail']);
 
 /**
@@ -18,7 +18,7 @@ export function imageFilesRouter(services: AppServices): Router {
   router.get('/files/images/:imageId/:variant', async (req: Request, res: Response) => {
     const imageId = String(req.params.imageId);
     const variant = String(req.params.variant) as ImageVariant;
-    if (!UUID.test(imageId) || !VARIANTS.has(variant)) return void res.status(404).json({ error: 'NOT_FOUND' });
+    if (!isUuid(imageId) || !VARIANTS.has(variant)) return void res.status(404).json({ error: 'NOT_FOUND' });
     try {
       const image = await authorizedImage(services, req, imageId, variant);
       const file = image && (await services.images.readFile(image, variant));

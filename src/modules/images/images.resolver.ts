@@ -2,6 +2,7 @@ import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType,
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
+import { readUpload } from '../../platform/uploads';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { Image } from './image.entity';
@@ -15,21 +16,6 @@ export class ImageConnection extends ConnectionType(Image, 'Image') {}
 export class UploadImagePayload {
   @Field(() => Image, { nullable: true }) image?: Image | null;
   @Field(() => [UserError]) userErrors: UserError[];
-}
-
-/** Reads a multipart upload stream into memory, stopping at the byte limit. */
-async function readUpload(input: UploadImageInput, maxBytes: number): Promise<{ bytes: Buffer; fileName: string | null }> {
-  const upload = await input.file;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of upload.createReadStream()) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) break;
-    chunks.push(chunk as Buffer);
-  }
-  // One byte over the limit is enough for the validator to answer TOO_LARGE.
-  const bytes = Buffer.concat(chunks);
-  return { bytes: size > maxBytes ? Buffer.concat([bytes, Buffer.alloc(1)]) : bytes, fileName: upload.filename ?? null };
 }
 
 @Resolver(() => Image)
@@ -55,7 +41,7 @@ export class ImagesResolver {
   @Mutation(() => UploadImagePayload, { description: 'Uploads one image (GraphQL multipart request) with its figure metadata.' })
   async uploadImage(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: UploadImageInput): Promise<UploadImagePayload> {
     return asPayload(async () => {
-      const { bytes, fileName } = await readUpload(input, this.services.config.MAX_UPLOAD_BYTES);
+      const { bytes, fileName } = await readUpload(input.file, this.services.config.MAX_UPLOAD_BYTES, ['input', 'file']);
       return { image: await this.services.images.upload(ctx, bytes, fileName, input.metadata) };
     });
   }
