@@ -15,9 +15,3 @@ export function groupByKeys<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V)
   }
   return keys.map((k) => map.get(k) ?? []);
 }
-
-/** Counts keyed by parent id, zero where a parent has none. */
-export function countsByKeys(keys: readonly string[], rows: { key: string; count: string | number }[]): number[] {
-  const map = new Map(rows.map((r) => [r.key, Number(r.count)]));
-  return keys.map((k) => map.get(k) ?? 0);
-}

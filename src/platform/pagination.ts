@@ -1,6 +1,6 @@
 import { ArgsType, ClassType, Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Max, Min, IsOptional, IsString, MaxLength } from 'class-validator';
-import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { DataSource, ObjectLiteral, Repository, SelectQueryBuilder } from 'typeorm';
 import { badInput } from './errors';
 import { isUuid } from './ids';
 
@@ -150,9 +150,9 @@ export interface ChildPageQuery {
 /**
  * A page of children for many parents at once: a window function numbers each parent's children in
  * (created_at, id) order and keeps `first + 1` of them, so that a whole page of parents costs one
- * statement. Use as `qb.where(\`alias.id IN (${sql})\`, params)`.
+ * statement.
  */
-export function childPageSubquery(q: ChildPageQuery): { sql: string; params: Record<string, unknown> } {
+function childPageSubquery(q: ChildPageQuery): { sql: string; params: Record<string, unknown> } {
   const direction = q.direction ?? SortDirection.DESC;
   const params: Record<string, unknown> = { cpProject: q.projectId, cpParents: [...q.parentIds], cpLimit: q.page.first + 1 };
   let cursorCondition = '';
@@ -167,4 +167,22 @@ export function childPageSubquery(q: ChildPageQuery): { sql: string; params: Rec
         WHERE project_id = :cpProject AND ${q.parentColumn} = ANY(:cpParents::uuid[]) ${cursorCondition}
      ) ranked WHERE ranked.rn <= :cpLimit`;
   return { sql, params };
+}
+
+/** The children of `childPageSubquery` as entities, in page order; group them by parent in the caller. */
+export function childPages<T extends ObjectLiteral>(repo: Repository<T>, q: ChildPageQuery): Promise<T[]> {
+  const { sql, params } = childPageSubquery(q);
+  const direction = q.direction ?? SortDirection.DESC;
+  return repo.createQueryBuilder('child').where(`child.id IN (${sql})`, params).orderBy('child.createdAt', direction).addOrderBy('child.id', direction).getMany();
+}
+
+/** How many children each parent has, in one grouped statement; zero where a parent has none. */
+export async function countChildren(ds: DataSource, q: Omit<ChildPageQuery, 'page' | 'direction'>): Promise<number[]> {
+  const rows: { key: string; count: string }[] = await ds.query(
+    `SELECT ${q.parentColumn} AS key, count(*) AS count FROM ${q.table}
+      WHERE project_id = $1 AND ${q.parentColumn} = ANY($2::uuid[]) GROUP BY ${q.parentColumn}`,
+    [q.projectId, [...q.parentIds]],
+  );
+  const counts = new Map(rows.map((r) => [r.key, Number(r.count)]));
+  return q.parentIds.map((id) => counts.get(id) ?? 0);
 }

@@ -2,8 +2,7 @@ import { DataSource, In } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
-import { applyKeyset, childPageSubquery, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
-import { countsByKeys } from '../../platform/loaders';
+import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { Candidate } from './candidate.entity';
 import { CandidateFilter, CandidateOrder, CandidateSortField } from './candidates.inputs';
 
@@ -37,16 +36,11 @@ export class CandidatesService {
 
   /** The first page of candidates of each image, in one statement. */
   async pagesByImage(ctx: RequestContext, imageIds: readonly string[], page: PageArgs): Promise<Candidate[]> {
-    const { sql, params } = childPageSubquery({ table: 'candidates', parentColumn: 'image_id', projectId: ctx.projectId, parentIds: imageIds, page });
-    return this.ds.getRepository(Candidate).createQueryBuilder('c').where(`c.id IN (${sql})`, params).orderBy('c.createdAt', 'DESC').addOrderBy('c.id', 'DESC').getMany();
+    return childPages(this.ds.getRepository(Candidate), { table: 'candidates', parentColumn: 'image_id', projectId: ctx.projectId, parentIds: imageIds, page });
   }
 
   async countsByImage(ctx: RequestContext, imageIds: readonly string[]): Promise<number[]> {
-    const rows = await this.ds.query(
-      `SELECT image_id AS key, count(*) AS count FROM candidates WHERE project_id = $1 AND image_id = ANY($2::uuid[]) GROUP BY image_id`,
-      [ctx.projectId, [...imageIds]],
-    );
-    return countsByKeys(imageIds, rows);
+    return countChildren(this.ds, { table: 'candidates', parentColumn: 'image_id', projectId: ctx.projectId, parentIds: imageIds });
   }
 
   private filtered(ctx: RequestContext, filter?: CandidateFilter | null) {

@@ -2,8 +2,7 @@ import { DataSource } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
-import { countsByKeys } from '../../platform/loaders';
-import { applyKeyset, childPageSubquery, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { Candidate, CandidateForm } from '../candidates/candidate.entity';
 import { CandidatesService } from '../candidates/candidates.service';
 import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
@@ -33,16 +32,11 @@ export class PreferencesService {
   }
 
   async pagesByCandidate(ctx: RequestContext, candidateIds: readonly string[], page: PageArgs): Promise<Preference[]> {
-    const { sql, params } = childPageSubquery({ table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
-    return this.ds.getRepository(Preference).createQueryBuilder('p').where(`p.id IN (${sql})`, params).orderBy('p.createdAt', 'DESC').addOrderBy('p.id', 'DESC').getMany();
+    return childPages(this.ds.getRepository(Preference), { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
   }
 
   async countsByCandidate(ctx: RequestContext, candidateIds: readonly string[]): Promise<number[]> {
-    const rows = await this.ds.query(
-      `SELECT candidate_id AS key, count(*) AS count FROM preferences WHERE project_id = $1 AND candidate_id = ANY($2::uuid[]) GROUP BY candidate_id`,
-      [ctx.projectId, [...candidateIds]],
-    );
-    return countsByKeys(candidateIds, rows);
+    return countChildren(this.ds, { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds });
   }
 
   /** A clinician's preference, checked against the candidate it judges. */
