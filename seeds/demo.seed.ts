@@ -74,6 +74,8 @@ export async function seedDemo(services: AppServices, dataDir: string): Promise<
     ownerName: 'Demo owner',
     keyName: 'local development',
   });
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(keyFile, secret + '\n', { mode: 0o600 });
   const ctx = new RequestContext(project.id, owner.id, Role.OWNER, null);
   const files = [
     { fileName: 'demo_ct.png', bytes: await drawFigure('radial') },
@@ -82,7 +84,5 @@ export async function seedDemo(services: AppServices, dataDir: string): Promise<
   ];
   const result = await services.recordsImport.import(ctx, records, files, { createDemonstrations: true });
   if (result.recordErrors.length) throw new Error(`demo seed is invalid: ${JSON.stringify(result.recordErrors)}`);
-  fs.mkdirSync(dataDir, { recursive: true });
-  fs.writeFileSync(keyFile, secret + '\n', { mode: 0o600 });
   return { apiKey: secret, created: true };
 }

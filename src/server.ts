@@ -1,5 +1,6 @@
 import http from 'node:http';
 import express, { Request } from 'express';
+import cors from 'cors';
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -53,6 +54,17 @@ function validateOverSocket(schema: GraphQLSchema, query: string, rules: Validat
   }
   const errors = validate(schema, document, [...specifiedRules, ...rules]);
   return errors.length ? errors : { document };
+}
+
+/** One JSON line per request (health probes excepted): method, path, status, duration. */
+function accessLog(req: Request, res: express.Response, next: express.NextFunction): void {
+  if (req.path === '/healthz' || req.path === '/readyz') return next();
+  const started = process.hrtime.bigint();
+  res.on('finish', () => {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    logger.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+  });
+  next();
 }
 
 function baseUrlOf(req: Request, config: AppConfig): string {
@@ -118,6 +130,10 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     ],
   });
   await apollo.start();
+
+  // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
+  app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
+  app.use(accessLog);
 
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', async (_req, res) => {

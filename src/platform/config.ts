@@ -8,6 +8,10 @@ const envSchema = z.object({
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   DATA_DIR: z.string().default('.data'),
   PUBLIC_URL: z.string().url().optional(),
+  CORS_ORIGINS: z
+    .string()
+    .default('*')
+    .transform((v) => (v.trim() === '*' ? '*' : v.split(',').map((o) => o.trim()).filter(Boolean))),
   URL_SIGNING_SECRET: z.string().min(32).optional(),
   SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(10).default(3600),
   MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
