@@ -16,9 +16,10 @@ import { Dataset } from './src/modules/datasets/dataset.entity';
 import { DatasetItem } from './src/modules/datasets/dataset-item.entity';
 import { Run } from './src/modules/runs/run.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
+import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 
 export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run];
-export const migrations = [Initial1764150000000];
+export const migrations = [Initial1764150000000, RateLimits1764150000001];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

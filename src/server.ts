@@ -13,7 +13,8 @@ import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { getDistDirectory, renderAltair } from 'altair-static';
 import { DataSource } from 'typeorm';
 import { AppConfig } from './platform/config';
-import { DomainError, formatError, toGraphQLError } from './platform/errors';
+import { DomainError, formatError, RateLimitedError, toGraphQLError } from './platform/errors';
+import { RequestRateLimiter } from './platform/rate-limit';
 import { migrationsApplied } from './platform/db';
 import { loadSigningSecret, UrlSigner } from './platform/signing';
 import { logger } from './platform/logging';
@@ -84,6 +85,13 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
 
   const formatErr = formatError(exposeDetails);
   const limits = queryLimits(config, exposeDetails);
+  const rateLimiter = new RequestRateLimiter(ds, config.RATE_LIMIT_PER_MINUTE);
+  /** Authenticates a key and spends one request of its budget. */
+  const authenticate = async (authorization: string | null | undefined) => {
+    const ctx = await services.auth.authenticateHeader(authorization);
+    await rateLimiter.consume(ctx.apiKeyId ?? ctx.userId);
+    return ctx;
+  };
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
   const wsCleanup = useServer<Record<string, unknown>, { ctx?: GraphQLContext['ctx'] }>(
     {
@@ -97,7 +105,13 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
           return false;
         }
       },
-      onSubscribe: (c, _id, payload) => {
+      onSubscribe: async (c, _id, payload) => {
+        try {
+          await rateLimiter.consume(c.extra.ctx!.apiKeyId ?? c.extra.ctx!.userId);
+        } catch (error) {
+          if (error instanceof DomainError) return [toGraphQLError(error)];
+          throw error;
+        }
         const checked = validateOverSocket(schema, payload.query, limits.validationRules);
         if (!('document' in checked)) return checked.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
         return {
@@ -169,10 +183,11 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     express.json({ limit: '20mb' }),
     graphqlUploadExpress({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: config.MAX_UPLOAD_FILES }),
     expressMiddleware(apollo, {
-      context: async ({ req }): Promise<GraphQLContext> => {
+      context: async ({ req, res }): Promise<GraphQLContext> => {
         try {
-          return { ctx: await services.auth.authenticateHeader(req.headers.authorization), baseUrl: baseUrlOf(req, config) };
+          return { ctx: await authenticate(req.headers.authorization), baseUrl: baseUrlOf(req, config) };
         } catch (error) {
+          if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
           if (error instanceof DomainError) throw toGraphQLError(error);
           throw error;
         }

@@ -18,6 +18,7 @@ const envSchema = z.object({
   MAX_UPLOAD_FILES: z.coerce.number().int().min(1).default(100),
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   MAX_IMAGE_SIDE: z.coerce.number().int().min(1).default(16384),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   QUERY_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   QUERY_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   QUERY_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),

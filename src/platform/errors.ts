@@ -41,12 +41,21 @@ export class DomainError extends Error {
   }
 }
 
+/** Too many requests for one API key; the client may retry after `retryAfterSeconds`. */
+export class RateLimitedError extends DomainError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(ErrorCode.RATE_LIMITED, `Too many requests; retry after ${retryAfterSeconds} s`);
+  }
+}
+
+const extraExtensions = (error: DomainError) => (error instanceof RateLimitedError ? { retryAfterSeconds: error.retryAfterSeconds } : {});
+
 export const notFound = (what: string) => new DomainError(ErrorCode.NOT_FOUND, `${what} not found`);
 export const badInput = (message: string, field?: string) => new DomainError(ErrorCode.BAD_USER_INPUT, message, field);
 
 export function toGraphQLError(error: DomainError): GraphQLError {
   return new GraphQLError(error.message, {
-    extensions: { code: error.code, ...(error.field ? { field: error.field } : {}), http: { status: error.httpStatus } },
+    extensions: { code: error.code, ...(error.field ? { field: error.field } : {}), ...extraExtensions(error), http: { status: error.httpStatus } },
   });
 }
 
@@ -67,7 +76,8 @@ export function formatError(exposeDetails: boolean) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof DomainError) {
-      return { message: original.message, path: formatted.path, locations: formatted.locations, extensions: { code: original.code, ...(original.field ? { field: original.field } : {}) } };
+      const extensions = { code: original.code, ...(original.field ? { field: original.field } : {}), ...extraExtensions(original) };
+      return { message: original.message, path: formatted.path, locations: formatted.locations, extensions };
     }
     if (original instanceof ArgumentValidationError) {
       const fields = original.extensions.validationErrors.map((v) => ({
