@@ -6,9 +6,6 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { parse, specifiedRules, validate, GraphQLError, GraphQLSchema, ValidationRule } from 'graphql';
-import { WebSocketServer } from 'ws';
-import { useServer } from 'graphql-ws/use/ws';
 import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { getDistDirectory, renderAltair } from 'altair-static';
 import { DataSource } from 'typeorm';
@@ -22,6 +19,7 @@ import { AppServices, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from './modules/projects/graphql-context';
 import { imageFilesRouter } from './modules/images/image-files.routes';
+import { attachGraphQLWebSocket } from './websocket';
 
 export interface RunningServer {
   url: string;
@@ -43,18 +41,6 @@ function queryLimits(config: AppConfig, exposeDetails: boolean) {
     maxDirectives: { n: 20 },
     blockFieldSuggestion: { enabled: !exposeDetails },
   }).protect();
-}
-
-/** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
-function validateOverSocket(schema: GraphQLSchema, query: string, rules: ValidationRule[]): { document: ReturnType<typeof parse> } | readonly GraphQLError[] {
-  let document;
-  try {
-    document = parse(query);
-  } catch (error) {
-    return [error as GraphQLError];
-  }
-  const errors = validate(schema, document, [...specifiedRules, ...rules]);
-  return errors.length ? errors : { document };
 }
 
 /** One JSON line per request (health probes excepted): method, path, status, duration. */
@@ -92,43 +78,14 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     await rateLimiter.consume(ctx.apiKeyId ?? ctx.userId);
     return ctx;
   };
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
-  const wsCleanup = useServer<Record<string, unknown>, { ctx?: GraphQLContext['ctx'] }>(
-    {
-      schema,
-      onConnect: async (c) => {
-        const authorization = c.connectionParams?.authorization ?? c.connectionParams?.Authorization;
-        try {
-          c.extra.ctx = await services.auth.authenticateHeader(typeof authorization === 'string' ? authorization : null);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      onSubscribe: async (c, _id, payload) => {
-        try {
-          await rateLimiter.consume(c.extra.ctx!.apiKeyId ?? c.extra.ctx!.userId);
-        } catch (error) {
-          if (error instanceof DomainError) return [toGraphQLError(error)];
-          throw error;
-        }
-        const checked = validateOverSocket(schema, payload.query, limits.validationRules);
-        if (!('document' in checked)) return checked.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
-        return {
-          schema,
-          document: checked.document,
-          variableValues: payload.variables,
-          operationName: payload.operationName,
-          // The key was checked once at connection_init; each operation gets its own loaders.
-          contextValue: { ctx: c.extra.ctx!.fresh(), baseUrl: config.PUBLIC_URL ?? `http://${c.extra.request.headers.host}` },
-        };
-      },
-      // Errors over the socket carry the same codes and masking as over HTTP.
-      onNext: (_c, _id, _payload, _args, result) =>
-        'errors' in result && result.errors?.length ? { ...result, errors: result.errors.map((e) => formatErr(e.toJSON(), e)) } : result,
-    },
-    wsServer,
-  );
+  const wsCleanup = attachGraphQLWebSocket(httpServer, GRAPHQL_PATH, {
+    schema,
+    validationRules: limits.validationRules,
+    formatError: formatErr,
+    authenticate: (authorization) => services.auth.authenticateHeader(authorization),
+    spendBudget: (ctx) => rateLimiter.consume(ctx.apiKeyId ?? ctx.userId),
+    baseUrl: (host) => config.PUBLIC_URL ?? `http://${host}`,
+  });
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
@@ -208,7 +165,6 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     httpServer,
     close: async () => {
       await apollo.stop();
-      wsServer.close();
     },
   };
 }

@@ -1,0 +1,75 @@
+import http from 'node:http';
+import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, specifiedRules, validate, ValidationRule, DocumentNode } from 'graphql';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { DomainError, toGraphQLError } from './platform/errors';
+import { RequestContext } from './modules/projects/request-context';
+import type { GraphQLContext } from './modules/projects/graphql-context';
+
+export interface WebSocketOptions {
+  schema: GraphQLSchema;
+  validationRules: ValidationRule[];
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  authenticate(authorization: string | null): Promise<RequestContext>;
+  spendBudget(ctx: RequestContext): Promise<void>;
+  baseUrl(host: string | undefined): string;
+}
+
+/** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
+function validateOperation(schema: GraphQLSchema, query: string, rules: ValidationRule[]): { document: DocumentNode } | GraphQLError[] {
+  let document: DocumentNode;
+  try {
+    document = parse(query);
+  } catch (error) {
+    return [error as GraphQLError];
+  }
+  const errors = validate(schema, document, [...specifiedRules, ...rules]);
+  return errors.length ? errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } })) : { document };
+}
+
+/**
+ * GraphQL over WebSocket (graphql-ws) on the HTTP server's port and path. The API key travels in
+ * `connectionParams.authorization` and is checked once at connection_init (close 4403 when it is
+ * not valid); every operation then spends from the key's rate budget, passes the same query limits
+ * as HTTP, and gets a fresh request context.
+ */
+export function attachGraphQLWebSocket(httpServer: http.Server, path: string, options: WebSocketOptions): { dispose(): Promise<void> } {
+  const wsServer = new WebSocketServer({ server: httpServer, path });
+  const cleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
+    {
+      schema: options.schema,
+      onConnect: async (c) => {
+        const authorization = c.connectionParams?.authorization ?? c.connectionParams?.Authorization;
+        try {
+          c.extra.ctx = await options.authenticate(typeof authorization === 'string' ? authorization : null);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      onSubscribe: async (c, _id, payload) => {
+        const ctx = c.extra.ctx!;
+        try {
+          await options.spendBudget(ctx);
+        } catch (error) {
+          if (error instanceof DomainError) return [toGraphQLError(error)];
+          throw error;
+        }
+        const checked = validateOperation(options.schema, payload.query, options.validationRules);
+        if (Array.isArray(checked)) return checked;
+        const contextValue: GraphQLContext = { ctx: ctx.fresh(), baseUrl: options.baseUrl(c.extra.request.headers.host) };
+        return { schema: options.schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName, contextValue };
+      },
+      // Errors over the socket carry the same codes and masking as over HTTP.
+      onNext: (_c, _id, _payload, _args, result) =>
+        'errors' in result && result.errors?.length ? { ...result, errors: result.errors.map((e) => options.formatError(e.toJSON(), e)) } : result,
+    },
+    wsServer,
+  );
+  return {
+    dispose: async () => {
+      await cleanup.dispose();
+      wsServer.close();
+    },
+  };
+}
