@@ -61,7 +61,7 @@ export function recordModalities(r: FigureRecord): Modality[] {
   return flagged.length ? flagged : [Modality.OTHER];
 }
 
-export function toImageRecord(r: FigureRecord): ImageRecord {
+export function toImageRecord(r: FigureRecord): ImageRecord & { pairId: string } {
   return {
     pmid: r.pmid,
     pairId: r.pair_id,

@@ -78,12 +78,11 @@ export class RecordsImportService {
           (r: { pair_id: string }) => r.pair_id,
         ),
       );
-      const saved = await this.images.upsertRecords(
+      const imageIdByPair = await this.images.upsertRecords(
         em,
         ctx,
         checked.map((c) => ({ record: toImageRecord(c.record), file: c.file })),
       );
-      const imageIdByPair = new Map(saved.map((i) => [i.pairId, i.id]));
       const demonstrationsCreated = options.createDemonstrations
         ? await this.demonstrations.insertMany(
             em,

@@ -10,6 +10,10 @@ import { ImageLimits, inspectImage, InspectedImage, makeThumbnail } from './imag
 
 export type ImageVariant = 'original' | 'thumbnail';
 
+/** Rows per INSERT: 16 parameters a row stays far below Postgres's 65,535 parameters a statement. */
+const UPSERT_CHUNK = 1000;
+const METADATA_COLUMNS = ['pmid', 'fig_label', 'fig_id', 'graphic_ref', 'file_name', 'caption', 'mentions', 'modalities'];
+
 export interface ImageFile {
   bytes: Buffer;
   contentType: string;
@@ -79,21 +83,37 @@ export class ImagesService {
   }
 
   /**
-   * Inserts or updates image rows by PMC pair id inside the caller's transaction; bytes are attached
-   * when given. Re-importing the same record updates it instead of adding a second row.
+   * Inserts or updates image rows by PMC pair id inside the caller's transaction, a chunk of rows
+   * per statement. Metadata is overwritten; bytes are attached only to rows that have none, so an
+   * image's content never changes once stored. Returns the id of each pair id.
    */
-  async upsertRecords(em: EntityManager, ctx: RequestContext, records: { record: ImageRecord; file?: { bytes: Buffer; inspected: InspectedImage } }[]): Promise<Image[]> {
-    const pairIds = records.map((r) => r.record.pairId).filter((p): p is string => Boolean(p));
-    const existing = pairIds.length ? await em.findBy(Image, { projectId: ctx.projectId, pairId: In(pairIds) }) : [];
-    const byPair = new Map(existing.map((i) => [i.pairId, i]));
-    const rows = records.map(({ record, file }) => {
-      const row = byPair.get(record.pairId ?? '') ?? this.newImage(ctx.projectId, ImageSource.IMPORT, record, file?.inspected ?? null);
-      Object.assign(row, this.metadataColumns(record));
-      if (file && !row.contentHash) Object.assign(row, this.byteColumns(file.inspected));
-      return row;
-    });
+  async upsertRecords(em: EntityManager, ctx: RequestContext, records: { record: ImageRecord & { pairId: string }; file?: { bytes: Buffer; inspected: InspectedImage } }[]): Promise<Map<string, string>> {
     for (const r of records) if (r.file) await this.storeBytes(ctx.projectId, r.file.bytes, r.file.inspected);
-    return em.save(Image, rows, { chunk: 500 });
+    const idByPair = new Map<string, string>();
+    for (let start = 0; start < records.length; start += UPSERT_CHUNK) {
+      const chunk = records.slice(start, start + UPSERT_CHUNK);
+      const result = await em
+        .createQueryBuilder()
+        .insert()
+        .into(Image)
+        .values(chunk.map(({ record, file }) => this.newImage(ctx.projectId, ImageSource.IMPORT, record, file?.inspected ?? null)))
+        .orUpdate([...METADATA_COLUMNS, 'updated_at'], ['project_id', 'pair_id'], { indexPredicate: 'pair_id IS NOT NULL' })
+        .updateEntity(false)
+        .returning('id, pair_id')
+        .execute();
+      for (const row of result.raw as { id: string; pair_id: string }[]) idByPair.set(row.pair_id, row.id);
+    }
+    const withFiles = records.filter((r) => r.file);
+    if (withFiles.length) {
+      const column = <T>(pick: (i: InspectedImage) => T) => withFiles.map((r) => pick(r.file!.inspected));
+      await em.query(
+        `UPDATE images i SET content_hash = v.hash, mime_type = v.mime, width = v.width, height = v.height, byte_size = v.size, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[]) AS v(id, hash, mime, width, height, size)
+          WHERE i.id = v.id AND i.content_hash IS NULL`,
+        [withFiles.map((r) => idByPair.get(r.record.pairId)), column((i) => i.contentHash), column((i) => i.mimeType), column((i) => i.width), column((i) => i.height), column((i) => i.byteSize)],
+      );
+    }
+    return idByPair;
   }
 
   /** Ids of images in the project that already hold these hashes. */
