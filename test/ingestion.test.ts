@@ -587,6 +587,18 @@ describe('importing figure records with their image files', () => {
     expect(res.data!.importRecords.recordErrors).toEqual([{ index: 0, recordId: null, field: 'imgs', message: expect.stringContaining(figureRecords[0].pair_id) }]);
     expect(await counts(app)).toEqual(before);
   });
+
+  it('refuses other bytes for an image that already has bytes: stored images do not change', async () => {
+    const before = await counts(app);
+    const swapped = { ...figureRecords[0], imgs: 'redrawn.png' };
+    const redrawn = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#123456' } }).png().toBuffer();
+    const stored = await app.ds.query(`SELECT content_hash FROM images WHERE pair_id = $1`, [swapped.pair_id]);
+    const res = await importRecords(app, lab.keys.CURATOR, { records: [swapped], images: [null] }, [{ path: 'input.images.0', name: 'redrawn.png', bytes: redrawn }]);
+    expect(res.data!.importRecords.summary).toBeNull();
+    expect(res.data!.importRecords.recordErrors).toEqual([{ index: 0, recordId: null, field: 'imgs', message: expect.stringContaining('already has other bytes') }]);
+    expect(await counts(app)).toEqual(before);
+    expect(await app.ds.query(`SELECT content_hash FROM images WHERE pair_id = $1`, [swapped.pair_id])).toEqual(stored);
+  });
 });
 
 describe('bad imports write nothing', () => {

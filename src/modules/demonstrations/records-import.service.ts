@@ -157,25 +157,32 @@ export class RecordsImportService {
     return checked;
   }
 
-  /** The same bytes may back only one image per project. */
+  /**
+   * The same bytes may back only one image per project, and an image's bytes never change once
+   * stored: a record that would break either is an error, not a silent skip.
+   */
   private async checkHashConflicts(ctx: RequestContext, checked: Checked[], errors: RecordError[]): Promise<void> {
     const withFiles = checked.filter((c) => c.file);
-    const stored = await this.images.existingHashes(ctx, withFiles.map((c) => c.file!.inspected.contentHash));
-    const storedPairs = await this.images.pairIdsOf(ctx, [...stored.values()]);
+    const stored = await this.images.findByPairIdsOrHashes(
+      ctx,
+      withFiles.map((c) => c.record.pair_id),
+      withFiles.map((c) => c.file!.inspected.contentHash),
+    );
+    const pairOfHash = new Map(stored.filter((i) => i.contentHash).map((i) => [i.contentHash!, i.pairId]));
+    const hashOfPair = new Map(stored.map((i) => [i.pairId, i.contentHash]));
     const firstByHash = new Map<string, Checked>();
     for (const c of withFiles) {
       const hash = c.file!.inspected.contentHash;
-      const recordId = c.record.id == null ? null : String(c.record.id);
+      const fail = (message: string) => errors.push({ index: c.index, recordId: c.record.id == null ? null : String(c.record.id), field: 'imgs', message });
       const earlier = firstByHash.get(hash);
       if (earlier) {
-        errors.push({ index: c.index, recordId, field: 'imgs', message: `same image bytes as record ${earlier.index}` });
+        fail(`same image bytes as record ${earlier.index}`);
         continue;
       }
       firstByHash.set(hash, c);
-      const owner = stored.get(hash);
-      if (owner && storedPairs.get(owner) !== c.record.pair_id) {
-        errors.push({ index: c.index, recordId, field: 'imgs', message: `these bytes are already stored for another image (${storedPairs.get(owner) ?? owner})` });
-      }
+      if (pairOfHash.has(hash) && pairOfHash.get(hash) !== c.record.pair_id) fail(`these bytes are already stored for another image (${pairOfHash.get(hash) ?? 'no pair id'})`);
+      const storedHash = hashOfPair.get(c.record.pair_id);
+      if (storedHash && storedHash !== hash) fail(`image ${c.record.pair_id} already has other bytes; stored images do not change`);
     }
   }
 }

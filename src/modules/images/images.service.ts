@@ -116,17 +116,16 @@ export class ImagesService {
     return idByPair;
   }
 
-  /** Ids of images in the project that already hold these hashes. */
-  async existingHashes(ctx: RequestContext, hashes: string[]): Promise<Map<string, string>> {
-    if (hashes.length === 0) return new Map();
-    const rows = await this.ds.getRepository(Image).findBy({ projectId: ctx.projectId, contentHash: In(hashes) });
-    return new Map(rows.map((r) => [r.contentHash!, r.id]));
-  }
-
-  /** pair id of each image id, for messages about conflicting records. */
-  async pairIdsOf(ctx: RequestContext, ids: string[]): Promise<Map<string, string | null>> {
-    const rows = await this.findByIds(ctx, ids);
-    return new Map(rows.map((r) => [r.id, r.pairId]));
+  /** Stored images that hold any of these pair ids or content hashes: what an import could collide with. */
+  async findByPairIdsOrHashes(ctx: RequestContext, pairIds: string[], hashes: string[]): Promise<Pick<Image, 'id' | 'pairId' | 'contentHash'>[]> {
+    if (pairIds.length === 0 && hashes.length === 0) return [];
+    return this.ds
+      .getRepository(Image)
+      .createQueryBuilder('i')
+      .select(['i.id', 'i.pairId', 'i.contentHash'])
+      .where('i.projectId = :p', { p: ctx.projectId })
+      .andWhere('(i.pairId = ANY(:pairIds) OR i.contentHash = ANY(:hashes))', { pairIds, hashes })
+      .getMany();
   }
 
   async readFile(image: Image, variant: ImageVariant): Promise<ImageFile | null> {
