@@ -22,7 +22,7 @@ const envSchema = z.object({
   QUERY_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   QUERY_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   QUERY_MAX_TOKENS: z.coerce.number().int().min(100).default(5000),
-  QUERY_MAX_COST: z.coerce.number().int().min(100).default(50000),
+  QUERY_MAX_COST: z.coerce.number().int().min(100).default(500000),
   THUMBNAIL_SIZE: z.coerce.number().int().min(16).max(2048).default(256),
   EXPOSE_ERROR_DETAILS: z
     .enum(['true', 'false'])

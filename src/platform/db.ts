@@ -7,11 +7,14 @@ import { logger } from './logging';
  */
 export class StatementCounter implements Logger {
   static count = 0;
+  /** When set, receives every statement with its parameters (benchmarks replay them as a reference). */
+  static capture: ((query: string, parameters: unknown[]) => void) | null = null;
   static reset(): void {
     StatementCounter.count = 0;
   }
-  logQuery(query: string): void {
+  logQuery(query: string, parameters?: unknown[]): void {
     StatementCounter.count++;
+    StatementCounter.capture?.(query, parameters ?? []);
     if (process.env.LOG_SQL === 'true') logger.debug('sql', { query });
   }
   logQueryError(error: string | Error, query: string): void {
