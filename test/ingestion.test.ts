@@ -601,6 +601,39 @@ describe('importing figure records with their image files', () => {
   });
 });
 
+describe('a large import', () => {
+  let app: TestApp;
+  let lab: TestProject;
+  // Past one statement's 65,535 parameters for both images (16 a row) and demonstrations (8 a row).
+  const COUNT = 9000;
+  const records = Array.from({ length: COUNT }, (_, i) => ({
+    id: i,
+    pair_id: `bulk_${i}`,
+    pmid: String(40000000 + i),
+    fig_caption: `Bulk figure ${i}`,
+    domain: { ct_scan: i % 2 === 0, mri: i % 2 === 1 },
+    conversations: [
+      { from: 'human', value: `Question ${i}?` },
+      { from: 'gpt', value: `Answer ${i}.` },
+    ],
+  }));
+
+  beforeAll(async () => {
+    app = await startTestApp();
+    lab = await createTestProject(app, 'bulk-lab');
+  });
+  afterAll(() => app.stop());
+
+  it('imports thousands of records in one transaction, and re-imports them as updates', async () => {
+    const first = await app.services.recordsImport.import(lab.ctx(), records, [], { createDemonstrations: true });
+    expect(first).toMatchObject({ recordErrors: [], imagesCreated: COUNT, imagesUpdated: 0, demonstrationsCreated: COUNT });
+    const again = await app.services.recordsImport.import(lab.ctx(), records, [], { createDemonstrations: true });
+    expect(again).toMatchObject({ recordErrors: [], imagesCreated: 0, imagesUpdated: COUNT, demonstrationsCreated: 0 });
+    const res = await gql(app.graphqlUrl, lab.keys.VIEWER, '{ images(first: 1) { totalCount } ct: demonstrations(first: 1, filter: { modalities: [CT] }) { totalCount } }');
+    expect(res.data).toEqual({ images: { totalCount: COUNT }, ct: { totalCount: COUNT / 2 } });
+  });
+});
+
 describe('bad imports write nothing', () => {
   let app: TestApp;
   let lab: TestProject;

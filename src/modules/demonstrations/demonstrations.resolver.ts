@@ -4,7 +4,7 @@ import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
-import { readUpload } from '../../platform/uploads';
+import { readUpload, UploadedFile } from '../../platform/uploads';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { User } from '../projects/user.entity';
@@ -16,7 +16,6 @@ import { candidateByIdLoader } from '../candidates/candidates.loaders';
 import { Demonstration } from './demonstration.entity';
 import { demonstrationByIdLoader } from './demonstrations.loaders';
 import { DemonstrationsArgs, ImportRecordsInput, SetDemonstrationActiveInput } from './demonstrations.inputs';
-import { ImportFile } from './records-import.service';
 
 @ObjectType()
 export class DemonstrationConnection extends ConnectionType(Demonstration, 'Demonstration') {}
@@ -90,7 +89,7 @@ export class DemonstrationsResolver {
       const maxBytes = this.services.config.MAX_UPLOAD_BYTES;
       if ((input.records == null) === (input.recordsFile == null)) throw badInput('Give exactly one of records or recordsFile', 'records');
       const records = input.recordsFile ? parseJson((await readUpload(input.recordsFile, maxBytes, ['recordsFile'])).bytes.toString('utf8')) : input.records;
-      const files: ImportFile[] = [];
+      const files: UploadedFile[] = [];
       for (const upload of input.images ?? []) files.push(await readUpload(upload, maxBytes, ['images']));
       const { recordErrors, ...summary } = await this.services.recordsImport.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
       return { summary: recordErrors.length ? null : summary, recordErrors };

@@ -11,6 +11,8 @@ export interface DemonstrationFilter {
   active?: boolean | null;
 }
 
+const INSERT_CHUNK = 1000;
+
 export function conversationHash(turns: ConversationTurn[]): string {
   return crypto.createHash('sha256').update(JSON.stringify(turns.map((t) => [t.from, t.value]))).digest('hex');
 }
@@ -46,9 +48,11 @@ export class DemonstrationsService {
     return result.affected ? repo.findOneBy({ id }) : null;
   }
 
-  /** Inserts in one statement inside the caller's transaction; a conversation already present is skipped. */
+  /**
+   * Inserts inside the caller's transaction, a chunk of rows per statement (8 parameters a row stays
+   * below Postgres's 65,535 a statement); a conversation already present is skipped.
+   */
   async insertMany(em: EntityManager, ctx: RequestContext, rows: { imageId: string; turns: ConversationTurn[]; externalId: string | null }[]): Promise<number> {
-    if (rows.length === 0) return 0;
     const values = rows.map((r) => ({
       projectId: ctx.projectId,
       imageId: r.imageId,
@@ -59,12 +63,12 @@ export class DemonstrationsService {
       sourceCandidateId: null,
       externalId: r.externalId,
     }));
-    const result = await em.createQueryBuilder().insert().into(Demonstration).values(values).orIgnore().returning('id').execute();
-    return result.raw.length;
-  }
-
-  async countByImageIds(ctx: RequestContext, imageIds: string[]): Promise<number> {
-    if (imageIds.length === 0) return 0;
-    return this.ds.getRepository(Demonstration).countBy({ projectId: ctx.projectId, imageId: In(imageIds) });
+    let inserted = 0;
+    for (let start = 0; start < values.length; start += INSERT_CHUNK) {
+      const chunk = values.slice(start, start + INSERT_CHUNK);
+      const result = await em.createQueryBuilder().insert().into(Demonstration).values(chunk).orIgnore().returning('id').execute();
+      inserted += result.raw.length;
+    }
+    return inserted;
   }
 }

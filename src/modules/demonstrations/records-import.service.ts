@@ -3,17 +3,13 @@ import { DataSource } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
+import type { UploadedFile } from '../../platform/uploads';
 import { ImagesService } from '../images/images.service';
 import { InspectedImage } from '../images/image-bytes';
 import { DemonstrationsService } from './demonstrations.service';
 import { FigureRecord, figureRecordSchema, recordFileName, toImageRecord, toTurns } from './record-schema';
 
 export const MAX_RECORDS_PER_IMPORT = 10000;
-
-export interface ImportFile {
-  fileName: string;
-  bytes: Buffer;
-}
 
 export interface RecordError {
   /** Position of the record in the submitted array. */
@@ -59,7 +55,7 @@ export class RecordsImportService {
     private readonly demonstrations: DemonstrationsService,
   ) {}
 
-  async import(ctx: RequestContext, records: unknown, files: ImportFile[], options: { createDemonstrations: boolean }): Promise<ImportResult> {
+  async import(ctx: RequestContext, records: unknown, files: UploadedFile[], options: { createDemonstrations: boolean }): Promise<ImportResult> {
     if (!Array.isArray(records)) throw badInput('records must be a JSON array of figure records', 'records');
     if (records.length === 0) throw badInput('records is empty', 'records');
     if (records.length > MAX_RECORDS_PER_IMPORT) throw badInput(`At most ${MAX_RECORDS_PER_IMPORT} records per import`, 'records');
@@ -73,12 +69,7 @@ export class RecordsImportService {
 
     const matchedNames = new Set(checked.map((c) => recordFileName(c.record)).filter(Boolean));
     return this.ds.transaction(async (em) => {
-      const existingPairs = new Set(
-        (await em.query(`SELECT pair_id FROM images WHERE project_id = $1 AND pair_id = ANY($2)`, [ctx.projectId, checked.map((c) => c.record.pair_id)])).map(
-          (r: { pair_id: string }) => r.pair_id,
-        ),
-      );
-      const imageIdByPair = await this.images.upsertRecords(
+      const { idByPair: imageIdByPair, created } = await this.images.upsertRecords(
         em,
         ctx,
         checked.map((c) => ({ record: toImageRecord(c.record), file: c.file })),
@@ -94,8 +85,8 @@ export class RecordsImportService {
         : 0;
       return {
         recordErrors: [],
-        imagesCreated: checked.length - existingPairs.size,
-        imagesUpdated: existingPairs.size,
+        imagesCreated: created,
+        imagesUpdated: checked.length - created,
         imagesWithBytes: checked.filter((c) => c.file).length,
         demonstrationsCreated,
         unmatchedFiles: [...filesByName.keys()].filter((n) => !matchedNames.has(n)).sort(),
@@ -128,7 +119,7 @@ export class RecordsImportService {
     return parsed;
   }
 
-  private indexFiles(files: ImportFile[]): Map<string, Buffer> {
+  private indexFiles(files: UploadedFile[]): Map<string, Buffer> {
     const byName = new Map<string, Buffer>();
     for (const file of files) {
       const name = path.basename(file.fileName);

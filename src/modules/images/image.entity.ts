@@ -84,8 +84,4 @@ export class Image extends ProjectScopedEntity {
   @ManyToOne(() => Project, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'project_id' })
   project?: Project;
-
-  get hasBytes(): boolean {
-    return this.contentHash !== null;
-  }
 }

@@ -19,7 +19,7 @@ export interface ImageFile {
   contentType: string;
 }
 
-export const originalKey = (projectId: string, hash: string) => `projects/${projectId}/images/${hash}`;
+const originalKey = (projectId: string, hash: string) => `projects/${projectId}/images/${hash}`;
 const thumbnailKey = (projectId: string, hash: string, size: number) => `projects/${projectId}/thumbnails/${size}/${hash}.webp`;
 
 /** Normalised metadata for an image row, whatever the source. */
@@ -85,11 +85,17 @@ export class ImagesService {
   /**
    * Inserts or updates image rows by PMC pair id inside the caller's transaction, a chunk of rows
    * per statement. Metadata is overwritten; bytes are attached only to rows that have none, so an
-   * image's content never changes once stored. Returns the id of each pair id.
+   * image's content never changes once stored. Returns the id of each pair id and how many rows
+   * were new.
    */
-  async upsertRecords(em: EntityManager, ctx: RequestContext, records: { record: ImageRecord & { pairId: string }; file?: { bytes: Buffer; inspected: InspectedImage } }[]): Promise<Map<string, string>> {
+  async upsertRecords(
+    em: EntityManager,
+    ctx: RequestContext,
+    records: { record: ImageRecord & { pairId: string }; file?: { bytes: Buffer; inspected: InspectedImage } }[],
+  ): Promise<{ idByPair: Map<string, string>; created: number }> {
     for (const r of records) if (r.file) await this.storeBytes(ctx.projectId, r.file.bytes, r.file.inspected);
     const idByPair = new Map<string, string>();
+    let created = 0;
     for (let start = 0; start < records.length; start += UPSERT_CHUNK) {
       const chunk = records.slice(start, start + UPSERT_CHUNK);
       const result = await em
@@ -99,9 +105,13 @@ export class ImagesService {
         .values(chunk.map(({ record, file }) => this.newImage(ctx.projectId, ImageSource.IMPORT, record, file?.inspected ?? null)))
         .orUpdate([...METADATA_COLUMNS, 'updated_at'], ['project_id', 'pair_id'], { indexPredicate: 'pair_id IS NOT NULL' })
         .updateEntity(false)
-        .returning('id, pair_id')
+        // xmax is 0 on a row this statement inserted, and set on one it updated.
+        .returning('id, pair_id, (xmax = 0) AS inserted')
         .execute();
-      for (const row of result.raw as { id: string; pair_id: string }[]) idByPair.set(row.pair_id, row.id);
+      for (const row of result.raw as { id: string; pair_id: string; inserted: boolean }[]) {
+        idByPair.set(row.pair_id, row.id);
+        if (row.inserted) created++;
+      }
     }
     const withFiles = records.filter((r) => r.file);
     if (withFiles.length) {
@@ -113,7 +123,7 @@ export class ImagesService {
         [withFiles.map((r) => idByPair.get(r.record.pairId)), column((i) => i.contentHash), column((i) => i.mimeType), column((i) => i.width), column((i) => i.height), column((i) => i.byteSize)],
       );
     }
-    return idByPair;
+    return { idByPair, created };
   }
 
   /** Stored images that hold any of these pair ids or content hashes: what an import could collide with. */
