@@ -13,6 +13,12 @@ import { SelectorsService } from './modules/selectors/selectors.service';
 import { ScoringService } from './modules/scoring/scoring.service';
 import { DatasetsService } from './modules/datasets/datasets.service';
 import { RunsService } from './modules/runs/runs.service';
+import { LlmClient } from './platform/llm';
+import { LlmGateway } from './platform/llm-gateway';
+import { RunEventsListener, RunEventsPublisher } from './platform/pubsub';
+import { GenerationService } from './modules/generation/generation.service';
+import { RatingService } from './modules/rating/rating.service';
+import { ClusteringService } from './modules/clustering/clustering.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -31,6 +37,16 @@ export interface AppServices {
   scoring: ScoringService;
   datasets: DatasetsService;
   runs: RunsService;
+  llm: LlmGateway;
+  runEvents: RunEventsListener;
+  generation: GenerationService;
+  rating: RatingService;
+  clustering: ClusteringService;
+}
+
+/** The URL the DataSource was opened with, for the connections that live outside its pool. */
+export function connectionString(ds: DataSource): string {
+  return (ds.options as { url?: string }).url!;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner): AppServices {
@@ -38,6 +54,9 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
+  const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
+  const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
+  const generation = new GenerationService(ds, llm, images, demonstrations, runs);
   return {
     ds,
     config,
@@ -49,11 +68,15 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     demonstrations,
     recordsImport: new RecordsImportService(ds, images, demonstrations),
     candidates,
-
     preferences: new PreferencesService(ds, candidates),
     selectors: new SelectorsService(ds),
     scoring: new ScoringService(ds),
     datasets: new DatasetsService(ds),
-    runs: new RunsService(ds),
+    runs,
+    llm,
+    runEvents: new RunEventsListener(connectionString(ds)),
+    generation,
+    rating: new RatingService(ds, llm, runs),
+    clustering: new ClusteringService(ds, llm, generation, runs),
   };
 }

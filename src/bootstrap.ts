@@ -5,6 +5,13 @@ import { AppConfig } from './platform/config';
 import { startEmbeddedPostgres } from './platform/embedded-postgres';
 import { logger } from './platform/logging';
 import { dataSourceOptions } from '../ormconfig';
+import { migrateJobQueue } from './platform/jobs';
+
+/** Our migrations, then the job queue's own schema (graphile-worker manages its versions itself). */
+export async function migrateAll(ds: DataSource, url: string): Promise<void> {
+  await ds.runMigrations({ transaction: 'each' });
+  await migrateJobQueue(url);
+}
 
 export interface Database {
   ds: DataSource;
@@ -24,7 +31,7 @@ export async function openDatabase(config: AppConfig, options: { migrate: boolea
   }
   const ds = new DataSource(dataSourceOptions(url));
   await ds.initialize();
-  if (options.migrate) await ds.runMigrations({ transaction: 'each' });
+  if (options.migrate) await migrateAll(ds, url);
   return {
     ds,
     embedded: stopEmbedded !== null,

@@ -9,12 +9,14 @@ import { openDatabase, Database } from './bootstrap';
 import { startServer } from './server';
 import { createServices, AppServices } from './app-services';
 import { writeSchemaFile } from './schema';
+import { startWorker } from './worker';
 import { RequestContext } from './modules/projects/request-context';
 import { Role } from './modules/projects/role';
 import { seedDemo } from '../seeds/demo.seed';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
-  serve                                   start the api (npm start)
+  serve                                   start the api, with a worker unless RUN_WORKER=false (npm start)
+  worker                                  start a worker only (npm run worker)
   migrate                                 apply pending migrations
   print-schema                            write schema/schema.graphql from the code
   create-project --name N --slug S --owner-email E [--owner-name O]
@@ -38,6 +40,7 @@ async function serve(config: AppConfig): Promise<void> {
   const started = Date.now();
   const db = await openDatabase(config, { migrate: true });
   const server = await startServer(db.ds, config);
+  const worker = config.RUN_WORKER ? await startWorker(server.services) : null;
   const seed = process.env.SEED_DEMO === 'false' ? null : await seedDemo(server.services, config.DATA_DIR);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`
@@ -45,12 +48,30 @@ BioMed-VITAL API ready in ${seconds}s
   GraphQL:   ${server.graphqlUrl}  (HTTP and WebSocket)
   IDE:       ${server.url}/ide/
   Health:    ${server.url}/healthz  ${server.url}/readyz
+  Worker:    ${worker ? 'in-process' : 'off (RUN_WORKER=false); run `npm run worker`'}   LLM: ${server.services.llm.client ? `${server.services.llm.client.provider} ${server.services.llm.client.visionModel}` : 'not configured (LLM runs answer LLM_UNAVAILABLE)'}
   Database:  ${db.embedded ? `embedded Postgres (${path.join(config.DATA_DIR, 'postgres')})` : 'DATABASE_URL'}
 ${seed?.apiKey ? `  Dev key:   ${seed.apiKey}   (demo project, OWNER; send as "Authorization: Bearer <key>")` : ''}
 `);
   const shutdown = async (signal: string) => {
     logger.info('shutting down', { signal });
+    await worker?.stop();
     await server.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/** A worker process alone: no HTTP, any number of them beside the api processes. */
+async function runWorker(config: AppConfig): Promise<void> {
+  const db = await openDatabase(config, { migrate: true });
+  const services = createServices(db.ds, config, new UrlSigner('workers-do-not-sign-urls-000000000000', 60));
+  const worker = await startWorker(services);
+  console.log(`BioMed-VITAL worker ready (concurrency ${config.WORKER_CONCURRENCY}; LLM ${services.llm.client ? services.llm.client.visionModel : 'not configured'})`);
+  const shutdown = async (signal: string) => {
+    logger.info('worker shutting down', { signal });
+    await worker.stop();
     await db.close();
     process.exit(0);
   };
@@ -92,6 +113,8 @@ async function main(): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(config);
+    case 'worker':
+      return runWorker(config);
     case 'print-schema':
       console.log(`wrote ${await writeSchemaFile()}`);
       return;

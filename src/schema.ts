@@ -15,6 +15,10 @@ import { ScoresResolver, CandidateScoresResolver } from './modules/scoring/scori
 import { DatasetsResolver, DatasetItemsResolver } from './modules/datasets/datasets.resolver';
 import { RunsResolver } from './modules/runs/runs.resolver';
 import { NodeResolver } from './modules/node/node.resolver';
+import { GenerationResolver } from './modules/generation/generation.resolver';
+import { RatingResolver } from './modules/rating/rating.resolver';
+import { ClusteringResolver } from './modules/clustering/clustering.resolver';
+import { createPubSub } from '@graphql-yoga/subscription';
 
 export const resolvers = [
   NodeResolver,
@@ -34,6 +38,9 @@ export const resolvers = [
   DatasetsResolver,
   DatasetItemsResolver,
   RunsResolver,
+  GenerationResolver,
+  RatingResolver,
+  ClusteringResolver,
 ] as const;
 
 export const SCHEMA_FILE = path.join(__dirname, '..', 'schema', 'schema.graphql');
@@ -56,6 +63,8 @@ export function buildAppSchema(services: AppServices | null): Promise<GraphQLSch
     container: containerFor(services),
     authChecker,
     validate: { forbidUnknownValues: false },
+    // Subscriptions bring their own sources (Postgres LISTEN/NOTIFY); type-graphql still asks for a pubSub.
+    pubSub: createPubSub(),
   });
 }
 

@@ -85,6 +85,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     authenticate: (authorization) => services.auth.authenticateHeader(authorization),
     spendBudget: (ctx) => rateLimiter.consume(ctx.apiKeyId ?? ctx.userId),
     baseUrl: (host) => config.PUBLIC_URL ?? `http://${host}`,
+    services,
   });
 
   const apollo = new ApolloServer<GraphQLContext>({
@@ -103,6 +104,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     ],
   });
   await apollo.start();
+  await services.runEvents.start();
 
   // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
   app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
@@ -144,7 +146,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<GraphQLContext> => {
         try {
-          return { ctx: await authenticate(req.headers.authorization), baseUrl: baseUrlOf(req, config) };
+          return { ctx: await authenticate(req.headers.authorization), baseUrl: baseUrlOf(req, config), services };
         } catch (error) {
           if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
           if (error instanceof DomainError) throw toGraphQLError(error);
@@ -167,6 +169,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     httpServer,
     close: async () => {
       await apollo.stop();
+      await services.runEvents.stop();
     },
   };
 }

@@ -5,6 +5,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { DomainError, toGraphQLError } from './platform/errors';
 import { RequestContext } from './modules/projects/request-context';
 import type { GraphQLContext } from './modules/projects/graphql-context';
+import type { AppServices } from './app-services';
 
 export interface WebSocketOptions {
   schema: GraphQLSchema;
@@ -13,6 +14,7 @@ export interface WebSocketOptions {
   authenticate(authorization: string | null): Promise<RequestContext>;
   spendBudget(ctx: RequestContext): Promise<void>;
   baseUrl(host: string | undefined): string;
+  services: AppServices;
 }
 
 /** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
@@ -57,7 +59,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
         }
         const checked = validateOperation(options.schema, payload.query, options.validationRules);
         if (Array.isArray(checked)) return checked;
-        const contextValue: GraphQLContext = { ctx: ctx.fresh(), baseUrl: options.baseUrl(c.extra.request.headers.host) };
+        const contextValue: GraphQLContext = { ctx: ctx.fresh(), baseUrl: options.baseUrl(c.extra.request.headers.host), services: options.services };
         return { schema: options.schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName, contextValue };
       },
       // Errors over the socket carry the same codes and masking as over HTTP.

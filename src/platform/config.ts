@@ -1,6 +1,12 @@
 import { z } from 'zod';
 
-const envSchema = z.object({
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+const envSchema = z
+  .object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('127.0.0.1'),
@@ -29,7 +35,46 @@ const envSchema = z.object({
     .optional()
     .transform((v) => v === 'true'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-});
+
+  // LLM access: OpenAI (or any OpenAI-compatible server by base URL) or Azure OpenAI; neither → LLM_UNAVAILABLE.
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: z.string().url().optional().or(z.literal('').transform(() => undefined)),
+  AZURE_OPENAI_ENDPOINT: z.string().url().optional().or(z.literal('').transform(() => undefined)),
+  AZURE_OPENAI_API_KEY: optionalString,
+  AZURE_OPENAI_DEPLOYMENT: optionalString,
+  AZURE_OPENAI_EMBEDDING_DEPLOYMENT: optionalString,
+  AZURE_OPENAI_API_VERSION: z.string().default('2024-10-21'),
+  LLM_VISION_MODEL: z.string().min(1).default('gpt-4o'),
+  LLM_EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
+  LLM_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  LLM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  LLM_RETRY_BASE_MS: z.coerce.number().int().min(1).default(1000),
+  LLM_RETRY_MAX_MS: z.coerce.number().int().min(1).default(60_000),
+  LLM_IMAGE_MAX_SIDE: z.coerce.number().int().min(64).max(8192).default(1024),
+  LLM_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(64),
+  LLM_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).default(5000),
+  LLM_TOKENS_PER_MINUTE: z.coerce.number().int().min(0).default(2_000_000),
+  LLM_PRICE_PROMPT_PER_MTOK: z.coerce.number().min(0).default(2.5),
+  LLM_PRICE_COMPLETION_PER_MTOK: z.coerce.number().min(0).default(10),
+  LLM_PRICE_EMBEDDING_PER_MTOK: z.coerce.number().min(0).default(0.02),
+
+  // Workers: `npm run worker`, or in-process with `npm start` unless RUN_WORKER=false.
+  RUN_WORKER: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  WORKER_POLL_MS: z.coerce.number().int().min(50).default(1000),
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(50).default(5000),
+  WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(200).default(30_000),
+  RUN_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(100),
+  })
+  .superRefine((env, issues) => {
+    if (!env.AZURE_OPENAI_ENDPOINT) return;
+    for (const name of ['AZURE_OPENAI_API_KEY', 'AZURE_OPENAI_DEPLOYMENT'] as const) {
+      if (!env[name]) issues.addIssue({ code: 'custom', path: [name], message: 'required when AZURE_OPENAI_ENDPOINT is set' });
+    }
+  });
 
 export type AppConfig = z.infer<typeof envSchema>;
 

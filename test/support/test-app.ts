@@ -3,6 +3,9 @@ import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../ormconfig';
+import { migrateAll } from '../../src/bootstrap';
+import { startWorker } from '../../src/worker';
+import type { JobWorker } from '../../src/platform/jobs';
 import { loadConfig } from '../../src/platform/config';
 import { setLogLevel } from '../../src/platform/logging';
 import { startServer, RunningServer } from '../../src/server';
@@ -12,6 +15,10 @@ import { Role } from '../../src/modules/projects/role';
 export interface TestApp extends RunningServer {
   ds: DataSource;
   databaseName: string;
+  databaseUrl: string;
+  /** Starts an in-process worker (once). */
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -31,21 +38,31 @@ async function admin<T>(work: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Boots the real api on a port of its own, over a fresh database with all migrations applied. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+/** Boots the real api on a port of its own, over a fresh database with all migrations applied; with a worker when asked. */
+export async function startTestApp(env: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<TestApp> {
   setLogLevel((process.env.TEST_LOG_LEVEL as 'error') ?? 'error');
   const databaseName = `bmv_test_${crypto.randomBytes(6).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${databaseName}`));
   const ds = new DataSource(dataSourceOptions(serverUrl(databaseName)));
   await ds.initialize();
-  await ds.runMigrations({ transaction: 'each' });
-  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', ...env });
+  await migrateAll(ds, serverUrl(databaseName));
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', WORKER_POLL_MS: '200', ...env });
   const server = await startServer(ds, config);
+  let worker: JobWorker | null = options.worker ? await startWorker(server.services) : null;
   return {
     ...server,
     ds,
     databaseName,
+    databaseUrl: serverUrl(databaseName),
+    startWorker: async () => {
+      worker ??= await startWorker(server.services);
+    },
+    stopWorker: async () => {
+      await worker?.stop();
+      worker = null;
+    },
     stop: async () => {
+      await worker?.stop();
       await server.close();
       await ds.destroy();
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`));

@@ -1,4 +1,4 @@
-import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, Entity, Index, JoinColumn, ManyToOne } from 'typeorm';
 import { Node, ProjectScopedEntity } from '../../platform/entity-base';
 import { Image } from '../images/image.entity';
@@ -29,6 +29,7 @@ export class CandidateProvenance {
   @Field(() => Int) completionTokens: number;
   @Field(() => Int, { nullable: true }) latencyMs: number | null;
   @Field(() => Int) attempts: number;
+  @Field(() => Float, { description: 'Estimated cost in US dollars.' }) costUsd: number;
 }
 
 /** A generated multi-turn conversation about one image. One per (run, image, sample index). */
@@ -90,6 +91,9 @@ export class Candidate extends ProjectScopedEntity {
   @Column('int', { default: 1 })
   attempts: number;
 
+  @Column('numeric', { precision: 12, scale: 6, default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  costUsd: number;
+
   @ManyToOne(() => Image, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'image_id' })
   image?: Image;
@@ -106,7 +110,7 @@ export class Candidate extends ProjectScopedEntity {
 
   @Field(() => CandidateProvenance)
   get provenance(): CandidateProvenance {
-    const { model, promptTemplateVersion, promptTokens, completionTokens, latencyMs, attempts } = this;
-    return { model, promptTemplateVersion, promptTokens, completionTokens, latencyMs, attempts };
+    const { model, promptTemplateVersion, promptTokens, completionTokens, latencyMs, attempts, costUsd } = this;
+    return { model, promptTemplateVersion, promptTokens, completionTokens, latencyMs, attempts, costUsd };
   }
 }

@@ -6,6 +6,17 @@ import { Modality } from '../images/modality';
 import { ConversationTurn } from '../candidates/conversation';
 import { Demonstration } from './demonstration.entity';
 
+/** A demonstration as a prompt uses it: the conversation with its figure's text, modality and cluster. */
+export interface PoolDemonstration {
+  id: string;
+  imageId: string;
+  caption: string;
+  mentions: string[];
+  modalities: Modality[];
+  clusterId: number | null;
+  turns: ConversationTurn[];
+}
+
 export interface DemonstrationFilter {
   modalities?: Modality[] | null;
   active?: boolean | null;
@@ -71,4 +82,25 @@ export class DemonstrationsService {
     }
     return inserted;
   }
+
+  /** Active demonstrations (or the given ones) with their figure's text, modality and cluster: what generation draws from. */
+  async activePool(projectId: string, onlyIds?: string[]): Promise<PoolDemonstration[]> {
+    const rows: { id: string; image_id: string; turns: ConversationTurn[]; caption: string; mentions: string[]; modalities: string; cluster_id: number | null }[] = await this.ds.query(
+      `SELECT d.id, d.image_id, d.turns, i.caption, i.mentions, i.modalities::text AS modalities, i.cluster_id
+       FROM demonstrations d JOIN images i ON i.id = d.image_id
+       WHERE d.project_id = $1 AND ${onlyIds ? 'd.id = ANY($2::uuid[])' : 'd.active'} ORDER BY d.created_at, d.id`,
+      onlyIds ? [projectId, onlyIds] : [projectId],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      imageId: r.image_id,
+      turns: r.turns,
+      caption: r.caption,
+      mentions: r.mentions,
+      modalities: parsePgEnumArray(r.modalities) as Modality[],
+      clusterId: r.cluster_id,
+    }));
+  }
 }
+
+const parsePgEnumArray = (text: string): string[] => text.replace(/^\{|\}$/g, '').split(',').filter(Boolean);

@@ -60,3 +60,18 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits, field: st
 export async function makeThumbnail(bytes: Buffer, size: number): Promise<Buffer> {
   return sharp(bytes, { failOn: 'none' }).rotate().resize(size, size, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 80 }).toBuffer();
 }
+
+const MODEL_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif']);
+
+/**
+ * The image as a vision model receives it: the original when it is small enough and in a format
+ * the API accepts, otherwise downscaled to `maxSide` (JPEG for photos, PNG when there is alpha).
+ */
+export async function toModelInput(bytes: Buffer, maxSide: number): Promise<{ bytes: Buffer; contentType: string }> {
+  const meta = await sharp(bytes, { failOn: 'none' }).metadata();
+  const fits = (meta.width ?? 0) <= maxSide && (meta.height ?? 0) <= maxSide;
+  if (fits && meta.format && MODEL_FORMATS.has(meta.format)) return { bytes, contentType: `image/${meta.format}` };
+  const resized = sharp(bytes, { failOn: 'none' }).rotate().resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true });
+  if (meta.hasAlpha) return { bytes: await resized.png().toBuffer(), contentType: 'image/png' };
+  return { bytes: await resized.jpeg({ quality: 90 }).toBuffer(), contentType: 'image/jpeg' };
+}

@@ -6,7 +6,7 @@ import { UserErrorCode, userError, UserErrorsException } from '../../platform/us
 import { Image } from './image.entity';
 import { ImageSource, Modality } from './modality';
 import { ImageFilter, ImageMetadataInput, ImageOrder } from './images.inputs';
-import { ImageLimits, inspectImage, InspectedImage, makeThumbnail } from './image-bytes';
+import { ImageLimits, inspectImage, InspectedImage, makeThumbnail, toModelInput } from './image-bytes';
 
 export type ImageVariant = 'original' | 'thumbnail';
 
@@ -21,6 +21,7 @@ export interface ImageFile {
 
 const originalKey = (projectId: string, hash: string) => `projects/${projectId}/images/${hash}`;
 const thumbnailKey = (projectId: string, hash: string, size: number) => `projects/${projectId}/thumbnails/${size}/${hash}.webp`;
+const modelInputKey = (projectId: string, hash: string, maxSide: number) => `projects/${projectId}/model-input/${maxSide}/${hash}`;
 
 /** Normalised metadata for an image row, whatever the source. */
 export interface ImageRecord {
@@ -149,6 +150,30 @@ export class ImagesService {
     const thumbnail = await makeThumbnail(original.bytes, this.thumbnailSize);
     await this.storage.put(key, thumbnail, 'image/webp');
     return { bytes: thumbnail, contentType: 'image/webp' };
+  }
+
+  /**
+   * The image as a base64 data URL for a vision model, downscaled when over `maxSide`. The
+   * downscaled bytes are stored, so every run and every sample reuses them. Null without bytes.
+   */
+  async modelDataUrl(image: Pick<Image, 'projectId' | 'contentHash'>, maxSide: number): Promise<string | null> {
+    if (!image.contentHash) return null;
+    const key = modelInputKey(image.projectId, image.contentHash, maxSide);
+    let input = await this.storage.get(key);
+    if (!input) {
+      const original = await this.storage.get(originalKey(image.projectId, image.contentHash));
+      if (!original) return null;
+      input = await toModelInput(original.bytes, maxSide);
+      await this.storage.put(key, input.bytes, input.contentType);
+    }
+    return `data:${input.contentType};base64,${input.bytes.toString('base64')}`;
+  }
+
+  /** A query for the ids of the images a filter selects, for freezing a run's targets. */
+  selectIds(ctx: RequestContext, filter?: ImageFilter | null, ids?: string[] | null) {
+    const qb = this.filtered(ctx, filter).select('image.id', 'id');
+    if (ids) qb.andWhere('image.id = ANY(:ids::uuid[])', { ids });
+    return qb;
   }
 
   private filtered(ctx: RequestContext, filter?: ImageFilter | null) {

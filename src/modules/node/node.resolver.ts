@@ -23,6 +23,7 @@ const finders: Record<string, Finder> = {
   Dataset: (s, ctx, id) => s.datasets.findById(ctx, id),
   DatasetItem: (s, ctx, id) => s.datasets.findItemById(ctx, id),
   Run: (s, ctx, id) => s.runs.findById(ctx, id),
+  RunFailure: (s, ctx, id) => s.runs.findFailureById(ctx, id),
 };
 
 @Resolver()

@@ -37,6 +37,7 @@ registerEnumType(PairwiseChoice, { name: 'PairwiseChoice' });
 @Index(['projectId', 'candidateId'])
 @Index(['projectId', 'source', 'kind'])
 @Index(['projectId', 'annotatorId'])
+@Index('uq_preferences_run_item', ['runId', 'candidateId', 'roundIndex', 'answerIndex'], { unique: true, where: 'run_id IS NOT NULL' })
 @Check('chk_preference_pairwise', `kind <> 'PAIRWISE' OR choice IS NOT NULL`)
 @Check('chk_preference_rating', `kind <> 'RATING' OR (rating IS NOT NULL AND rating >= 0 AND rating <= 10 AND rubric_version IS NOT NULL)`)
 @Check('chk_preference_acceptance', `kind <> 'ACCEPTANCE' OR (accepted IS NOT NULL AND answer_index IS NOT NULL)`)
@@ -86,7 +87,7 @@ export class Preference extends ProjectScopedEntity {
   @Column('text', { nullable: true })
   rationale: string | null;
 
-  @Field(() => Int, { nullable: true, description: '0 for answer A, 1 for answer B.' })
+  @Field(() => Int, { nullable: true, description: '0 for answer A (or the only answer), 1 for answer B.' })
   @Column('int', { nullable: true })
   answerIndex: number | null;
 

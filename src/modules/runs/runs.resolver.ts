@@ -1,19 +1,74 @@
-import { Args, ArgsType, Ctx, Field, FieldResolver, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional } from 'class-validator';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
+import { expectGlobalId } from '../../platform/ids';
+import { notFound } from '../../platform/errors';
+import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
+import { Role } from '../projects/role';
 import { User } from '../projects/user.entity';
 import { userByIdLoader } from '../projects/projects.loaders';
 import { Run, RunKind, RunStatus } from './run.entity';
+import { RunFailure } from './run-failure.entity';
+import { isTerminal } from './runs.service';
 
 @ObjectType()
 export class RunConnection extends ConnectionType(Run, 'Run') {}
+
+@ObjectType()
+export class RunFailureConnection extends ConnectionType(RunFailure, 'RunFailure') {}
 
 @ArgsType()
 class RunsArgs extends PageArgs {
   @Field(() => [RunKind], { nullable: true }) @IsOptional() kinds?: RunKind[] | null;
   @Field(() => [RunStatus], { nullable: true }) @IsOptional() statuses?: RunStatus[] | null;
+}
+
+@ObjectType({ description: 'A run that was started: follow it with `runUpdated` or by polling `node(id:)`.' })
+export class StartRunPayload {
+  @Field(() => Run, { nullable: true }) run?: Run | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
+@InputType()
+export class CancelRunInput {
+  @Field(() => ID) runId: string;
+}
+
+@ObjectType()
+export class CancelRunPayload {
+  @Field(() => Run, { nullable: true }) run?: Run | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
+/**
+ * The run's current state, then its state after every change until it ends; the final state is
+ * always delivered. Each event re-reads the run with fresh loaders, scoped to the caller's project.
+ */
+async function* followRun(services: AppServices, context: GraphQLContext, runId: string): AsyncGenerator<Run> {
+  const events = services.runEvents.subscribe(runId);
+  try {
+    let run = await services.runs.findById(context.ctx, runId);
+    if (!run) throw notFound('Run');
+    yield run;
+    while (!isTerminal(run.status)) {
+      const next = await events.next();
+      if (next.done) return;
+      context.ctx = context.ctx.fresh();
+      const current = await services.runs.findById(context.ctx, runId);
+      if (!current) return;
+      run = current;
+      yield run;
+    }
+  } finally {
+    await events.return();
+  }
+}
+
+@ArgsType()
+class RunUpdatedArgs {
+  @Field(() => ID) id: string;
 }
 
 @Resolver(() => Run)
@@ -25,8 +80,38 @@ export class RunsResolver {
     return connectionOf(RunConnection, await this.services.runs.list(ctx, args, args));
   }
 
+  @Authorized(Role.CURATOR)
+  @Mutation(() => CancelRunPayload, { description: 'A queued run stops at once; a running one within a second, keeping what it finished.' })
+  async cancelRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CancelRunInput): Promise<CancelRunPayload> {
+    return asPayload(async () => {
+      const run = await this.services.runs.requestCancel(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
+      if (!run) throw notFound('Run');
+      return { run };
+    });
+  }
+
+  @Subscription(() => Run, {
+    description: "A run's state now and after every change (throttled to about 10 a second), ending with its final state.",
+    subscribe: ({ args, context }) => followRun((context as GraphQLContext).services, context as GraphQLContext, expectGlobalId((args as RunUpdatedArgs).id, 'Run')),
+  })
+  runUpdated(@Root() run: Run, @Args() _args: RunUpdatedArgs): Run {
+    return run;
+  }
+
   @FieldResolver(() => User, { nullable: true, description: 'Who started the run.' })
   async createdBy(@Root() run: Run, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
     return run.createdById ? userByIdLoader(ctx, this.services.projects).load(run.createdById) : null;
   }
+
+  @FieldResolver(() => Int, { description: 'Items not processed yet.' })
+  queued(@Root() run: Run): number {
+    return Math.max(0, run.total - run.done - run.failed);
+  }
+
+  @FieldResolver(() => RunFailureConnection, { description: 'Items the run gave up on, newest first (rating and clustering; generation keeps failed candidates).' })
+  async failures(@Root() run: Run, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<RunFailureConnection> {
+    return connectionOf(RunFailureConnection, await this.services.runs.failures(ctx, run.id, page));
+  }
 }
+
+

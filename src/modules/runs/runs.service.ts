@@ -1,11 +1,43 @@
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { enqueueJob, removeQueuedJob } from '../../platform/jobs';
+import { RunEventsPublisher } from '../../platform/pubsub';
 import { Run, RunKind, RunStatus } from './run.entity';
+import { RunFailure } from './run-failure.entity';
 
-/** Runs are read here; the issues that add generation, rating, scoring and export create them. */
+export const RUN_TASK = 'run';
+export const runJobKey = (runId: string) => `run:${runId}`;
+export const TERMINAL_STATUSES: readonly RunStatus[] = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED];
+export const isTerminal = (status: RunStatus) => TERMINAL_STATUSES.includes(status);
+
+/** What one item added to a run's counters. */
+export interface RunProgress {
+  done?: number;
+  failed?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  costUsd?: number;
+  lastError?: string | null;
+}
+
+export interface NewRun {
+  kind: RunKind;
+  params: Record<string, unknown>;
+  /** Freezes what the run works on: a query selecting `id`s of images or candidates. */
+  targets: SelectQueryBuilder<object>;
+  /** Items per target (samples per image for generation). */
+  itemsPerTarget?: number;
+  /** Or a query counting the items, given the run id as $1, once the targets are frozen. */
+  countItemsSql?: string;
+}
+
+/** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
-  constructor(private readonly ds: DataSource) {}
+  constructor(
+    private readonly ds: DataSource,
+    private readonly publisher: RunEventsPublisher,
+  ) {}
 
   async list(ctx: RequestContext, page: PageArgs, filter?: { kinds?: RunKind[] | null; statuses?: RunStatus[] | null } | null): Promise<ConnectionShape<Run>> {
     const base = () => {
@@ -20,5 +52,116 @@ export class RunsService {
 
   async findById(ctx: RequestContext, id: string): Promise<Run | null> {
     return this.ds.getRepository(Run).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  /** For workers, which act for whichever project the run belongs to. */
+  async findForWorker(id: string): Promise<Run | null> {
+    return this.ds.getRepository(Run).findOneBy({ id });
+  }
+
+  async failures(ctx: RequestContext, runId: string, page: PageArgs): Promise<ConnectionShape<RunFailure>> {
+    const base = () => this.ds.getRepository(RunFailure).createQueryBuilder('f').where('f.projectId = :p AND f.runId = :r', { p: ctx.projectId, r: runId });
+    const rows = await applyKeyset(base(), { sortExpr: 'f.createdAt', idExpr: 'f.id', direction: SortDirection.DESC }, page).getMany();
+    return toConnection(rows, page, (f) => ({ value: f.createdAt, id: f.id }), () => base().getCount());
+  }
+
+  async findFailureById(ctx: RequestContext, id: string): Promise<RunFailure | null> {
+    return this.ds.getRepository(RunFailure).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  /** The run, its frozen targets and its job, all or nothing. */
+  async create(ctx: RequestContext, spec: NewRun): Promise<Run> {
+    const run = await this.ds.transaction(async (em) => {
+      const created = await em.getRepository(Run).save(em.getRepository(Run).create({ projectId: ctx.projectId, kind: spec.kind, status: RunStatus.QUEUED, params: spec.params, createdById: ctx.userId }));
+      const [sql, parameters] = spec.targets.getQueryAndParameters();
+      const inserted: unknown[] = await em.query(
+        `INSERT INTO run_targets (run_id, target_id) SELECT $${parameters.length + 1}::uuid, t.id FROM (${sql}) t ON CONFLICT DO NOTHING RETURNING target_id`,
+        [...parameters, created.id],
+      );
+      created.total = spec.countItemsSql ? Number((await em.query(spec.countItemsSql, [created.id]))[0]?.count ?? 0) : inserted.length * (spec.itemsPerTarget ?? 1);
+      await em.update(Run, { id: created.id }, { total: created.total });
+      await enqueueJob(em, RUN_TASK, { runId: created.id }, { jobKey: runJobKey(created.id) });
+      return created;
+    });
+    return run;
+  }
+
+  /** A queued run stops at once; a running one stops at its worker's next check. */
+  async requestCancel(ctx: RequestContext, id: string): Promise<Run | null> {
+    const run = await this.ds.transaction(async (em) => {
+      const found = await em.getRepository(Run).findOne({ where: { id, projectId: ctx.projectId }, lock: { mode: 'pessimistic_write' } });
+      if (!found || isTerminal(found.status)) return found;
+      found.cancelRequestedAt = new Date();
+      if (found.status === RunStatus.QUEUED) {
+        found.status = RunStatus.CANCELLED;
+        found.finishedAt = found.cancelRequestedAt;
+        await removeQueuedJob(em, runJobKey(found.id));
+      }
+      return em.getRepository(Run).save(found);
+    });
+    if (run) await this.publisher.flush(run.id);
+    return run;
+  }
+
+  /** Adds one item's outcome to the run's counters, in the item's own transaction. */
+  async addProgress(em: EntityManager, runId: string, progress: RunProgress): Promise<void> {
+    await em.query(
+      `UPDATE runs SET done = done + $2, failed = failed + $3, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
+         cost_usd = cost_usd + $6, last_error = coalesce($7, last_error), updated_at = now() WHERE id = $1`,
+      [runId, progress.done ?? 0, progress.failed ?? 0, progress.promptTokens ?? 0, progress.completionTokens ?? 0, progress.costUsd ?? 0, progress.lastError ?? null],
+    );
+  }
+
+  /** For runs whose result is written at the end in one go: each attempt counts from zero. */
+  async resetCounters(runId: string): Promise<void> {
+    await this.ds.query(`UPDATE runs SET done = 0, failed = 0, updated_at = now() WHERE id = $1`, [runId]);
+  }
+
+  async markRunning(runId: string): Promise<void> {
+    await this.ds.query(`UPDATE runs SET status = 'RUNNING', started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`, [runId]);
+    await this.publisher.flush(runId);
+  }
+
+  async finish(runId: string, status: RunStatus, lastError?: string | null): Promise<void> {
+    await this.ds.query(`UPDATE runs SET status = $2, finished_at = now(), last_error = coalesce($3, last_error), updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`, [
+      runId,
+      status,
+      lastError ?? null,
+    ]);
+    await this.publisher.flush(runId);
+    this.publisher.done(runId);
+  }
+
+  async recordError(runId: string, lastError: string): Promise<void> {
+    await this.ds.query(`UPDATE runs SET last_error = $2, updated_at = now() WHERE id = $1`, [runId, lastError]);
+    this.publisher.touch(runId);
+  }
+
+  async cancelRequested(runId: string): Promise<boolean> {
+    const rows: { requested: boolean }[] = await this.ds.query(`SELECT cancel_requested_at IS NOT NULL AS requested FROM runs WHERE id = $1`, [runId]);
+    return rows[0]?.requested ?? true;
+  }
+
+  /** Ids a run works on, in a stable order. */
+  async targetIds(runId: string): Promise<string[]> {
+    const rows: { target_id: string }[] = await this.ds.query(`SELECT target_id FROM run_targets WHERE run_id = $1 ORDER BY target_id`, [runId]);
+    return rows.map((r) => r.target_id);
+  }
+
+  progressed(runId: string): void {
+    this.publisher.touch(runId);
+  }
+
+  async recordFailure(em: EntityManager, run: Run, failure: { itemKey: string; reason: string; rawOutput?: string | null; attempts: number }): Promise<boolean> {
+    const result = await em
+      .createQueryBuilder()
+      .insert()
+      .into(RunFailure)
+      .values({ projectId: run.projectId, runId: run.id, itemKey: failure.itemKey, reason: failure.reason, rawOutput: failure.rawOutput ?? null, attempts: failure.attempts })
+      .orIgnore()
+      .updateEntity(false)
+      .returning('id')
+      .execute();
+    return result.raw.length > 0;
   }
 }

@@ -1,0 +1,118 @@
+import crypto from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
+import { logger } from '../../platform/logging';
+import { ImagesService } from '../images/images.service';
+import { Image } from '../images/image.entity';
+import { Run } from '../runs/run.entity';
+import { RunsService } from '../runs/runs.service';
+import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
+import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
+
+interface ClusterImage {
+  id: string;
+  text: string;
+  textHash: string;
+  contentHash: string | null;
+}
+
+const EMBEDDING_BATCH = 64;
+
+/**
+ * Embeds caption + mentions (cached per project, model and text), computes cheap image features,
+ * runs seeded k-means and writes every assignment in one statement. The result is written at the
+ * end, so a resumed run starts its counters over and only pays for embeddings not yet cached.
+ */
+export class ClusteringJob implements RunHandler {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly llm: LlmGateway,
+    private readonly images: ImagesService,
+    private readonly runs: RunsService,
+  ) {}
+
+  async execute(run: Run, control: RunControl): Promise<void> {
+    const params = clusteringParamsSchema.parse(run.params);
+    await this.runs.resetCounters(run.id);
+    const images = await this.loadImages(run, params.embeddingModel);
+    const embeddings = await this.embeddings(run, params, images, control);
+    if (control.signal.aborted) return;
+    const rows: Float32Array[] = [];
+    for (const image of images) {
+      rows.push(joinFeatures(embeddings.get(image.textHash) ?? [], await this.imageFeatures(run.projectId, image), { text: params.textWeight, image: params.imageWeight }));
+    }
+    const result = kMeans(rows, params.k, params.seed);
+    await this.ds.query(
+      `UPDATE images i SET cluster_id = a.cluster_id, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS a(id, cluster_id) WHERE i.id = a.id AND i.project_id = $3`,
+      [images.map((i) => i.id), result.assignments, run.projectId],
+    );
+    await this.ds.query(`UPDATE runs SET params = params || $2::jsonb WHERE id = $1`, [run.id, JSON.stringify({ clusters: result.k, iterations: result.iterations, converged: result.converged })]);
+    await this.llm.forgetRun(run.id).catch(() => undefined);
+  }
+
+  private async loadImages(run: Run, model: string): Promise<ClusterImage[]> {
+    const rows: { id: string; caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(
+      `SELECT i.id, i.caption, i.mentions, i.content_hash FROM run_targets t JOIN images i ON i.id = t.target_id WHERE t.run_id = $1 AND i.project_id = $2 ORDER BY i.created_at, i.id`,
+      [run.id, run.projectId],
+    );
+    return rows.map((r) => {
+      const text = clusteringText(r.caption, r.mentions);
+      return { id: r.id, text, textHash: crypto.createHash('sha256').update(`${model}\n${text}`).digest('hex'), contentHash: r.content_hash };
+    });
+  }
+
+  /** Cached vectors, plus the missing ones from the embeddings endpoint in batches, stored as they arrive. */
+  private async embeddings(run: Run, params: ClusteringParams, images: ClusterImage[], control: RunControl): Promise<Map<string, number[]>> {
+    const byHash = new Map<string, number[]>();
+    const hashes = [...new Set(images.map((i) => i.textHash))];
+    const cached: { text_hash: string; vector: number[] }[] = await this.ds.query(
+      `SELECT text_hash, vector FROM image_embeddings WHERE project_id = $1 AND model = $2 AND text_hash = ANY($3::char(64)[])`,
+      [run.projectId, params.embeddingModel, hashes],
+    );
+    for (const row of cached) byHash.set(row.text_hash, row.vector.map(Number));
+    const textOf = new Map(images.map((i) => [i.textHash, i.text]));
+    const missing = hashes.filter((h) => !byHash.has(h) && textOf.get(h));
+    await this.countImages(run, images, byHash);
+    const batches = chunk(missing, EMBEDDING_BATCH);
+    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    await forEachConcurrent(batches, params.limits.concurrency, control.signal, async (batch) => {
+      const { reply } = await this.llm.embed(batch.map((h) => textOf.get(h)!), limits, control.signal);
+      await this.ds.transaction(async (em) => {
+        await em.query(
+          `INSERT INTO image_embeddings (project_id, model, text_hash, vector) SELECT $1, $2, h, string_to_array(v, ',')::real[] FROM unnest($3::text[], $4::text[]) AS t(h, v) ON CONFLICT DO NOTHING`,
+          [run.projectId, params.embeddingModel, batch, reply.vectors.map((v) => v.join(','))],
+        );
+        const usage = { promptTokens: reply.promptTokens, completionTokens: 0 };
+        await this.runs.addProgress(em, run.id, { ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
+      });
+      batch.forEach((h, i) => byHash.set(h, reply.vectors[i]));
+      await this.countImages(run, images.filter((img) => batch.includes(img.textHash)), byHash);
+      control.progressed();
+    });
+    return byHash;
+  }
+
+  private async countImages(run: Run, images: ClusterImage[], ready: Map<string, number[]>): Promise<void> {
+    const done = images.filter((i) => ready.has(i.textHash) || !i.text).length;
+    if (done) await this.runs.addProgress(this.ds.manager, run.id, { done });
+  }
+
+  private async imageFeatures(projectId: string, image: ClusterImage): Promise<Float32Array> {
+    if (!image.contentHash) return missingImageFeatures();
+    const file = await this.images.readFile({ projectId, contentHash: image.contentHash } as Image, 'original');
+    if (!file) return missingImageFeatures();
+    try {
+      return await imageFeatureVector(file.bytes);
+    } catch (error) {
+      logger.warn('image features failed; using zeros', { imageId: image.id, error: String(error) });
+      return missingImageFeatures();
+    }
+  }
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

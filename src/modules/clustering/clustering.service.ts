@@ -1,0 +1,57 @@
+import crypto from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { RequestContext } from '../projects/request-context';
+import { Role } from '../projects/role';
+import { LlmGateway } from '../../platform/llm-gateway';
+import { Run, RunKind } from '../runs/run.entity';
+import { RunsService } from '../runs/runs.service';
+import { GenerationService } from '../generation/generation.service';
+import { runLimitsSchema } from '../generation/generation-params';
+import { ClusterSize, StartClusteringRunInput } from './clustering.inputs';
+
+export const clusteringParamsSchema = z.object({
+  k: z.number().int().min(1),
+  seed: z.number().int(),
+  textWeight: z.number(),
+  imageWeight: z.number(),
+  embeddingModel: z.string(),
+  limits: runLimitsSchema,
+  selection: z.record(z.string(), z.unknown()),
+});
+export type ClusteringParams = z.infer<typeof clusteringParamsSchema>;
+
+/** Starts clustering runs and reads cluster sizes. */
+export class ClusteringService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly llm: LlmGateway,
+    private readonly generation: GenerationService,
+    private readonly runs: RunsService,
+  ) {}
+
+  async startRun(ctx: RequestContext, input: StartClusteringRunInput): Promise<Run> {
+    ctx.assertRole(Role.CURATOR);
+    const client = this.llm.requireClient();
+    const selection = input.images ?? { filter: {} };
+    const targets = await this.generation.selectImages(ctx, selection, ['input', 'images']);
+    const params: ClusteringParams = {
+      k: input.k,
+      seed: input.seed ?? crypto.randomInt(0, 2 ** 31 - 1),
+      textWeight: input.textWeight,
+      imageWeight: input.imageWeight,
+      embeddingModel: client.embeddingModel,
+      limits: { concurrency: input.limits?.concurrency ?? 4, requestsPerMinute: input.limits?.requestsPerMinute ?? null, tokensPerMinute: input.limits?.tokensPerMinute ?? null },
+      selection: selection.imageIds ? { imageIds: selection.imageIds } : { filter: { ...(selection.filter ?? {}) } },
+    };
+    return this.runs.create(ctx, { kind: RunKind.CLUSTERING, params, targets });
+  }
+
+  async clusterSizes(ctx: RequestContext): Promise<ClusterSize[]> {
+    const rows: { cluster_id: number; size: string }[] = await this.ds.query(
+      `SELECT cluster_id, count(*) AS size FROM images WHERE project_id = $1 AND cluster_id IS NOT NULL GROUP BY cluster_id ORDER BY cluster_id`,
+      [ctx.projectId],
+    );
+    return rows.map((r) => ({ clusterId: r.cluster_id, size: Number(r.size) }));
+  }
+}

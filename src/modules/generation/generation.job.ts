@@ -1,0 +1,207 @@
+import { DataSource } from 'typeorm';
+import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
+import { AttemptsExhaustedError } from '../../platform/retry';
+import { ChatReply } from '../../platform/llm';
+import { ImagesService } from '../images/images.service';
+import { DemonstrationsService, PoolDemonstration } from '../demonstrations/demonstrations.service';
+import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
+import { StoredRound } from '../candidates/conversation';
+import { Run } from '../runs/run.entity';
+import { RunsService } from '../runs/runs.service';
+import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { buildGenerationMessages, drawDemonstrations, FigureText } from './prompt';
+import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from './prompt-templates';
+import { GenerationParams, generationParamsSchema } from './generation-params';
+import { parseConversationReply } from './reply-parser';
+
+interface GenerationItem {
+  imageId: string;
+  sampleIndex: number;
+}
+
+interface Figure extends FigureText {
+  id: string;
+  dataUrl: string | null;
+}
+
+interface Outcome {
+  status: CandidateStatus;
+  rounds: StoredRound[];
+  rawOutput: string | null;
+  failureReason: string | null;
+  attempts: number;
+  reply?: ChatReply;
+  latencyMs?: number;
+}
+
+const TEMPLATES: Record<string, TemplateText> = { [GENERATION_SINGLE.version]: GENERATION_SINGLE, [GENERATION_TWO_ANSWERS.version]: GENERATION_TWO_ANSWERS };
+
+/**
+ * Writes the candidates of a generation run: one per (image, sample) that does not have one yet,
+ * so a resumed or retried run fills exactly what is missing. Each candidate and its share of the
+ * run's counters commit together.
+ */
+export class GenerationJob implements RunHandler {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly llm: LlmGateway,
+    private readonly images: ImagesService,
+    private readonly demonstrations: DemonstrationsService,
+    private readonly runs: RunsService,
+    private readonly imageMaxSide: number,
+  ) {}
+
+  async execute(run: Run, control: RunControl): Promise<void> {
+    const params = generationParamsSchema.parse(run.params);
+    const template = TEMPLATES[params.promptTemplateVersion];
+    if (!template) throw new Error(`Unknown prompt template ${params.promptTemplateVersion}`);
+    const pool = params.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(run.projectId, params.demonstrationPool) : [];
+    const pending = await this.pendingItems(run.id, params.samplesPerImage);
+    const figures = new FigureCache((id) => this.loadFigure(run.projectId, id), pending);
+    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    try {
+      await forEachConcurrent(pending, params.limits.concurrency, control.signal, async (item) => {
+        const figure = await figures.take(item.imageId);
+        const demos = drawDemonstrations(pool, params.demonstrationStrategy, params.demonstrationsPerPrompt, `${params.seed}:${item.imageId}:${item.sampleIndex}`, item.imageId);
+        const outcome = await this.generate(params, template, figure, demos, limits, item, control.signal);
+        if (!outcome || control.signal.aborted) return;
+        await this.store(run, params, template, item, demos, outcome);
+        control.progressed();
+      });
+    } finally {
+      await this.llm.forgetRun(run.id).catch(() => undefined);
+    }
+  }
+
+  private async pendingItems(runId: string, samples: number): Promise<GenerationItem[]> {
+    const rows: { image_id: string; sample_index: number }[] = await this.ds.query(
+      `SELECT t.target_id AS image_id, s.n AS sample_index
+       FROM run_targets t CROSS JOIN generate_series(0, $2::int - 1) AS s(n)
+       WHERE t.run_id = $1
+         AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.run_id = $1 AND c.image_id = t.target_id AND c.sample_index = s.n)
+       ORDER BY t.target_id, s.n`,
+      [runId, samples],
+    );
+    return rows.map((r) => ({ imageId: r.image_id, sampleIndex: r.sample_index }));
+  }
+
+  private async loadFigure(projectId: string, imageId: string): Promise<Figure> {
+    const rows: { caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(
+      `SELECT caption, mentions, content_hash FROM images WHERE id = $1 AND project_id = $2`,
+      [imageId, projectId],
+    );
+    const row = rows[0];
+    if (!row) return { id: imageId, caption: '', mentions: [], dataUrl: null };
+    const dataUrl = await this.images.modelDataUrl({ projectId, contentHash: row.content_hash }, this.imageMaxSide);
+    return { id: imageId, caption: row.caption, mentions: row.mentions, dataUrl };
+  }
+
+  /** Null when the run was stopped mid-call: nothing is stored and the item stays pending. */
+  private async generate(params: GenerationParams, template: TemplateText, figure: Figure, demos: PoolDemonstration[], limits: RunLimits, item: GenerationItem, signal: AbortSignal): Promise<Outcome | null> {
+    if (!figure.dataUrl) return failed('The image has no stored bytes', 0);
+    const messages = buildGenerationMessages(template, params.minRounds, demos, figure, figure.dataUrl);
+    try {
+      const { reply, attempts, latencyMs } = await this.llm.chat(
+        {
+          messages,
+          temperature: params.modelParameters.temperature,
+          ...(params.modelParameters.topP !== null ? { top_p: params.modelParameters.topP } : {}),
+          max_tokens: params.modelParameters.maxTokens,
+          seed: (params.seed + item.sampleIndex) % 2 ** 31,
+        },
+        limits,
+        signal,
+      );
+      return { ...interpret(reply, params), attempts, reply, latencyMs };
+    } catch (error) {
+      if (signal.aborted) return null;
+      if (error instanceof AttemptsExhaustedError) return failed(error.message, error.attempts);
+      throw error;
+    }
+  }
+
+  private async store(run: Run, params: GenerationParams, template: TemplateText, item: GenerationItem, demos: PoolDemonstration[], outcome: Outcome): Promise<void> {
+    const promptTokens = outcome.reply?.promptTokens ?? 0;
+    const completionTokens = outcome.reply?.completionTokens ?? 0;
+    const costUsd = this.llm.client ? this.llm.client.costUsd({ promptTokens, completionTokens }) : 0;
+    await this.ds.transaction(async (em) => {
+      const inserted = await em
+        .createQueryBuilder()
+        .insert()
+        .into(Candidate)
+        .values({
+          projectId: run.projectId,
+          imageId: item.imageId,
+          runId: run.id,
+          sampleIndex: item.sampleIndex,
+          status: outcome.status,
+          form: params.form,
+          rawOutput: outcome.rawOutput,
+          rounds: outcome.rounds,
+          failureReason: outcome.failureReason,
+          model: outcome.reply?.model ?? params.model,
+          promptTemplateVersion: template.version,
+          demonstrationIds: demos.map((d) => d.id),
+          promptTokens,
+          completionTokens,
+          latencyMs: outcome.latencyMs ?? null,
+          attempts: outcome.attempts,
+          costUsd,
+        })
+        .orIgnore()
+        .updateEntity(false)
+        .returning('id')
+        .execute();
+      if (!inserted.raw.length) return;
+      const ok = outcome.status === CandidateStatus.OK;
+      await this.runs.addProgress(em, run.id, {
+        done: ok ? 1 : 0,
+        failed: ok ? 0 : 1,
+        promptTokens,
+        completionTokens,
+        costUsd,
+        lastError: ok ? null : `${outcome.status}: ${outcome.failureReason}`,
+      });
+    });
+  }
+}
+
+function failed(reason: string, attempts: number): Outcome {
+  return { status: CandidateStatus.FAILED, rounds: [], rawOutput: null, failureReason: reason, attempts };
+}
+
+function interpret(reply: ChatReply, params: GenerationParams): Omit<Outcome, 'attempts'> {
+  if (reply.refusal) return { status: CandidateStatus.REFUSED, rounds: [], rawOutput: reply.refusal, failureReason: `The model refused: ${reply.refusal}` };
+  const text = reply.content ?? '';
+  if (!text.trim()) return { status: CandidateStatus.PARSE_FAILED, rounds: [], rawOutput: text, failureReason: 'The reply was empty' };
+  const parsed = parseConversationReply(text, { form: params.form, minRounds: params.minRounds });
+  if (parsed.kind === 'ok') return { status: CandidateStatus.OK, rounds: parsed.rounds, rawOutput: text, failureReason: null };
+  if (parsed.kind === 'refused') return { status: CandidateStatus.REFUSED, rounds: [], rawOutput: text, failureReason: `The model refused: ${parsed.reason}` };
+  const truncated = reply.finishReason === 'length' ? ' (the reply hit the max token limit)' : '';
+  return { status: CandidateStatus.PARSE_FAILED, rounds: parsed.rounds, rawOutput: text, failureReason: `${parsed.reason}${truncated}` };
+}
+
+/** Loads each figure once and keeps it only while samples of that image are still pending. */
+class FigureCache {
+  private readonly remaining = new Map<string, number>();
+  private readonly loaded = new Map<string, Promise<Figure>>();
+
+  constructor(
+    private readonly load: (imageId: string) => Promise<Figure>,
+    pending: GenerationItem[],
+  ) {
+    for (const item of pending) this.remaining.set(item.imageId, (this.remaining.get(item.imageId) ?? 0) + 1);
+  }
+
+  async take(imageId: string): Promise<Figure> {
+    let figure = this.loaded.get(imageId);
+    if (!figure) {
+      figure = this.load(imageId);
+      this.loaded.set(imageId, figure);
+    }
+    const left = (this.remaining.get(imageId) ?? 1) - 1;
+    this.remaining.set(imageId, left);
+    if (left <= 0) this.loaded.delete(imageId);
+    return figure;
+  }
+}

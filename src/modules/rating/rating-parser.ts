@@ -1,0 +1,147 @@
+export type ParsedRating = { kind: 'ok'; score: number; rationale: string } | { kind: 'failed'; reason: string };
+
+const MIN_SCORE = 0;
+const MAX_SCORE = 10;
+
+const SCORE_KEYS = ['score', 'rating', 'overall_score', 'final_score'];
+const RATIONALE_KEYS = ['rationale', 'reason', 'reasoning', 'explanation', 'justification'];
+
+/**
+ * `Score: 8`, `Score: 8/10`, `**Score:** 9`, `Overall score (0-10): 6 out of 10`. The value is optional
+ * so that `Score: N/A` is recognised as a score statement without a number rather than ignored;
+ * the scale is captured so that `4/5` is rejected instead of read as 4 out of 10.
+ */
+const SCORE_STATEMENT =
+  /(?:\*\*|__)?\b(?:(?:overall|final|total)\s+)?(?:score|rating)(?:\s*\([^)\n]*\))?\s*(?:\*\*|__)?\s*[:=]\s*(?:\*\*|__)?[^\S\n]*(?<value>[-+]?(?:\d+(?:\.\d+)?|\.\d+))?(?:\s*(?:\/|out\s+of)\s*(?<scale>\d+(?:\.\d+)?))?(?:\*\*|__)?/gi;
+
+const RATIONALE_LABEL = /(?:^|\n)[^\S\n]*(?:[-*•]\s+)?(?:\*\*|__)?(?:rationale|reason(?:ing)?|explanation|justification)(?:\*\*|__)?\s*:\s*(?:\*\*|__)?/i;
+
+/** Lines left with nothing but markup once the score statement is cut out of them. */
+const MARKUP_ONLY_LINE = /^[^\S\n]*(?:```\w*|~~~|[-*•#>_.:|]+)[^\S\n]*$/gm;
+
+export function parseRatingReply(text: string): ParsedRating {
+  return parseJsonRating(text) ?? parseTextRating(text);
+}
+
+/** Null when the reply holds no JSON object with a score field, so the text forms get their turn. */
+function parseJsonRating(text: string): ParsedRating | null {
+  const rated = extractJsonObjects(text).filter((object) => findField(object, SCORE_KEYS) !== undefined);
+  if (rated.length === 0) return null;
+
+  const ratings = rated.map(ratingFromObject);
+  const failure = ratings.find((rating) => rating.kind === 'failed');
+  if (failure) return failure;
+  return firstUnlessConflicting(ratings as Array<Extract<ParsedRating, { kind: 'ok' }>>);
+}
+
+function ratingFromObject(object: Record<string, unknown>): ParsedRating {
+  const score = scoreFromJsonValue(findField(object, SCORE_KEYS));
+  if (typeof score === 'string') return { kind: 'failed', reason: score };
+  const rationale = findField(object, RATIONALE_KEYS);
+  return { kind: 'ok', score, rationale: typeof rationale === 'string' ? rationale.trim() : '' };
+}
+
+/** Returns the score, or the reason it is unusable. */
+function scoreFromJsonValue(value: unknown): number | string {
+  const numeric = typeof value === 'string' && /^\s*[-+]?(?:\d+(?:\.\d+)?|\.\d+)\s*$/.test(value) ? Number(value) : value;
+  if (typeof numeric !== 'number') return `score field is not a number: ${JSON.stringify(value)}`;
+  return checkRange(numeric);
+}
+
+function parseTextRating(text: string): ParsedRating {
+  const statements = [...text.matchAll(SCORE_STATEMENT)];
+  const withValue = statements.filter((statement) => statement.groups?.value !== undefined);
+  if (withValue.length === 0) {
+    const reason = statements.length > 0 ? 'score label found but without a numeric value' : 'no score found';
+    return { kind: 'failed', reason };
+  }
+
+  const scores: number[] = [];
+  for (const statement of withValue) {
+    const score = scoreFromStatement(statement.groups?.value as string, statement.groups?.scale);
+    if (typeof score === 'string') return { kind: 'failed', reason: score };
+    scores.push(score);
+  }
+
+  const rationale = extractRationale(text);
+  return firstUnlessConflicting(scores.map((score) => ({ kind: 'ok' as const, score, rationale })));
+}
+
+function scoreFromStatement(value: string, scale: string | undefined): number | string {
+  if (scale !== undefined && Number(scale) !== MAX_SCORE) return `score ${value}/${scale} is not on the 0-${MAX_SCORE} scale`;
+  return checkRange(Number(value));
+}
+
+function checkRange(score: number): number | string {
+  if (!Number.isFinite(score)) return `score ${score} is not a finite number`;
+  if (score < MIN_SCORE || score > MAX_SCORE) return `score ${score} is outside the ${MIN_SCORE}-${MAX_SCORE} range`;
+  return score;
+}
+
+function firstUnlessConflicting(ratings: Array<Extract<ParsedRating, { kind: 'ok' }>>): ParsedRating {
+  const distinct = [...new Set(ratings.map((rating) => rating.score))];
+  if (distinct.length > 1) return { kind: 'failed', reason: `conflicting scores: ${distinct.join(', ')}` };
+  return ratings[0];
+}
+
+/** The labelled rationale section when there is one, otherwise the whole reply; score statements removed either way. */
+function extractRationale(text: string): string {
+  const label = RATIONALE_LABEL.exec(text);
+  const section = label ? text.slice(label.index + label[0].length) : text;
+  return section
+    .replace(SCORE_STATEMENT, '')
+    .replace(MARKUP_ONLY_LINE, '')
+    .replace(/\n[^\S\n]*(?:\n[^\S\n]*){2,}/g, '\n\n')
+    .trim();
+}
+
+function findField(object: Record<string, unknown>, names: string[]): unknown {
+  for (const name of names) {
+    const key = Object.keys(object).find((candidate) => candidate.toLowerCase() === name);
+    if (key !== undefined) return object[key];
+  }
+  return undefined;
+}
+
+/** Every top-level `{...}` in the text that parses as a JSON object, wherever it sits (fences, prose around it). */
+function extractJsonObjects(text: string): Array<Record<string, unknown>> {
+  const objects: Array<Record<string, unknown>> = [];
+  let start = text.indexOf('{');
+  while (start !== -1) {
+    const end = findClosingBrace(text, start);
+    const parsed = end === -1 ? null : parseObject(text.slice(start, end + 1));
+    if (parsed) objects.push(parsed);
+    start = text.indexOf('{', parsed ? end + 1 : start + 1);
+  }
+  return objects;
+}
+
+function findClosingBrace(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = start; i < text.length; i++) {
+    const char = text[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (char === '\\') escaped = true;
+      else if (char === '"') inString = false;
+    } else if (char === '"') {
+      inString = true;
+    } else if (char === '{') {
+      depth++;
+    } else if (char === '}' && --depth === 0) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+function parseObject(candidate: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(candidate);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

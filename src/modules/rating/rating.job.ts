@@ -1,0 +1,143 @@
+import { DataSource } from 'typeorm';
+import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
+import { AttemptsExhaustedError } from '../../platform/retry';
+import { ImagesService } from '../images/images.service';
+import { StoredRound } from '../candidates/conversation';
+import { Preference, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
+import { Run } from '../runs/run.entity';
+import { RunsService } from '../runs/runs.service';
+import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { buildRatingMessages, FigureText } from '../generation/prompt';
+import { RATING } from '../generation/prompt-templates';
+import { RatingParams, ratingParamsSchema } from './rating.service';
+import { parseRatingReply } from './rating-parser';
+
+interface RatingItem {
+  candidateId: string;
+  imageId: string;
+  roundIndex: number;
+  answerIndex: number;
+  question: string;
+  answer: string;
+}
+
+const itemKey = (i: Pick<RatingItem, 'candidateId' | 'roundIndex' | 'answerIndex'>) => `candidate:${i.candidateId}:round:${i.roundIndex}:answer:${i.answerIndex}`;
+
+/**
+ * Rates every answer of the run's candidates. A rating and its counters commit together; an
+ * unparseable or failed rating is a run failure that keeps the reply. Resuming skips both.
+ */
+export class RatingJob implements RunHandler {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly llm: LlmGateway,
+    private readonly images: ImagesService,
+    private readonly runs: RunsService,
+    private readonly imageMaxSide: number,
+  ) {}
+
+  async execute(run: Run, control: RunControl): Promise<void> {
+    const params = ratingParamsSchema.parse(run.params);
+    const items = await this.pendingItems(run.id);
+    const figures = new Map<string, Promise<(FigureText & { dataUrl: string | null }) | null>>();
+    const figure = (imageId: string) => {
+      if (!figures.has(imageId)) figures.set(imageId, this.loadFigure(run.projectId, imageId));
+      return figures.get(imageId)!;
+    };
+    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    try {
+      await forEachConcurrent(items, params.limits.concurrency, control.signal, async (item) => {
+        await this.rate(run, params, item, await figure(item.imageId), limits, control.signal);
+        control.progressed();
+      });
+    } finally {
+      await this.llm.forgetRun(run.id).catch(() => undefined);
+    }
+  }
+
+  private async pendingItems(runId: string): Promise<RatingItem[]> {
+    const rows: { id: string; image_id: string; rounds: StoredRound[] }[] = await this.ds.query(
+      `SELECT c.id, c.image_id, c.rounds FROM run_targets t JOIN candidates c ON c.id = t.target_id WHERE t.run_id = $1 ORDER BY c.image_id, c.id`,
+      [runId],
+    );
+    const settled = new Set<string>();
+    const rated: { candidate_id: string; round_index: number; answer_index: number }[] = await this.ds.query(
+      `SELECT candidate_id, round_index, answer_index FROM preferences WHERE run_id = $1`,
+      [runId],
+    );
+    for (const r of rated) settled.add(itemKey({ candidateId: r.candidate_id, roundIndex: r.round_index, answerIndex: r.answer_index }));
+    for (const f of await this.ds.query(`SELECT item_key FROM run_failures WHERE run_id = $1`, [runId])) settled.add(f.item_key);
+    return rows.flatMap((c) =>
+      c.rounds.flatMap((round, roundIndex) =>
+        round.answers.map((answer, answerIndex) => ({ candidateId: c.id, imageId: c.image_id, roundIndex, answerIndex, question: round.question, answer })),
+      ),
+    ).filter((item) => !settled.has(itemKey(item)));
+  }
+
+  private async loadFigure(projectId: string, imageId: string) {
+    const rows: { caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(`SELECT caption, mentions, content_hash FROM images WHERE id = $1 AND project_id = $2`, [imageId, projectId]);
+    if (!rows[0]) return null;
+    const dataUrl = await this.images.modelDataUrl({ projectId, contentHash: rows[0].content_hash }, this.imageMaxSide);
+    return { caption: rows[0].caption, mentions: rows[0].mentions, dataUrl };
+  }
+
+  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: (FigureText & { dataUrl: string | null }) | null, limits: RunLimits, signal: AbortSignal): Promise<void> {
+    if (!figure?.dataUrl) return this.fail(run, item, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 });
+    try {
+      const { reply, attempts } = await this.llm.chat(
+        {
+          messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl),
+          temperature: params.modelParameters.temperature,
+          ...(params.modelParameters.topP !== null ? { top_p: params.modelParameters.topP } : {}),
+          max_tokens: params.modelParameters.maxTokens,
+        },
+        limits,
+        signal,
+      );
+      if (signal.aborted) return;
+      const usage = { promptTokens: reply.promptTokens, completionTokens: reply.completionTokens };
+      if (reply.refusal) return this.fail(run, item, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage);
+      const parsed = parseRatingReply(reply.content ?? '');
+      if (parsed.kind === 'failed') return this.fail(run, item, `Unparseable rating: ${parsed.reason}`, reply.content, attempts, usage);
+      await this.ds.transaction(async (em) => {
+        const inserted = await em
+          .createQueryBuilder()
+          .insert()
+          .into(Preference)
+          .values({
+            projectId: run.projectId,
+            candidateId: item.candidateId,
+            source: PreferenceSource.MODEL,
+            kind: PreferenceKind.RATING,
+            judgeModel: reply.model,
+            runId: run.id,
+            roundIndex: item.roundIndex,
+            answerIndex: item.answerIndex,
+            rating: parsed.score,
+            rubricVersion: params.rubricVersion,
+            rationale: parsed.rationale,
+          })
+          .orIgnore()
+          .updateEntity(false)
+          .returning('id')
+          .execute();
+        if (inserted.raw.length) await this.runs.addProgress(em, run.id, { done: 1, ...usage, costUsd: this.cost(usage) });
+      });
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof AttemptsExhaustedError) return this.fail(run, item, error.message, null, error.attempts, { promptTokens: 0, completionTokens: 0 });
+      throw error;
+    }
+  }
+
+  private async fail(run: Run, item: RatingItem, reason: string, rawOutput: string | null, attempts: number, usage: { promptTokens: number; completionTokens: number }): Promise<void> {
+    await this.ds.transaction(async (em) => {
+      const recorded = await this.runs.recordFailure(em, run, { itemKey: itemKey(item), reason, rawOutput, attempts });
+      if (recorded) await this.runs.addProgress(em, run.id, { failed: 1, ...usage, costUsd: this.cost(usage), lastError: reason });
+    });
+  }
+
+  private cost(usage: { promptTokens: number; completionTokens: number }): number {
+    return this.llm.client?.costUsd(usage) ?? 0;
+  }
+}

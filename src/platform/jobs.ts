@@ -1,0 +1,131 @@
+import os from 'node:os';
+import crypto from 'node:crypto';
+import { Pool } from 'pg';
+import { EntityManager } from 'typeorm';
+import { JobHelpers, Logger as GraphileLogger, run as runGraphileWorker, runMigrations, Runner, TaskList } from 'graphile-worker';
+import { logger } from './logging';
+
+/**
+ * The durable job queue: graphile-worker over the same Postgres. Jobs are added inside the
+ * caller's transaction, so a run and its job exist together or not at all.
+ */
+export async function migrateJobQueue(connectionString: string): Promise<void> {
+  const pool = withErrorLog(new Pool({ connectionString, max: 1 }));
+  try {
+    await runMigrations({ pgPool: pool, logger: quietLogger });
+  } finally {
+    await pool.end();
+  }
+}
+
+export interface EnqueueOptions {
+  /** Deduplicates: adding a job whose key is already queued keeps one job. */
+  jobKey: string;
+  maxAttempts?: number;
+}
+
+export async function enqueueJob(manager: EntityManager, task: string, payload: object, options: EnqueueOptions): Promise<void> {
+  await manager.query(`SELECT graphile_worker.add_job($1, $2::json, job_key => $3, max_attempts => $4, job_key_mode => 'preserve_run_at')`, [
+    task,
+    JSON.stringify(payload),
+    options.jobKey,
+    options.maxAttempts ?? 5,
+  ]);
+}
+
+/** Removes a job that no worker has taken yet; a locked job is left to notice by itself. */
+export async function removeQueuedJob(manager: EntityManager, jobKey: string): Promise<void> {
+  await manager.query(`SELECT graphile_worker.remove_job($1)`, [jobKey]);
+}
+
+export type JobHandler = (payload: unknown, helpers: JobHelpers) => Promise<void>;
+
+export interface JobWorkerOptions {
+  connectionString: string;
+  tasks: Record<string, JobHandler>;
+  concurrency: number;
+  pollIntervalMs: number;
+  heartbeatMs: number;
+  deadAfterMs: number;
+}
+
+export interface JobWorker {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts graphile-worker with liveness on top: every worker beats in `worker_heartbeats`, and any
+ * process unlocks the jobs of workers that stopped beating, so a run held by a killed process is
+ * resumed after `deadAfterMs` instead of graphile-worker's four-hour lock timeout.
+ */
+export async function startJobWorker(options: JobWorkerOptions): Promise<JobWorker> {
+  const pool = withErrorLog(new Pool({ connectionString: options.connectionString, max: options.concurrency + 3 }));
+  const processName = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+  const workerIds = new Set<string>();
+  const runner: Runner = await runGraphileWorker({
+    pgPool: pool,
+    taskList: options.tasks as TaskList,
+    concurrency: options.concurrency,
+    pollInterval: options.pollIntervalMs,
+    noHandleSignals: true,
+    logger: quietLogger,
+  });
+  runner.events.on('worker:create', ({ worker }) => {
+    workerIds.add(worker.workerId);
+    void beat(pool, [worker.workerId], processName);
+  });
+  const liveness = setInterval(() => void keepAlive(pool, [...workerIds], processName, options.deadAfterMs), options.heartbeatMs);
+  liveness.unref();
+  await keepAlive(pool, [...workerIds], processName, options.deadAfterMs);
+  logger.info('worker started', { process: processName, concurrency: options.concurrency });
+  return {
+    stop: async () => {
+      clearInterval(liveness);
+      await runner.stop();
+      await pool.query(`DELETE FROM worker_heartbeats WHERE process = $1`, [processName]).catch(() => undefined);
+      await pool.end();
+    },
+  };
+}
+
+async function beat(pool: Pool, workerIds: string[], processName: string): Promise<void> {
+  if (!workerIds.length) return;
+  await pool
+    .query(
+      `INSERT INTO worker_heartbeats (worker_id, process, beat_at) SELECT unnest($1::text[]), $2, now()
+       ON CONFLICT (worker_id) DO UPDATE SET beat_at = now()`,
+      [workerIds, processName],
+    )
+    .catch((error) => logger.warn('heartbeat failed', { error: String(error) }));
+}
+
+async function keepAlive(pool: Pool, workerIds: string[], processName: string, deadAfterMs: number): Promise<void> {
+  await beat(pool, workerIds, processName);
+  try {
+    const { rows } = await pool.query<{ locked_by: string }>(
+      `SELECT DISTINCT j.locked_by FROM graphile_worker._private_jobs j
+       WHERE j.locked_by IS NOT NULL AND j.locked_at < now() - make_interval(secs => $1 / 1000.0)
+         AND NOT EXISTS (SELECT 1 FROM worker_heartbeats h WHERE h.worker_id = j.locked_by AND h.beat_at >= now() - make_interval(secs => $1 / 1000.0))`,
+      [deadAfterMs],
+    );
+    const dead = rows.map((r) => r.locked_by);
+    if (!dead.length) return;
+    await pool.query(`SELECT graphile_worker.force_unlock_workers($1::text[])`, [dead]);
+    await pool.query(`DELETE FROM worker_heartbeats WHERE worker_id = ANY($1::text[])`, [dead]);
+    logger.warn('released the jobs of workers that stopped', { workers: dead });
+  } catch (error) {
+    logger.warn('liveness check failed', { error: String(error) });
+  }
+}
+
+/** An idle client losing its connection must not crash the process; the pool replaces it. */
+function withErrorLog(pool: Pool): Pool {
+  pool.on('error', (error) => logger.warn('job queue connection error', { error: error.message }));
+  return pool;
+}
+
+const quietLogger = new GraphileLogger(() => (level: string, message: string, meta?: unknown) => {
+  if (level === 'error') logger.error(`graphile-worker: ${message}`, meta as Record<string, unknown>);
+  else if (level === 'warning') logger.warn(`graphile-worker: ${message}`, meta as Record<string, unknown>);
+  else logger.debug(`graphile-worker: ${message}`);
+});

@@ -1,0 +1,120 @@
+import { DataSource } from 'typeorm';
+import { AppConfig } from './config';
+import { ChatReply, ChatRequest, EmbeddingsReply, LlmClient, llmUnavailable } from './llm';
+import { Pacer, PaceLimit } from './pacer';
+import { RetryPolicy, sleep, withRetries } from './retry';
+import { Semaphore } from './semaphore';
+
+/** Limits a run asked for, on top of the service-wide ones. */
+export interface RunLimits {
+  runId: string;
+  requestsPerMinute?: number | null;
+  tokensPerMinute?: number | null;
+}
+
+export interface Called<T> {
+  reply: T;
+  attempts: number;
+  latencyMs: number;
+}
+
+const IMAGE_TOKENS_ESTIMATE = 800;
+
+/** Tokens a chat request may spend, reserved before the call and corrected after it. */
+export function estimateChatTokens(request: ChatRequest): number {
+  let chars = 0;
+  let images = 0;
+  for (const message of request.messages) {
+    const content = (message as { content?: unknown }).content;
+    if (typeof content === 'string') chars += content.length;
+    else if (Array.isArray(content)) {
+      for (const part of content) {
+        if (part?.type === 'text') chars += String(part.text ?? '').length;
+        else if (part?.type === 'image_url') images++;
+      }
+    }
+  }
+  const completion = request.max_completion_tokens ?? request.max_tokens ?? 1000;
+  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_ESTIMATE + completion;
+}
+
+/**
+ * Every LLM call of the workers goes through here: a per-process concurrency cap, service-wide and
+ * per-run request and token pacing shared through Postgres, and retries with backoff.
+ */
+export class LlmGateway {
+  private readonly slots: Semaphore;
+  private readonly pacer: Pacer;
+  readonly policy: RetryPolicy;
+
+  constructor(
+    ds: DataSource,
+    readonly client: LlmClient | null,
+    private readonly config: AppConfig,
+  ) {
+    this.slots = new Semaphore(config.LLM_MAX_CONCURRENCY);
+    this.pacer = new Pacer(ds);
+    this.policy = { maxAttempts: config.LLM_MAX_ATTEMPTS, baseDelayMs: config.LLM_RETRY_BASE_MS, maxDelayMs: config.LLM_RETRY_MAX_MS };
+  }
+
+  get available(): boolean {
+    return this.client !== null;
+  }
+
+  requireClient(): LlmClient {
+    if (!this.client) throw llmUnavailable();
+    return this.client;
+  }
+
+  chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal): Promise<Called<ChatReply>> {
+    const client = this.requireClient();
+    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal);
+  }
+
+  embed(texts: string[], limits: RunLimits, signal?: AbortSignal): Promise<Called<EmbeddingsReply>> {
+    const client = this.requireClient();
+    const estimate = Math.ceil(texts.reduce((n, t) => n + t.length, 0) / 4);
+    return this.call(limits, estimate, (r) => r.promptTokens, () => client.embed(texts, signal), signal);
+  }
+
+  /** Drops a finished run's pacing rows. */
+  forgetRun(runId: string): Promise<void> {
+    return this.pacer.forget(`run:${runId}:`);
+  }
+
+  private async call<T>(limits: RunLimits, estimatedTokens: number, tokensOf: (reply: T) => number, send: () => Promise<T>, signal?: AbortSignal): Promise<Called<T>> {
+    const started = Date.now();
+    const { value, attempts } = await withRetries(
+      this.policy,
+      () =>
+        this.slots.use(async () => {
+          const paced = this.limitsFor(limits, estimatedTokens);
+          await sleep(await this.pacer.reserve(paced), signal);
+          signal?.throwIfAborted();
+          try {
+            const reply = await send();
+            await this.settleTokens(paced, tokensOf(reply));
+            return reply;
+          } catch (error) {
+            await this.settleTokens(paced, 0);
+            throw error;
+          }
+        }),
+      signal,
+    );
+    return { reply: value, attempts, latencyMs: Date.now() - started };
+  }
+
+  private limitsFor(limits: RunLimits, tokens: number): PaceLimit[] {
+    return [
+      { key: 'global:requests', perMinute: this.config.LLM_REQUESTS_PER_MINUTE, weight: 1 },
+      { key: 'global:tokens', perMinute: this.config.LLM_TOKENS_PER_MINUTE, weight: tokens },
+      { key: `run:${limits.runId}:requests`, perMinute: limits.requestsPerMinute ?? 0, weight: 1 },
+      { key: `run:${limits.runId}:tokens`, perMinute: limits.tokensPerMinute ?? 0, weight: tokens },
+    ];
+  }
+
+  private async settleTokens(paced: PaceLimit[], actualTokens: number): Promise<void> {
+    for (const limit of paced) if (limit.key.endsWith(':tokens')) await this.pacer.adjust(limit, actualTokens);
+  }
+}
