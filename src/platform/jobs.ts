@@ -120,7 +120,9 @@ async function keepAlive(pool: Pool, workerIds: string[], processName: string, d
 
 /** An idle client losing its connection must not crash the process; the pool replaces it. */
 function withErrorLog(pool: Pool): Pool {
-  pool.on('error', (error) => logger.warn('job queue connection error', { error: error.message }));
+  const log = (error: Error) => logger.warn('job queue connection error', { error: error.message });
+  pool.on('error', log);
+  pool.on('connect', (client) => client.on('error', log));
   return pool;
 }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { JobHelpers } from 'graphile-worker';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
@@ -17,7 +18,10 @@ export class RunControl {
   constructor(
     readonly runId: string,
     private readonly runs: RunsService,
-  ) {}
+  ) {
+    // Every in-flight request of the run listens on this one signal.
+    setMaxListeners(0, this.controller.signal);
+  }
 
   get signal(): AbortSignal {
     return this.controller.signal;
