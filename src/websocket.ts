@@ -65,6 +65,10 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
       // Errors over the socket carry the same codes and masking as over HTTP.
       onNext: (_c, _id, _payload, _args, result) =>
         'errors' in result && result.errors?.length ? { ...result, errors: result.errors.map((e) => options.formatError(e.toJSON(), e)) } : result,
+      // An error thrown by a subscription's event stream reaches graphql-ws wrapped in a GraphQLError
+      // without a path, which formatError would not unwrap: pass the original, so a DomainError keeps
+      // its code and anything unexpected is masked as over HTTP. Errors from onSubscribe are already coded.
+      onError: (_c, _id, _payload, errors) => errors.map((e) => (e.originalError ? options.formatError(e.toJSON(), e.originalError) : e.toJSON())),
     },
     wsServer,
   );

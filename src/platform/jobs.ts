@@ -2,7 +2,8 @@ import os from 'node:os';
 import crypto from 'node:crypto';
 import { Pool } from 'pg';
 import { EntityManager } from 'typeorm';
-import { JobHelpers, Logger as GraphileLogger, run as runGraphileWorker, runMigrations, Runner, TaskList } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { JobHelpers, Logger as GraphileLogger, run as runGraphileWorker, runMigrations, Runner, TaskList, WorkerEvents } from 'graphile-worker';
 import { logger } from './logging';
 
 /**
@@ -61,7 +62,15 @@ export interface JobWorker {
 export async function startJobWorker(options: JobWorkerOptions): Promise<JobWorker> {
   const pool = withErrorLog(new Pool({ connectionString: options.connectionString, max: options.concurrency + 3 }));
   const processName = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+  // graphile-worker (0.16+) locks jobs with its worker pool's id (`locked_by`), not the ids of the
+  // pool's workers, so the pool id is what must beat. The pool is created inside run(), before it
+  // resolves: listen on an emitter of our own, passed in, or the event is missed.
   const workerIds = new Set<string>();
+  const events = new EventEmitter() as WorkerEvents;
+  events.on('pool:create', ({ workerPool }) => {
+    workerIds.add(workerPool.id);
+    void beat(pool, [workerPool.id], processName);
+  });
   const runner: Runner = await runGraphileWorker({
     pgPool: pool,
     taskList: options.tasks as TaskList,
@@ -69,10 +78,7 @@ export async function startJobWorker(options: JobWorkerOptions): Promise<JobWork
     pollInterval: options.pollIntervalMs,
     noHandleSignals: true,
     logger: quietLogger,
-  });
-  runner.events.on('worker:create', ({ worker }) => {
-    workerIds.add(worker.workerId);
-    void beat(pool, [worker.workerId], processName);
+    events,
   });
   const liveness = setInterval(() => void keepAlive(pool, [...workerIds], processName, options.deadAfterMs), options.heartbeatMs);
   liveness.unref();

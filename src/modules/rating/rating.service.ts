@@ -63,6 +63,9 @@ export class RatingService {
       qb.andWhere('c.runId = :runId', { runId });
     } else {
       const ids = [...new Set(input.candidateIds!.map((id) => expectGlobalId(id, 'Candidate', 'input.candidateIds')))];
+      // As for images: ids that are not candidates of this project are NOT_FOUND, not silently dropped.
+      const found = await this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :p AND c.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids }).getCount();
+      if (found !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - found} of the candidates were not found`, ['input', 'candidateIds'])]);
       qb.andWhere('c.id = ANY(:ids::uuid[])', { ids });
     }
     if (!(await qb.getCount())) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'No candidate with status OK matches', field)]);
