@@ -25,12 +25,9 @@ export class Pacer {
        SELECT k, clock_timestamp() + make_interval(secs => s / 1000.0), make_interval(secs => s / 1000.0)
        FROM unnest($1::text[], $2::float8[]) AS t(k, s)
        ON CONFLICT (key) DO UPDATE SET tat = greatest(p.tat, clock_timestamp()) + EXCLUDED.step, step = EXCLUDED.step
-       RETURNING extract(epoch FROM (p.tat - p.step - clock_timestamp())) * 1000 AS wait_ms, extract(epoch FROM clock_timestamp()) * 1000 AS at_ms, extract(epoch FROM p.tat - p.step) * 1000 AS slot_ms, p.key`,
+       RETURNING extract(epoch FROM (p.tat - p.step - clock_timestamp())) * 1000 AS wait_ms`,
       [active.map((l) => l.key), active.map(stepMs)],
     );
-    const got = Date.now();
-    const run = rows.find((r: any) => r.key.startsWith('run:') && r.key.endsWith(':requests')) as any;
-    if (run) (globalThis as any).__pdiag?.push({ got, at: Number(run.at_ms), slot: Number(run.slot_ms), wait: Math.max(0, ...rows.map((r) => Number(r.wait_ms))) });
     return Math.max(0, ...rows.map((r) => Number(r.wait_ms)));
   }
 
