@@ -54,7 +54,7 @@ ${seed?.apiKey ? `  Dev key:   ${seed.apiKey}   (demo project, OWNER; send as "A
 `);
   const shutdown = async (signal: string) => {
     logger.info('shutting down', { signal });
-    await worker?.stop();
+    await worker?.stop().catch((error) => logger.warn('worker stop failed', { error: String(error) }));
     await server.close();
     await db.close();
     process.exit(0);
