@@ -2,7 +2,7 @@
  * Generation runs against a fake OpenAI server that misbehaves: what the worker sends, how it
  * retries, paces and gives up, how it classifies replies, cancellation, and start-up errors.
  */
-import { conversationReply, FakeOpenAIServer } from './fakes/openai-server';
+import { conversationReply, estimatePromptTokens, FakeOpenAIServer } from './fakes/openai-server';
 import { createTestProject, startTestApp, TestApp, TestProject } from './support/test-app';
 import { gql } from './support/graphql-client';
 import { FIGURE_CAPTIONS, seedPipeline, START_GENERATION, waitForRun } from './support/pipeline-fixture';
@@ -242,7 +242,19 @@ describe('generation runs against a faulty model server', () => {
       const magic = { png: '89504e47', jpeg: 'ffd8ff', webp: '52494646', gif: '47494638' }[match![1] as 'png'];
       expect(bytes.subarray(0, magic.length / 2).toString('hex')).toBe(magic);
       expect(bytes.length).toBeGreaterThan(1000);
+
+      // What was stored: the reply as received, its parse, its usage and cost.
+      expect(row.raw_output).toBe(conversationReply(caption, 5));
+      expect(row.rounds).toHaveLength(5);
+      expect(row.rounds[0]).toEqual({ question: 'What does this figure show?', answers: [`The figure shows ${caption.replace(/\.$/, '')}.`] });
+      expect(row.model).toBe(VISION_MODEL);
+      expect(row.prompt_tokens).toBe(estimatePromptTokens(messages));
+      expect(row.completion_tokens).toBe(Math.ceil(row.raw_output!.length / 4));
+      expect(row.cost_usd).toBeCloseTo((row.prompt_tokens * 2.5 + row.completion_tokens * 10) / 1e6, 5);
     }
+    expect(first.run.promptTokens).toBe(rows.reduce((n, r) => n + r.prompt_tokens, 0));
+    expect(first.run.completionTokens).toBe(rows.reduce((n, r) => n + r.completion_tokens, 0));
+    expect(first.run.costUsd).toBeCloseTo(rows.reduce((n, r) => n + r.cost_usd, 0), 5);
 
     // The same order over GraphQL.
     const node = await candidateNode(rows[0].id);
@@ -448,10 +460,7 @@ describe('generation runs against a faulty model server', () => {
     fake.reset();
 
     const stepMs = 60000 / 120;
-    (globalThis as any).__pdiag = [];
     const { id, run } = await runToEnd(imageIds, { samplesPerImage: 2, limits: { requestsPerMinute: 120, concurrency: 8 } });
-    { const d = (globalThis as any).__pdiag.sort((a: any, b: any) => a.slot - b.slot); const r = fake.chatRequests().map((x) => x.receivedAt).sort((a, b) => a - b); const s0 = d[0].slot;
-      process.stderr.write(d.map((x: any, i: number) => `slot ${Math.round(x.slot - s0)} dbLag ${Math.round(x.got - x.at)} plannedStart ${Math.round(x.got + x.wait - s0)} recv ${r[i] - s0}`).join('\n') + '\n'); }
     expect(run).toMatchObject({ status: 'SUCCEEDED', done: 10, failed: 0 });
     expect(await candidates(id)).toHaveLength(10);
     const starts = fake
@@ -459,16 +468,17 @@ describe('generation runs against a faulty model server', () => {
       .map((r) => r.receivedAt)
       .sort((a, b) => a - b);
     expect(starts).toHaveLength(10);
-    // Arrival times jitter by the pacing query's round trip and the request upload (a few tens of
-    // ms here, with the fake server in this process); spacing below that would be a real breach.
-    const jitterMs = 30;
-    { let worst = Infinity; for (let i = 0; i < starts.length; i++) for (let j = i + 1; j < starts.length; j++) worst = Math.min(worst, starts[j] - starts[i] - (j - i) * stepMs); process.stderr.write('WORST ' + worst + '\n'); }
+    // The pacer spaces the reserved slots exactly one step apart and a request never starts before
+    // its slot; it may start late by the pacing query's round trip and arrive later still by its
+    // upload (measured here: up to ~60 ms under load, with the fake server in this process). So single
+    // gaps may be short by that much, while the average spacing stays at the step.
+    const lateMs = 75;
     const gaps = starts.slice(1).map((t, i) => t - starts[i]);
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(stepMs - jitterMs);
-    // Any k consecutive gaps span at least k steps: jitter does not add up, a too-fast pace does.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(stepMs - lateMs);
     for (let i = 0; i < starts.length; i++) {
-      for (let j = i + 1; j < starts.length; j++) expect(starts[j] - starts[i]).toBeGreaterThanOrEqual((j - i) * stepMs - jitterMs);
+      for (let j = i + 1; j < starts.length; j++) expect(starts[j] - starts[i]).toBeGreaterThanOrEqual((j - i) * stepMs - lateMs);
     }
+    expect((starts[starts.length - 1] - starts[0]) / (starts.length - 1)).toBeGreaterThanOrEqual(stepMs - 10);
   });
 
   // ---------------------------------------------------------------------------------------------

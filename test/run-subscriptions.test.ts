@@ -162,7 +162,8 @@ describe('runUpdated subscription over graphql-ws', () => {
     const [row] = await app.ds.query(`SELECT started_at, finished_at FROM runs WHERE id = $1`, [fromGlobalId(run.id)!.id]);
     const durationMs = new Date(row.finished_at).getTime() - new Date(row.started_at).getTime();
     expect(followed.events.length).toBeLessThanOrEqual(Math.floor(durationMs / 100) + 4);
-    expect(followed.events.length).toBeLessThan(20);
+    // Fewer events than items: each wave of 8 near-simultaneous completions collapses into one.
+    expect(followed.events.length).toBeLessThan(40);
   });
 
   it('gives a subscriber who joins after the end exactly the final state, then completes', async () => {
