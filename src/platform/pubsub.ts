@@ -125,7 +125,9 @@ export class RunEventsListener {
   private reconnectAfter(error: Error): void {
     if (this.stopped || this.reconnecting) return;
     this.reconnecting = true;
+    // The dead client may still emit 'error' or 'end'; an 'error' with no listener would crash the process.
     this.client?.removeAllListeners();
+    this.client?.on('error', () => undefined);
     this.client = null;
     logger.warn('run events connection lost; reconnecting', { error: error.message });
     const attempt = async () => {
