@@ -57,10 +57,6 @@ export class LlmGateway {
     this.policy = { maxAttempts: config.LLM_MAX_ATTEMPTS, baseDelayMs: config.LLM_RETRY_BASE_MS, maxDelayMs: config.LLM_RETRY_MAX_MS };
   }
 
-  get available(): boolean {
-    return this.client !== null;
-  }
-
   requireClient(): LlmClient {
     if (!this.client) throw llmUnavailable();
     return this.client;

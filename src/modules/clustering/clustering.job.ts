@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
+import { LlmGateway } from '../../platform/llm-gateway';
 import { logger } from '../../platform/logging';
 import { ImagesService } from '../images/images.service';
 import { Image } from '../images/image.entity';
@@ -8,6 +8,7 @@ import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
+import { paceOf } from '../generation/generation-params';
 import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
 
 interface ClusterImage {
@@ -72,10 +73,13 @@ export class ClusteringJob implements RunHandler {
     );
     for (const row of cached) byHash.set(row.text_hash, row.vector.map(Number));
     const textOf = new Map(images.map((i) => [i.textHash, i.text]));
+    const imagesPerHash = new Map<string, number>();
+    for (const image of images) imagesPerHash.set(image.textHash, (imagesPerHash.get(image.textHash) ?? 0) + 1);
     const missing = hashes.filter((h) => !byHash.has(h) && textOf.get(h));
-    await this.countImages(run, images, byHash);
+    const readyAtStart = images.length - missing.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
+    if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart });
     const batches = chunk(missing, EMBEDDING_BATCH);
-    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    const limits = paceOf(run.id, params.limits);
     await forEachConcurrent(batches, params.limits.concurrency, control.signal, async (batch) => {
       const { reply } = await this.llm.embed(batch.map((h) => textOf.get(h)!), limits, control.signal);
       await this.ds.transaction(async (em) => {
@@ -84,18 +88,13 @@ export class ClusteringJob implements RunHandler {
           [run.projectId, params.embeddingModel, batch, reply.vectors.map((v) => v.join(','))],
         );
         const usage = { promptTokens: reply.promptTokens, completionTokens: 0 };
-        await this.runs.addProgress(em, run.id, { ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
+        const done = batch.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
+        await this.runs.addProgress(em, run.id, { done, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
       });
       batch.forEach((h, i) => byHash.set(h, reply.vectors[i]));
-      await this.countImages(run, images.filter((img) => batch.includes(img.textHash)), byHash);
       control.progressed();
     });
     return byHash;
-  }
-
-  private async countImages(run: Run, images: ClusterImage[], ready: Map<string, number[]>): Promise<void> {
-    const done = images.filter((i) => ready.has(i.textHash) || !i.text).length;
-    if (done) await this.runs.addProgress(this.ds.manager, run.id, { done });
   }
 
   private async imageFeatures(projectId: string, image: ClusterImage): Promise<Float32Array> {

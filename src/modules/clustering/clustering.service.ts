@@ -6,8 +6,8 @@ import { Role } from '../projects/role';
 import { LlmGateway } from '../../platform/llm-gateway';
 import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { GenerationService } from '../generation/generation.service';
-import { runLimitsSchema } from '../generation/generation-params';
+import { GenerationService, selectionParams } from '../generation/generation.service';
+import { runLimitsFrom, runLimitsSchema } from '../generation/generation-params';
 import { ClusterSize, StartClusteringRunInput } from './clustering.inputs';
 
 export const clusteringParamsSchema = z.object({
@@ -41,8 +41,8 @@ export class ClusteringService {
       textWeight: input.textWeight,
       imageWeight: input.imageWeight,
       embeddingModel: client.embeddingModel,
-      limits: { concurrency: input.limits?.concurrency ?? 4, requestsPerMinute: input.limits?.requestsPerMinute ?? null, tokensPerMinute: input.limits?.tokensPerMinute ?? null },
-      selection: selection.imageIds ? { imageIds: selection.imageIds } : { filter: { ...(selection.filter ?? {}) } },
+      limits: runLimitsFrom(input.limits, 4),
+      selection: selectionParams(selection),
     };
     return this.runs.create(ctx, { kind: RunKind.CLUSTERING, params, targets });
   }

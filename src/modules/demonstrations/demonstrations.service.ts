@@ -85,8 +85,8 @@ export class DemonstrationsService {
 
   /** Active demonstrations (or the given ones) with their figure's text, modality and cluster: what generation draws from. */
   async activePool(projectId: string, onlyIds?: string[]): Promise<PoolDemonstration[]> {
-    const rows: { id: string; image_id: string; turns: ConversationTurn[]; caption: string; mentions: string[]; modalities: string; cluster_id: number | null }[] = await this.ds.query(
-      `SELECT d.id, d.image_id, d.turns, i.caption, i.mentions, i.modalities::text AS modalities, i.cluster_id
+    const rows: { id: string; image_id: string; turns: ConversationTurn[]; caption: string; mentions: string[]; modalities: Modality[]; cluster_id: number | null }[] = await this.ds.query(
+      `SELECT d.id, d.image_id, d.turns, i.caption, i.mentions, to_jsonb(i.modalities) AS modalities, i.cluster_id
        FROM demonstrations d JOIN images i ON i.id = d.image_id
        WHERE d.project_id = $1 AND ${onlyIds ? 'd.id = ANY($2::uuid[])' : 'd.active'} ORDER BY d.created_at, d.id`,
       onlyIds ? [projectId, onlyIds] : [projectId],
@@ -97,10 +97,8 @@ export class DemonstrationsService {
       turns: r.turns,
       caption: r.caption,
       mentions: r.mentions,
-      modalities: parsePgEnumArray(r.modalities) as Modality[],
+      modalities: r.modalities,
       clusterId: r.cluster_id,
     }));
   }
 }
-
-const parsePgEnumArray = (text: string): string[] => text.replace(/^\{|\}$/g, '').split(',').filter(Boolean);

@@ -2,26 +2,22 @@ import { DataSource } from 'typeorm';
 import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
 import { AttemptsExhaustedError } from '../../platform/retry';
 import { ChatReply } from '../../platform/llm';
-import { ImagesService } from '../images/images.service';
+import { CountdownCache } from '../../platform/countdown-cache';
+import { ImagesService, ModelFigure } from '../images/images.service';
 import { DemonstrationsService, PoolDemonstration } from '../demonstrations/demonstrations.service';
 import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
 import { StoredRound } from '../candidates/conversation';
 import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
-import { buildGenerationMessages, drawDemonstrations, FigureText } from './prompt';
+import { buildGenerationMessages, drawDemonstrations } from './prompt';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from './prompt-templates';
-import { GenerationParams, generationParamsSchema } from './generation-params';
+import { GenerationParams, generationParamsSchema, paceOf, samplingFields } from './generation-params';
 import { parseConversationReply } from './reply-parser';
 
 interface GenerationItem {
   imageId: string;
   sampleIndex: number;
-}
-
-interface Figure extends FigureText {
-  id: string;
-  dataUrl: string | null;
 }
 
 interface Outcome {
@@ -57,8 +53,8 @@ export class GenerationJob implements RunHandler {
     if (!template) throw new Error(`Unknown prompt template ${params.promptTemplateVersion}`);
     const pool = params.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(run.projectId, params.demonstrationPool) : [];
     const pending = await this.pendingItems(run.id, params.samplesPerImage);
-    const figures = new FigureCache((id) => this.loadFigure(run.projectId, id), pending);
-    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), pending.map((i) => i.imageId));
+    const limits = paceOf(run.id, params.limits);
     try {
       await forEachConcurrent(pending, params.limits.concurrency, control.signal, async (item) => {
         const figure = await figures.take(item.imageId);
@@ -85,28 +81,15 @@ export class GenerationJob implements RunHandler {
     return rows.map((r) => ({ imageId: r.image_id, sampleIndex: r.sample_index }));
   }
 
-  private async loadFigure(projectId: string, imageId: string): Promise<Figure> {
-    const rows: { caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(
-      `SELECT caption, mentions, content_hash FROM images WHERE id = $1 AND project_id = $2`,
-      [imageId, projectId],
-    );
-    const row = rows[0];
-    if (!row) return { id: imageId, caption: '', mentions: [], dataUrl: null };
-    const dataUrl = await this.images.modelDataUrl({ projectId, contentHash: row.content_hash }, this.imageMaxSide);
-    return { id: imageId, caption: row.caption, mentions: row.mentions, dataUrl };
-  }
-
   /** Null when the run was stopped mid-call: nothing is stored and the item stays pending. */
-  private async generate(params: GenerationParams, template: TemplateText, figure: Figure, demos: PoolDemonstration[], limits: RunLimits, item: GenerationItem, signal: AbortSignal): Promise<Outcome | null> {
-    if (!figure.dataUrl) return failed('The image has no stored bytes', 0);
+  private async generate(params: GenerationParams, template: TemplateText, figure: ModelFigure | null, demos: PoolDemonstration[], limits: RunLimits, item: GenerationItem, signal: AbortSignal): Promise<Outcome | null> {
+    if (!figure?.dataUrl) return failed('The image has no stored bytes', 0);
     const messages = buildGenerationMessages(template, params.minRounds, demos, figure, figure.dataUrl);
     try {
       const { reply, attempts, latencyMs } = await this.llm.chat(
         {
           messages,
-          temperature: params.modelParameters.temperature,
-          ...(params.modelParameters.topP !== null ? { top_p: params.modelParameters.topP } : {}),
-          max_tokens: params.modelParameters.maxTokens,
+          ...samplingFields(params.modelParameters),
           seed: (params.seed + item.sampleIndex) % 2 ** 31,
         },
         limits,
@@ -179,29 +162,4 @@ function interpret(reply: ChatReply, params: GenerationParams): Omit<Outcome, 'a
   if (parsed.kind === 'refused') return { status: CandidateStatus.REFUSED, rounds: [], rawOutput: text, failureReason: `The model refused: ${parsed.reason}` };
   const truncated = reply.finishReason === 'length' ? ' (the reply hit the max token limit)' : '';
   return { status: CandidateStatus.PARSE_FAILED, rounds: parsed.rounds, rawOutput: text, failureReason: `${parsed.reason}${truncated}` };
-}
-
-/** Loads each figure once and keeps it only while samples of that image are still pending. */
-class FigureCache {
-  private readonly remaining = new Map<string, number>();
-  private readonly loaded = new Map<string, Promise<Figure>>();
-
-  constructor(
-    private readonly load: (imageId: string) => Promise<Figure>,
-    pending: GenerationItem[],
-  ) {
-    for (const item of pending) this.remaining.set(item.imageId, (this.remaining.get(item.imageId) ?? 0) + 1);
-  }
-
-  async take(imageId: string): Promise<Figure> {
-    let figure = this.loaded.get(imageId);
-    if (!figure) {
-      figure = this.load(imageId);
-      this.loaded.set(imageId, figure);
-    }
-    const left = (this.remaining.get(imageId) ?? 1) - 1;
-    this.remaining.set(imageId, left);
-    if (left <= 0) this.loaded.delete(imageId);
-    return figure;
-  }
 }

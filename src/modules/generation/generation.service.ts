@@ -13,7 +13,7 @@ import { Run, RunKind } from '../runs/run.entity';
 import { PromptTemplate } from './prompt-template.entity';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, listTemplates } from './prompt-templates';
 import { ImageSelectionInput, StartGenerationRunInput } from './generation.inputs';
-import { GenerationParams } from './generation-params';
+import { GenerationParams, modelParametersFrom, runLimitsFrom } from './generation-params';
 
 /** Starts generation runs; the work itself is GenerationJob's, in a worker. */
 export class GenerationService {
@@ -45,8 +45,8 @@ export class GenerationService {
       seed: input.seed ?? crypto.randomInt(0, 2 ** 31 - 1),
       model: client.visionModel,
       promptTemplateVersion: template.version,
-      modelParameters: { temperature: input.model?.temperature ?? 0.7, topP: input.model?.topP ?? null, maxTokens: input.model?.maxTokens ?? 2000 },
-      limits: { concurrency: input.limits?.concurrency ?? 8, requestsPerMinute: input.limits?.requestsPerMinute ?? null, tokensPerMinute: input.limits?.tokensPerMinute ?? null },
+      modelParameters: modelParametersFrom(input.model, { temperature: 0.7, maxTokens: 2000 }),
+      limits: runLimitsFrom(input.limits, 8),
       selection: selectionParams(input.images),
       demonstrationPool: pool.map((d) => d.id),
     };
@@ -69,7 +69,8 @@ export class GenerationService {
   }
 }
 
-function selectionParams(selection: ImageSelectionInput): Record<string, unknown> {
+/** How a run records which images it was asked for. */
+export function selectionParams(selection: ImageSelectionInput): Record<string, unknown> {
   if (selection.imageIds) return { imageIds: selection.imageIds };
   return { filter: { ...(selection.filter ?? {}) } };
 }

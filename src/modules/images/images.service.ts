@@ -14,6 +14,13 @@ export type ImageVariant = 'original' | 'thumbnail';
 const UPSERT_CHUNK = 1000;
 const METADATA_COLUMNS = ['pmid', 'fig_label', 'fig_id', 'graphic_ref', 'file_name', 'caption', 'mentions', 'modalities'];
 
+/** What a vision-model prompt needs of an image. */
+export interface ModelFigure {
+  caption: string;
+  mentions: string[];
+  dataUrl: string | null;
+}
+
 export interface ImageFile {
   bytes: Buffer;
   contentType: string;
@@ -153,8 +160,8 @@ export class ImagesService {
   }
 
   /**
-   * The image as a base64 data URL for a vision model, downscaled when over `maxSide`. The
-   * downscaled bytes are stored, so every run and every sample reuses them. Null without bytes.
+   * The image as a base64 data URL for a vision model, downscaled when over `maxSide`. Downscaled
+   * bytes are stored, so every run and every sample reuses them. Null without bytes.
    */
   async modelDataUrl(image: Pick<Image, 'projectId' | 'contentHash'>, maxSide: number): Promise<string | null> {
     if (!image.contentHash) return null;
@@ -164,9 +171,16 @@ export class ImagesService {
       const original = await this.storage.get(originalKey(image.projectId, image.contentHash));
       if (!original) return null;
       input = await toModelInput(original.bytes, maxSide);
-      await this.storage.put(key, input.bytes, input.contentType);
+      if (input.bytes !== original.bytes) await this.storage.put(key, input.bytes, input.contentType);
     }
     return `data:${input.contentType};base64,${input.bytes.toString('base64')}`;
+  }
+
+  /** An image's caption, mentions and model data URL (null without bytes); null when it is not in the project. */
+  async modelFigure(projectId: string, imageId: string, maxSide: number): Promise<ModelFigure | null> {
+    const image = await this.ds.getRepository(Image).findOne({ where: { id: imageId, projectId }, select: { projectId: true, caption: true, mentions: true, contentHash: true } });
+    if (!image) return null;
+    return { caption: image.caption, mentions: image.mentions, dataUrl: await this.modelDataUrl(image, maxSide) };
   }
 
   /** A query for the ids of the images a filter selects, for freezing a run's targets. */

@@ -1,14 +1,16 @@
 import { DataSource } from 'typeorm';
 import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
 import { AttemptsExhaustedError } from '../../platform/retry';
-import { ImagesService } from '../images/images.service';
+import { CountdownCache } from '../../platform/countdown-cache';
+import { ImagesService, ModelFigure } from '../images/images.service';
 import { StoredRound } from '../candidates/conversation';
 import { Preference, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
 import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
-import { buildRatingMessages, FigureText } from '../generation/prompt';
+import { buildRatingMessages } from '../generation/prompt';
 import { RATING } from '../generation/prompt-templates';
+import { paceOf, samplingFields } from '../generation/generation-params';
 import { RatingParams, ratingParamsSchema } from './rating.service';
 import { parseRatingReply } from './rating-parser';
 
@@ -39,15 +41,11 @@ export class RatingJob implements RunHandler {
   async execute(run: Run, control: RunControl): Promise<void> {
     const params = ratingParamsSchema.parse(run.params);
     const items = await this.pendingItems(run.id);
-    const figures = new Map<string, Promise<(FigureText & { dataUrl: string | null }) | null>>();
-    const figure = (imageId: string) => {
-      if (!figures.has(imageId)) figures.set(imageId, this.loadFigure(run.projectId, imageId));
-      return figures.get(imageId)!;
-    };
-    const limits: RunLimits = { runId: run.id, requestsPerMinute: params.limits.requestsPerMinute, tokensPerMinute: params.limits.tokensPerMinute };
+    const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), items.map((i) => i.imageId));
+    const limits = paceOf(run.id, params.limits);
     try {
       await forEachConcurrent(items, params.limits.concurrency, control.signal, async (item) => {
-        await this.rate(run, params, item, await figure(item.imageId), limits, control.signal);
+        await this.rate(run, params, item, await figures.take(item.imageId), limits, control.signal);
         control.progressed();
       });
     } finally {
@@ -74,22 +72,13 @@ export class RatingJob implements RunHandler {
     ).filter((item) => !settled.has(itemKey(item)));
   }
 
-  private async loadFigure(projectId: string, imageId: string) {
-    const rows: { caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(`SELECT caption, mentions, content_hash FROM images WHERE id = $1 AND project_id = $2`, [imageId, projectId]);
-    if (!rows[0]) return null;
-    const dataUrl = await this.images.modelDataUrl({ projectId, contentHash: rows[0].content_hash }, this.imageMaxSide);
-    return { caption: rows[0].caption, mentions: rows[0].mentions, dataUrl };
-  }
-
-  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: (FigureText & { dataUrl: string | null }) | null, limits: RunLimits, signal: AbortSignal): Promise<void> {
+  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, signal: AbortSignal): Promise<void> {
     if (!figure?.dataUrl) return this.fail(run, item, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 });
     try {
       const { reply, attempts } = await this.llm.chat(
         {
           messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl),
-          temperature: params.modelParameters.temperature,
-          ...(params.modelParameters.topP !== null ? { top_p: params.modelParameters.topP } : {}),
-          max_tokens: params.modelParameters.maxTokens,
+          ...samplingFields(params.modelParameters),
         },
         limits,
         signal,

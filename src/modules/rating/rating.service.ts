@@ -8,7 +8,7 @@ import { UserErrorCode, userError, UserErrorsException } from '../../platform/us
 import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
 import { RunsService } from '../runs/runs.service';
 import { Run, RunKind } from '../runs/run.entity';
-import { modelParametersSchema, runLimitsSchema } from '../generation/generation-params';
+import { modelParametersFrom, modelParametersSchema, runLimitsFrom, runLimitsSchema } from '../generation/generation-params';
 import { RATING } from '../generation/prompt-templates';
 import { StartRatingRunInput } from './rating.inputs';
 
@@ -41,8 +41,8 @@ export class RatingService {
     const params: RatingParams = {
       model: client.visionModel,
       rubricVersion: RATING.version,
-      modelParameters: { temperature: input.model?.temperature ?? 0, topP: input.model?.topP ?? null, maxTokens: input.model?.maxTokens ?? 400 },
-      limits: { concurrency: input.limits?.concurrency ?? 8, requestsPerMinute: input.limits?.requestsPerMinute ?? null, tokensPerMinute: input.limits?.tokensPerMinute ?? null },
+      modelParameters: modelParametersFrom(input.model, { temperature: 0, maxTokens: 400 }),
+      limits: runLimitsFrom(input.limits, 8),
       selection: input.generationRunId ? { generationRunId: input.generationRunId } : { candidateIds: input.candidateIds },
     };
     return this.runs.create(ctx, { kind: RunKind.RATING, params, targets, countItemsSql: COUNT_ANSWERS });

@@ -74,9 +74,7 @@ export class RunExecutor {
     }
     if (control.cancelled) return this.runs.finish(run.id, RunStatus.CANCELLED);
     if (helpers.abortSignal?.aborted) throw new Error('worker shutting down; the run resumes on the next attempt');
-    const finished = await this.runs.findForWorker(run.id);
-    const allFailed = !!finished && finished.total > 0 && finished.failed >= finished.total;
-    await this.runs.finish(run.id, allFailed ? RunStatus.FAILED : RunStatus.SUCCEEDED);
+    await this.runs.finishCompleted(run.id);
   }
 
   private async watchCancel(control: RunControl): Promise<void> {

@@ -113,5 +113,3 @@ export class RunsResolver {
     return connectionOf(RunFailureConnection, await this.services.runs.failures(ctx, run.id, page));
   }
 }
-
-

@@ -132,6 +132,17 @@ export class RunsService {
     this.publisher.done(runId);
   }
 
+  /** The handler went through every item: FAILED when every item failed, else SUCCEEDED. */
+  async finishCompleted(runId: string): Promise<void> {
+    await this.ds.query(
+      `UPDATE runs SET status = CASE WHEN total > 0 AND failed >= total THEN 'FAILED'::run_status ELSE 'SUCCEEDED'::run_status END,
+         finished_at = now(), updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`,
+      [runId],
+    );
+    await this.publisher.flush(runId);
+    this.publisher.done(runId);
+  }
+
   async recordError(runId: string, lastError: string): Promise<void> {
     await this.ds.query(`UPDATE runs SET last_error = $2, updated_at = now() WHERE id = $1`, [runId, lastError]);
     this.publisher.touch(runId);
@@ -140,12 +151,6 @@ export class RunsService {
   async cancelRequested(runId: string): Promise<boolean> {
     const rows: { requested: boolean }[] = await this.ds.query(`SELECT cancel_requested_at IS NOT NULL AS requested FROM runs WHERE id = $1`, [runId]);
     return rows[0]?.requested ?? true;
-  }
-
-  /** Ids a run works on, in a stable order. */
-  async targetIds(runId: string): Promise<string[]> {
-    const rows: { target_id: string }[] = await this.ds.query(`SELECT target_id FROM run_targets WHERE run_id = $1 ORDER BY target_id`, [runId]);
-    return rows.map((r) => r.target_id);
   }
 
   progressed(runId: string): void {
