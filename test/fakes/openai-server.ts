@@ -36,6 +36,8 @@ export type EmbeddingBehaviour = { vectors: 'default' } | FaultBehaviour | { del
 export interface FakeOpenAIOptions {
   latencyMs?: number;
   embeddingDims?: number;
+  /** Keep request bodies (default); a benchmark turns it off so the log stays small. */
+  recordBodies?: boolean;
 }
 
 export type ConversationForm = 'SINGLE_ANSWER' | 'TWO_ANSWERS';
@@ -62,6 +64,7 @@ export class FakeOpenAIServer {
   latencyMs: number;
 
   private readonly embeddingDims: number;
+  private readonly recordBodies: boolean;
   private readonly sockets = new Set<Socket>();
   private chatQueue: ChatBehaviour[] = [];
   private embeddingQueue: EmbeddingBehaviour[] = [];
@@ -79,6 +82,7 @@ export class FakeOpenAIServer {
     this.baseUrl = `http://127.0.0.1:${port}/v1`;
     this.latencyMs = options.latencyMs ?? 0;
     this.embeddingDims = options.embeddingDims ?? 64;
+    this.recordBodies = options.recordBodies ?? true;
     server.on('connection', (socket) => this.trackSocket(socket));
     server.on('request', (req, res) => void this.handle(req, res));
   }
@@ -164,14 +168,22 @@ export class FakeOpenAIServer {
     }
   }
 
+  /** For a server in another process: when requests arrived, and the most in flight at once. */
+  private sendStats(res: http.ServerResponse): void {
+    const requests = this.requests.map((r) => ({ endpoint: r.endpoint, receivedAt: r.receivedAt }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ maxInFlight: this.maxInFlightSeen, requests }));
+  }
+
   private async route(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/_fake/stats') return this.sendStats(res);
     const endpoint = endpointFor(req.method, path);
     if (!endpoint) return sendError(res, 404, `Unknown request URL: ${req.method} ${path}`, 'unknown_url');
 
     const rawBody = await readBody(req);
     const body = parseJson(rawBody);
-    this.requests.push({ endpoint, method: req.method ?? 'POST', path, headers: { ...req.headers }, body: body ?? rawBody, receivedAt: Date.now() });
+    const recorded = this.recordBodies ? body ?? rawBody : null;
+    this.requests.push({ endpoint, method: req.method ?? 'POST', path, headers: { ...req.headers }, body: recorded, receivedAt: Date.now() });
     const index = this.requestCounts[endpoint]++;
 
     if (!(await sleep(this.latencyMs, signal))) return;

@@ -107,8 +107,9 @@ export class GenerationJob implements RunHandler {
     const promptTokens = outcome.reply?.promptTokens ?? 0;
     const completionTokens = outcome.reply?.completionTokens ?? 0;
     const costUsd = this.llm.client ? this.llm.client.costUsd({ promptTokens, completionTokens }) : 0;
-    await this.ds.transaction(async (em) => {
-      const inserted = await em
+    const ok = outcome.status === CandidateStatus.OK;
+    await this.runs.recordItem(
+      this.ds
         .createQueryBuilder()
         .insert()
         .into(Candidate)
@@ -130,22 +131,10 @@ export class GenerationJob implements RunHandler {
           latencyMs: outcome.latencyMs ?? null,
           attempts: outcome.attempts,
           costUsd,
-        })
-        .orIgnore()
-        .updateEntity(false)
-        .returning('id')
-        .execute();
-      if (!inserted.raw.length) return;
-      const ok = outcome.status === CandidateStatus.OK;
-      await this.runs.addProgress(em, run.id, {
-        done: ok ? 1 : 0,
-        failed: ok ? 0 : 1,
-        promptTokens,
-        completionTokens,
-        costUsd,
-        lastError: ok ? null : `${outcome.status}: ${outcome.failureReason}`,
-      });
-    });
+        }),
+      run.id,
+      { done: ok ? 1 : 0, failed: ok ? 0 : 1, promptTokens, completionTokens, costUsd, lastError: ok ? null : `${outcome.status}: ${outcome.failureReason}` },
+    );
   }
 }
 

@@ -88,8 +88,8 @@ export class RatingJob implements RunHandler {
       if (reply.refusal) return this.fail(run, item, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage);
       const parsed = parseRatingReply(reply.content ?? '');
       if (parsed.kind === 'failed') return this.fail(run, item, `Unparseable rating: ${parsed.reason}`, reply.content, attempts, usage);
-      await this.ds.transaction(async (em) => {
-        const inserted = await em
+      await this.runs.recordItem(
+        this.ds
           .createQueryBuilder()
           .insert()
           .into(Preference)
@@ -105,13 +105,10 @@ export class RatingJob implements RunHandler {
             rating: parsed.score,
             rubricVersion: params.rubricVersion,
             rationale: parsed.rationale,
-          })
-          .orIgnore()
-          .updateEntity(false)
-          .returning('id')
-          .execute();
-        if (inserted.raw.length) await this.runs.addProgress(em, run.id, { done: 1, ...usage, costUsd: this.cost(usage) });
-      });
+          }),
+        run.id,
+        { done: 1, ...usage, costUsd: this.cost(usage) },
+      );
     } catch (error) {
       if (signal.aborted) return;
       if (error instanceof AttemptsExhaustedError) return this.fail(run, item, error.message, null, error.attempts, { promptTokens: 0, completionTokens: 0 });
@@ -120,10 +117,7 @@ export class RatingJob implements RunHandler {
   }
 
   private async fail(run: Run, item: RatingItem, reason: string, rawOutput: string | null, attempts: number, usage: { promptTokens: number; completionTokens: number }): Promise<void> {
-    await this.ds.transaction(async (em) => {
-      const recorded = await this.runs.recordFailure(em, run, { itemKey: itemKey(item), reason, rawOutput, attempts });
-      if (recorded) await this.runs.addProgress(em, run.id, { failed: 1, ...usage, costUsd: this.cost(usage), lastError: reason });
-    });
+    await this.runs.recordFailure(run, { itemKey: itemKey(item), reason, rawOutput, attempts }, { ...usage, costUsd: this.cost(usage) });
   }
 
   private cost(usage: { promptTokens: number; completionTokens: number }): number {

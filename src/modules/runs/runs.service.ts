@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
+import { DataSource, EntityManager, InsertQueryBuilder, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { enqueueJob, removeQueuedJob } from '../../platform/jobs';
@@ -31,6 +31,12 @@ export interface NewRun {
   /** Or a query counting the items, given the run id as $1, once the targets are frozen. */
   countItemsSql?: string;
 }
+
+/** Counter increments; the run id is $1, the values $2 to $7 in `counterValues` order. */
+const COUNTERS_SET = `done = done + $2, failed = failed + $3, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
+  cost_usd = cost_usd + $6, last_error = coalesce($7, last_error), updated_at = now()`;
+
+const counterValues = (p: RunProgress) => [p.done ?? 0, p.failed ?? 0, p.promptTokens ?? 0, p.completionTokens ?? 0, p.costUsd ?? 0, p.lastError ?? null];
 
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
@@ -103,13 +109,26 @@ export class RunsService {
     return run;
   }
 
-  /** Adds one item's outcome to the run's counters, in the item's own transaction. */
+  /** Adds to the run's counters (work whose result is not a row of its own, such as clustering's). */
   async addProgress(em: EntityManager, runId: string, progress: RunProgress): Promise<void> {
-    await em.query(
-      `UPDATE runs SET done = done + $2, failed = failed + $3, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
-         cost_usd = cost_usd + $6, last_error = coalesce($7, last_error), updated_at = now() WHERE id = $1`,
-      [runId, progress.done ?? 0, progress.failed ?? 0, progress.promptTokens ?? 0, progress.completionTokens ?? 0, progress.costUsd ?? 0, progress.lastError ?? null],
+    await em.query(`UPDATE runs SET ${COUNTERS_SET} WHERE id = $1`, [runId, ...counterValues(progress)]);
+  }
+
+  /**
+   * Inserts an item's result and, only when the row is new, adds the item to the run's counters:
+   * one statement, so both happen or neither, and a repeated item counts once. True when new.
+   */
+  async recordItem<T extends ObjectLiteral>(insert: InsertQueryBuilder<T>, runId: string, progress: RunProgress): Promise<boolean> {
+    const [insertSql, insertParameters] = insert.orIgnore().updateEntity(false).returning('id').getQueryAndParameters();
+    const offset = insertParameters.length;
+    const counters = COUNTERS_SET.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + offset}`);
+    const rows: unknown[] = await this.ds.query(
+      `WITH inserted AS (${insertSql}),
+            counted AS (UPDATE runs SET ${counters} WHERE id = $${offset + 1} AND EXISTS (SELECT 1 FROM inserted) RETURNING 1)
+       SELECT 1 FROM counted`,
+      [...insertParameters, runId, ...counterValues(progress)],
     );
+    return rows.length > 0;
   }
 
   /** For runs whose result is written at the end in one go: each attempt counts from zero. */
@@ -157,16 +176,13 @@ export class RunsService {
     this.publisher.touch(runId);
   }
 
-  async recordFailure(em: EntityManager, run: Run, failure: { itemKey: string; reason: string; rawOutput?: string | null; attempts: number }): Promise<boolean> {
-    const result = await em
+  /** An item the run gave up on, counted as failed once. */
+  async recordFailure(run: Run, failure: { itemKey: string; reason: string; rawOutput?: string | null; attempts: number }, progress: RunProgress): Promise<boolean> {
+    const insert = this.ds
       .createQueryBuilder()
       .insert()
       .into(RunFailure)
-      .values({ projectId: run.projectId, runId: run.id, itemKey: failure.itemKey, reason: failure.reason, rawOutput: failure.rawOutput ?? null, attempts: failure.attempts })
-      .orIgnore()
-      .updateEntity(false)
-      .returning('id')
-      .execute();
-    return result.raw.length > 0;
+      .values({ projectId: run.projectId, runId: run.id, itemKey: failure.itemKey, reason: failure.reason, rawOutput: failure.rawOutput ?? null, attempts: failure.attempts });
+    return this.recordItem(insert, run.id, { ...progress, failed: 1, lastError: failure.reason });
   }
 }
