@@ -80,11 +80,12 @@ export class RunsService {
     const run = await this.ds.transaction(async (em) => {
       const created = await em.getRepository(Run).save(em.getRepository(Run).create({ projectId: ctx.projectId, kind: spec.kind, status: RunStatus.QUEUED, params: spec.params, createdById: ctx.userId }));
       const [sql, parameters] = spec.targets.getQueryAndParameters();
-      const inserted: unknown[] = await em.query(
-        `INSERT INTO run_targets (run_id, target_id) SELECT $${parameters.length + 1}::uuid, t.id FROM (${sql}) t ON CONFLICT DO NOTHING RETURNING target_id`,
+      const [{ targets }]: { targets: number }[] = await em.query(
+        `WITH frozen AS (INSERT INTO run_targets (run_id, target_id) SELECT $${parameters.length + 1}::uuid, t.id FROM (${sql}) t ON CONFLICT DO NOTHING RETURNING 1)
+         SELECT count(*)::int AS targets FROM frozen`,
         [...parameters, created.id],
       );
-      created.total = spec.countItemsSql ? Number((await em.query(spec.countItemsSql, [created.id]))[0]?.count ?? 0) : inserted.length * (spec.itemsPerTarget ?? 1);
+      created.total = spec.countItemsSql ? Number((await em.query(spec.countItemsSql, [created.id]))[0]?.count ?? 0) : targets * (spec.itemsPerTarget ?? 1);
       await em.update(Run, { id: created.id }, { total: created.total });
       await enqueueJob(em, RUN_TASK, { runId: created.id }, { jobKey: runJobKey(created.id) });
       return created;
