@@ -1,6 +1,6 @@
 /** Integration tests: each file boots the app against its own database on a real Postgres. */
 module.exports = {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/support/node-environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import type { AppServices } from '../src/app-services';
 import { RequestContext } from '../src/modules/projects/request-context';
 import { Role } from '../src/modules/projects/role';
+import { buildReferenceSelector } from '../src/modules/selectors/reference-selector';
 
 export const DEMO_SLUG = 'demo';
 
@@ -58,9 +59,20 @@ const records = [
   },
 ];
 
+/** The seeded reference selector, active, so scoring and datasets work offline from the first start. */
+async function registerReferenceSelector(services: AppServices, ctx: RequestContext): Promise<void> {
+  const reference = buildReferenceSelector();
+  await services.selectors.register(ctx, {
+    name: 'reference',
+    description: 'Seeded baseline built from code (not a clinical model): see README, Selectors.',
+    files: { model: reference.model, tokenizer: Buffer.from(reference.tokenizer), manifest: Buffer.from(JSON.stringify(reference.manifest)) },
+    activate: true,
+  });
+}
+
 /**
  * Creates the demo project on first start: an owner, a development API key (kept in DATA_DIR so it
- * can be printed again), three drawn figures and one demonstration. Does nothing when it exists.
+ * can be printed again), three drawn figures, one demonstration and the active reference selector. Does nothing when it exists.
  */
 export async function seedDemo(services: AppServices, dataDir: string): Promise<{ apiKey: string | null; created: boolean }> {
   const keyFile = path.join(dataDir, 'dev-api-key');
@@ -84,5 +96,6 @@ export async function seedDemo(services: AppServices, dataDir: string): Promise<
   ];
   const result = await services.recordsImport.import(ctx, records, files, { createDemonstrations: true });
   if (result.recordErrors.length) throw new Error(`demo seed is invalid: ${JSON.stringify(result.recordErrors)}`);
+  await registerReferenceSelector(services, ctx);
   return { apiKey: secret, created: true };
 }

@@ -19,6 +19,7 @@ import { RunEventsListener, RunEventsPublisher } from './platform/pubsub';
 import { GenerationService } from './modules/generation/generation.service';
 import { RatingService } from './modules/rating/rating.service';
 import { ClusteringService } from './modules/clustering/clustering.service';
+import { OnnxRuntime } from './platform/onnx';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -56,6 +57,14 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const candidates = new CandidatesService(ds);
   const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
   const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
+  const onnx = new OnnxRuntime({
+    executionProvider: config.ONNX_EXECUTION_PROVIDER,
+    intraOpThreads: config.ONNX_INTRA_OP_THREADS,
+    interOpThreads: config.ONNX_INTER_OP_THREADS,
+    cudaDeviceId: config.ONNX_CUDA_DEVICE_ID,
+  });
+  const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
+  const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const generation = new GenerationService(ds, llm, images, demonstrations, runs);
   return {
     ds,
@@ -69,9 +78,9 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     recordsImport: new RecordsImportService(ds, images, demonstrations),
     candidates,
     preferences: new PreferencesService(ds, candidates),
-    selectors: new SelectorsService(ds),
-    scoring: new ScoringService(ds),
-    datasets: new DatasetsService(ds),
+    selectors,
+    scoring,
+    datasets: new DatasetsService(ds, candidates, scoring, runs),
     runs,
     llm,
     runEvents: new RunEventsListener(connectionString(ds)),

@@ -13,6 +13,7 @@ import { startWorker } from './worker';
 import { RequestContext } from './modules/projects/request-context';
 import { Role } from './modules/projects/role';
 import { seedDemo } from '../seeds/demo.seed';
+import { buildReferenceSelector, writeSelectorFolder } from './modules/selectors/reference-selector';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
   serve                                   start the api, with a worker unless RUN_WORKER=false (npm start)
@@ -25,6 +26,9 @@ const USAGE = `Usage: npm run cli -- <command> [options]
                                           another API key for an existing member
   import --project S --file records.json [--images DIR] [--no-demonstrations]
                                           import LLaVA-Med / BioMed-VITAL figure records
+  build-selector [--out DIR] [--profile reference|heavy] [--seed N]
+                                          write the seeded reference selector (model.onnx, tokenizer.json,
+                                          selector.json) to DIR (default DATA_DIR/selectors/<profile>)
 DATABASE_URL selects the database; without it an embedded Postgres runs under DATA_DIR (.data).`;
 
 async function withServices<T>(config: AppConfig, work: (services: AppServices, db: Database) => Promise<T>): Promise<T> {
@@ -106,6 +110,9 @@ async function main(): Promise<void> {
       file: { type: 'string' },
       images: { type: 'string' },
       'no-demonstrations': { type: 'boolean' },
+      out: { type: 'string' },
+      profile: { type: 'string' },
+      seed: { type: 'string' },
     },
   });
   const config = loadConfig();
@@ -147,6 +154,17 @@ async function main(): Promise<void> {
         if (result.recordErrors.length) process.exitCode = 1;
       });
       return;
+    case 'build-selector': {
+      const profile = values.profile ?? 'reference';
+      if (profile !== 'reference' && profile !== 'heavy') throw new Error(`--profile must be reference or heavy\n\n${USAGE}`);
+      const seed = values.seed === undefined ? undefined : Number(values.seed);
+      if (seed !== undefined && !Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer\n\n${USAGE}`);
+      const dir = path.resolve(values.out ?? path.join(config.DATA_DIR, 'selectors', profile));
+      const written = await writeSelectorFolder(dir, buildReferenceSelector({ profile, seed }));
+      console.log(`${profile} selector written to ${dir}`);
+      for (const file of written) console.log(`  ${file.name.padEnd(15)} ${String(file.bytes).padStart(10)} bytes  sha256 ${file.sha256}`);
+      return;
+    }
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -3,6 +3,7 @@ import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, specifiedRul
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { DomainError, toGraphQLError } from './platform/errors';
+import { fromGlobalId } from './platform/ids';
 import { RequestContext } from './modules/projects/request-context';
 import type { GraphQLContext } from './modules/projects/graphql-context';
 import type { AppServices } from './app-services';
@@ -15,6 +16,11 @@ export interface WebSocketOptions {
   spendBudget(ctx: RequestContext): Promise<void>;
   baseUrl(host: string | undefined): string;
   services: AppServices;
+}
+
+function namesProject(globalId: unknown, projectId: string): boolean {
+  const parsed = typeof globalId === 'string' ? fromGlobalId(globalId) : null;
+  return parsed?.type === 'Project' && parsed.id === projectId;
 }
 
 /** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
@@ -32,7 +38,7 @@ function validateOperation(schema: GraphQLSchema, query: string, rules: Validati
 /**
  * GraphQL over WebSocket (graphql-ws) on the HTTP server's port and path. The API key travels in
  * `connectionParams.authorization` and is checked once at connection_init (close 4403 when it is
- * not valid); every operation then spends from the key's rate budget, passes the same query limits
+ * not valid, or when `connectionParams.projectId` names a project the key does not belong to); every operation then spends from the key's rate budget, passes the same query limits
  * as HTTP, and gets a fresh request context.
  */
 export function attachGraphQLWebSocket(httpServer: http.Server, path: string, options: WebSocketOptions): { dispose(): Promise<void> } {
@@ -43,7 +49,11 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
       onConnect: async (c) => {
         const authorization = c.connectionParams?.authorization ?? c.connectionParams?.Authorization;
         try {
-          c.extra.ctx = await options.authenticate(typeof authorization === 'string' ? authorization : null);
+          const ctx = await options.authenticate(typeof authorization === 'string' ? authorization : null);
+          // A client may name the project it means to follow; a key of any other project is refused here.
+          const projectId = c.connectionParams?.projectId;
+          if (projectId !== undefined && !namesProject(projectId, ctx.projectId)) return false;
+          c.extra.ctx = ctx;
           return true;
         } catch {
           return false;

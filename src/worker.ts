@@ -7,6 +7,7 @@ import { RunExecutor } from './modules/runs/run-executor';
 import { GenerationJob } from './modules/generation/generation.job';
 import { RatingJob } from './modules/rating/rating.job';
 import { ClusteringJob } from './modules/clustering/clustering.job';
+import { ScoringJob } from './modules/scoring/scoring.job';
 import { recordTemplates } from './modules/generation/prompt-templates';
 
 /**
@@ -21,6 +22,7 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     [RunKind.GENERATION]: new GenerationJob(ds, services.llm, services.images, services.demonstrations, services.runs, maxSide),
     [RunKind.RATING]: new RatingJob(ds, services.llm, services.images, services.runs, maxSide),
     [RunKind.CLUSTERING]: new ClusteringJob(ds, services.llm, services.images, services.runs),
+    [RunKind.SCORING]: new ScoringJob(ds, services.selectors, services.images, services.runs),
   });
   return startJobWorker({
     connectionString: connectionString(ds),

@@ -68,6 +68,19 @@ const envSchema = z
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(50).default(5000),
   WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(200).default(30_000),
   RUN_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(100),
+
+  // Selectors (ONNX Runtime): execution provider, threads, registration limits, scoring batches.
+  ONNX_EXECUTION_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
+  ONNX_INTRA_OP_THREADS: z.coerce.number().int().min(0).max(256).default(0),
+  ONNX_INTER_OP_THREADS: z.coerce.number().int().min(0).max(256).default(0),
+  ONNX_CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  SELECTOR_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  /** Folders a curator may register selectors from by server-side path (comma-separated); empty allows none. */
+  SELECTOR_IMPORT_DIRS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((d) => d.trim()).filter(Boolean)),
+  SCORING_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(256),
   })
   .superRefine((env, issues) => {
     if (!env.AZURE_OPENAI_ENDPOINT) return;

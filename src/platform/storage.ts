@@ -9,6 +9,8 @@ export interface BlobStorage {
   put(key: string, bytes: Buffer, contentType: string): Promise<void>;
   get(key: string): Promise<{ bytes: Buffer; contentType: string } | null>;
   exists(key: string): Promise<boolean>;
+  /** Many objects in one round trip; keys not stored are absent from the map. */
+  getMany(keys: readonly string[]): Promise<Map<string, Buffer>>;
 }
 
 /** Content-addressed or derived keys only: a put of an existing key keeps the first write. */
@@ -29,6 +31,12 @@ export class PostgresBlobStorage implements BlobStorage {
       [key],
     );
     return rows[0] ? { bytes: rows[0].data, contentType: rows[0].content_type } : null;
+  }
+
+  async getMany(keys: readonly string[]): Promise<Map<string, Buffer>> {
+    if (keys.length === 0) return new Map();
+    const rows: { key: string; data: Buffer }[] = await this.ds.query(`SELECT key, data FROM blob_objects WHERE key = ANY($1::text[])`, [keys]);
+    return new Map(rows.map((r) => [r.key, r.data]));
   }
 
   async exists(key: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { ArgsType, Field, Float, ID, InputType, registerEnumType } from 'type-graphql';
-import { IsOptional, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsOptional, ValidateNested } from 'class-validator';
+import { Modality } from '../images/modality';
 import { PageArgs, SortDirection } from '../../platform/pagination';
 import { CandidateStatus } from './candidate.entity';
 
@@ -41,4 +42,25 @@ export class CandidateOrder {
 export class CandidatesArgs extends PageArgs {
   @Field(() => CandidateFilter, { nullable: true }) @IsOptional() @ValidateNested() filter?: CandidateFilter | null;
   @Field(() => CandidateOrder, { nullable: true }) @IsOptional() @ValidateNested() orderBy?: CandidateOrder | null;
+}
+
+@InputType({ description: 'Which candidates a scoring run or a dataset draws from; every given condition must hold.' })
+export class CandidateSelectionInput {
+  @Field(() => [ID], { nullable: true, description: 'Candidates of these generation runs.' })
+  @IsOptional()
+  @ArrayMaxSize(100)
+  generationRunIds?: string[] | null;
+
+  @Field(() => [ID], { nullable: true })
+  @IsOptional()
+  @ArrayMaxSize(10000)
+  candidateIds?: string[] | null;
+
+  @Field(() => [CandidateStatus], { nullable: true, description: 'Default: OK only.' })
+  @IsOptional()
+  statuses?: CandidateStatus[] | null;
+
+  @Field(() => [Modality], { nullable: true, description: 'Candidates whose image has any of these modalities.' })
+  @IsOptional()
+  modalities?: Modality[] | null;
 }

@@ -3,8 +3,9 @@ import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
-import { Candidate } from './candidate.entity';
-import { CandidateFilter, CandidateOrder, CandidateSortField } from './candidates.inputs';
+import { Candidate, CandidateStatus } from './candidate.entity';
+import { CandidateFilter, CandidateOrder, CandidateSelectionInput, CandidateSortField } from './candidates.inputs';
+import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 
 export class CandidatesService {
   constructor(private readonly ds: DataSource) {}
@@ -32,6 +33,43 @@ export class CandidatesService {
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Candidate[]> {
     if (ids.length === 0) return [];
     return this.ds.getRepository(Candidate).findBy({ id: In([...ids]), projectId: ctx.projectId });
+  }
+
+  /**
+   * A query for the ids of the candidates a selection picks (alias `c`), for freezing a run's targets
+   * or choosing a dataset. Candidate ids that are not the project's are NOT_FOUND; generation run ids
+   * are checked by the caller.
+   */
+  async selectIds(ctx: RequestContext, selection: CandidateSelectionInput | null | undefined, field: string[]) {
+    const qb = this.ds.getRepository(Candidate).createQueryBuilder('c').select('c.id', 'id').where('c.projectId = :p', { p: ctx.projectId });
+    qb.andWhere('c.status = ANY(:statuses::candidate_status[])', { statuses: selection?.statuses?.length ? selection.statuses : [CandidateStatus.OK] });
+    if (selection?.generationRunIds?.length) {
+      const runIds = selection.generationRunIds.map((id) => expectGlobalId(id, 'Run', [...field, 'generationRunIds'].join('.')));
+      qb.andWhere('c.runId = ANY(:runIds::uuid[])', { runIds });
+    }
+    if (selection?.candidateIds?.length) {
+      const ids = [...new Set(selection.candidateIds.map((id) => expectGlobalId(id, 'Candidate', [...field, 'candidateIds'].join('.'))))];
+      const found = await this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :p AND c.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids }).getCount();
+      if (found !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - found} of the candidates were not found`, [...field, 'candidateIds'])]);
+      qb.andWhere('c.id = ANY(:ids::uuid[])', { ids });
+    }
+    if (selection?.modalities?.length) {
+      qb.andWhere('EXISTS (SELECT 1 FROM images si WHERE si.id = c.image_id AND si.modalities && :modalities::modality[])', { modalities: selection.modalities });
+    }
+    return qb;
+  }
+
+  /** The project's latest OK candidate whose image has bytes, with its image; a real sample for a selector's dry run. */
+  async latestOkWithImage(ctx: RequestContext): Promise<Candidate | null> {
+    return this.ds
+      .getRepository(Candidate)
+      .createQueryBuilder('c')
+      .innerJoinAndSelect('c.image', 'image', 'image.contentHash IS NOT NULL')
+      .where('c.projectId = :p AND c.status = :ok', { p: ctx.projectId, ok: 'OK' })
+      .orderBy('c.createdAt', 'DESC')
+      .addOrderBy('c.id', 'DESC')
+      .limit(1)
+      .getOne();
   }
 
   /** The first page of candidates of each image, in one statement. */

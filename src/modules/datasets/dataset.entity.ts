@@ -17,8 +17,15 @@ export class Dataset extends ProjectScopedEntity {
   @Column('int')
   version: number;
 
+  @Field(() => String, { nullable: true })
+  @Column('text', { nullable: true })
+  description: string | null;
+
   @Column('uuid', { nullable: true })
   selectorModelId: string | null;
+
+  @Column('uuid', { nullable: true })
+  createdById: string | null;
 
   @Field(() => GraphQLJSONObject, { description: 'The selection rule as given.' })
   @Column('jsonb')

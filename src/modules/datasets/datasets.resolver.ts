@@ -1,4 +1,9 @@
-import { Args, Ctx, FieldResolver, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { asPayload, UserError } from '../../platform/user-errors';
+import { Role } from '../projects/role';
+import { SelectorModel } from '../selectors/selector-model.entity';
+import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
+import { CreateDatasetInput } from './datasets.inputs';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
@@ -13,9 +18,26 @@ export class DatasetConnection extends ConnectionType(Dataset, 'Dataset') {}
 @ObjectType()
 export class DatasetItemConnection extends ConnectionType(DatasetItem, 'DatasetItem') {}
 
+@ObjectType()
+export class CreateDatasetPayload {
+  @Field(() => Dataset, { nullable: true }) dataset?: Dataset | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
 @Resolver(() => Dataset)
 export class DatasetsResolver {
   constructor(private readonly services: AppServices) {}
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => CreateDatasetPayload, { description: 'Applies a selection rule and freezes the chosen candidates as a new version of the named dataset.' })
+  async createDataset(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CreateDatasetInput): Promise<CreateDatasetPayload> {
+    return asPayload(async () => ({ dataset: await this.services.datasets.create(ctx, input) }));
+  }
+
+  @FieldResolver(() => SelectorModel, { nullable: true, description: 'The selector (and so its version) whose scores ranked the items.' })
+  async selectorModel(@Root() dataset: Dataset, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel | null> {
+    return dataset.selectorModelId ? selectorModelByIdLoader(ctx, this.services.selectors).load(dataset.selectorModelId) : null;
+  }
 
   @Query(() => DatasetConnection)
   async datasets(@Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DatasetConnection> {

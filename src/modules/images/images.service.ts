@@ -159,6 +159,17 @@ export class ImagesService {
     return { bytes: thumbnail, contentType: 'image/webp' };
   }
 
+  /** Original bytes of a project's images by content hash, in one read; hashes without stored bytes are absent. */
+  async originalsByHash(projectId: string, contentHashes: readonly string[]): Promise<Map<string, Buffer>> {
+    const stored = await this.storage.getMany(contentHashes.map((hash) => originalKey(projectId, hash)));
+    const found = new Map<string, Buffer>();
+    for (const hash of contentHashes) {
+      const bytes = stored.get(originalKey(projectId, hash));
+      if (bytes) found.set(hash, bytes);
+    }
+    return found;
+  }
+
   /**
    * The image as a base64 data URL for a vision model, downscaled when over `maxSide`. Downscaled
    * bytes are stored, so every run and every sample reuses them. Null without bytes.

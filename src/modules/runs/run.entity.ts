@@ -71,6 +71,10 @@ export class Run extends ProjectScopedEntity {
   @Column('uuid', { nullable: true })
   createdById: string | null;
 
+  @Field(() => GraphQLJSONObject, { nullable: true, description: 'Where the run spent its time, by stage (milliseconds), for runs that report it (scoring).' })
+  @Column('jsonb', { nullable: true })
+  metrics: Record<string, unknown> | null;
+
   @Field(() => GraphQLDateTime, { nullable: true })
   @Column({ type: 'timestamptz', nullable: true, precision: 3 })
   startedAt: Date | null;

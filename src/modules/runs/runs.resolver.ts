@@ -1,4 +1,4 @@
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, Float, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional } from 'class-validator';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
@@ -108,8 +108,26 @@ export class RunsResolver {
     return Math.max(0, run.total - run.done - run.failed);
   }
 
-  @FieldResolver(() => RunFailureConnection, { description: 'Items the run gave up on, newest first (rating and clustering; generation keeps failed candidates).' })
+  @FieldResolver(() => Float, { nullable: true, description: 'Items processed per second since the run started (to its end, once finished); null before it starts.' })
+  itemsPerSecond(@Root() run: Run): number | null {
+    return throughput(run);
+  }
+
+  @FieldResolver(() => Float, { nullable: true, description: 'Seconds left at the current throughput, while running; null otherwise.' })
+  etaSeconds(@Root() run: Run): number | null {
+    const rate = throughput(run);
+    if (run.status !== RunStatus.RUNNING || !rate) return null;
+    return Math.max(0, run.total - run.done - run.failed) / rate;
+  }
+
+  @FieldResolver(() => RunFailureConnection, { description: 'Items the run gave up on, newest first (rating, clustering and scoring; generation keeps failed candidates).' })
   async failures(@Root() run: Run, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<RunFailureConnection> {
     return connectionOf(RunFailureConnection, await this.services.runs.failures(ctx, run.id, page));
   }
+}
+
+function throughput(run: Run): number | null {
+  if (!run.startedAt) return null;
+  const seconds = ((run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime()) / 1000;
+  return seconds > 0 ? (run.done + run.failed) / seconds : null;
 }

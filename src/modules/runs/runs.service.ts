@@ -2,6 +2,8 @@ import { DataSource, EntityManager, InsertQueryBuilder, ObjectLiteral, SelectQue
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { enqueueJob, removeQueuedJob } from '../../platform/jobs';
+import { expectGlobalId } from '../../platform/ids';
+import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { RunEventsPublisher } from '../../platform/pubsub';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { RunFailure } from './run-failure.entity';
@@ -73,6 +75,23 @@ export class RunsService {
 
   async findFailureById(ctx: RequestContext, id: string): Promise<RunFailure | null> {
     return this.ds.getRepository(RunFailure).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  /** Checks that every id is a run of `kind` in the caller's project; NOT_FOUND on `field` otherwise. */
+  async assertRunsOfKind(ctx: RequestContext, globalIds: string[] | null | undefined, kind: RunKind, field: string[]): Promise<void> {
+    if (!globalIds?.length) return;
+    const ids = [...new Set(globalIds.map((id) => expectGlobalId(id, 'Run', field.join('.'))))];
+    const [{ found }]: { found: number }[] = await this.ds.query(`SELECT count(*)::int AS found FROM runs WHERE project_id = $1 AND kind = $2 AND id = ANY($3::uuid[])`, [ctx.projectId, kind, ids]);
+    if (found !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - found} of the ${kind.toLowerCase()} runs were not found`, field)]);
+  }
+
+  /** Adds a finished attempt's stage timings to the run's metrics (summed across attempts). */
+  async addMetrics(runId: string, metrics: Record<string, number>): Promise<void> {
+    await this.ds.query(
+      `UPDATE runs SET metrics = coalesce(metrics, '{}'::jsonb) || (SELECT jsonb_object_agg(key, coalesce((runs.metrics ->> key)::float8, 0) + value::float8) FROM jsonb_each_text($2::jsonb)),
+         updated_at = now() WHERE id = $1`,
+      [runId, JSON.stringify(metrics)],
+    );
   }
 
   /** The run, its frozen targets and its job, all or nothing. */

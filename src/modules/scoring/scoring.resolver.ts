@@ -1,4 +1,8 @@
-import { Arg, Args, Ctx, FieldResolver, Float, ID, ObjectType, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, Float, ID, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
+import { asPayload } from '../../platform/user-errors';
+import { Role } from '../projects/role';
+import { StartRunPayload } from '../runs/runs.resolver';
+import { StartScoringRunInput } from './scoring.inputs';
 import type { AppServices } from '../../app-services';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
@@ -16,6 +20,14 @@ export class ScoreConnection extends ConnectionType(Score, 'Score') {}
 @Resolver(() => Score)
 export class ScoresResolver {
   constructor(private readonly services: AppServices) {}
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => StartRunPayload, {
+    description: 'Scores candidates with a selector model on ONNX Runtime, in batches; exactly one score per (candidate, selector model). Follow it with runUpdated or node(id:).',
+  })
+  async startScoringRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: StartScoringRunInput): Promise<StartRunPayload> {
+    return asPayload(async () => ({ run: await this.services.scoring.startRun(ctx, input) }));
+  }
 
   @FieldResolver(() => SelectorModel)
   async selectorModel(@Root() score: Score, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel | null> {

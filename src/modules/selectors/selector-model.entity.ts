@@ -1,4 +1,4 @@
-import { Field, Int, ObjectType } from 'type-graphql';
+import { Field, Float, Int, ObjectType } from 'type-graphql';
 import { Column, Entity, Index } from 'typeorm';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Node, ProjectScopedEntity } from '../../platform/entity-base';
@@ -30,7 +30,39 @@ export class SelectorModel extends ProjectScopedEntity {
   @Column('jsonb', { nullable: true })
   metrics: Record<string, unknown> | null;
 
-  @Field()
+  @Field({ description: 'The one selector a project uses by default; set at registration or with activateSelectorModel.' })
   @Column('boolean', { default: false })
   active: boolean;
+
+  @Field(() => String, { nullable: true })
+  @Column('text', { nullable: true })
+  description: string | null;
+
+  /** Where the three files are stored (content-addressed keys), their SHA-256 and sizes. */
+  @Column('jsonb', { default: () => "'{}'" })
+  files: Record<SelectorFileName, StoredSelectorFile>;
+
+  @Field(() => GraphQLJSONObject, { description: 'Inputs and outputs as ONNX Runtime reported them at registration.' })
+  @Column('jsonb', { default: () => "'{}'" })
+  signature: Record<string, unknown>;
+
+  @Field(() => Float, { nullable: true, description: 'The score the registration dry run gave its sample.' })
+  @Column('double precision', { nullable: true })
+  dryRunScore: number | null;
+
+  @Column('uuid', { nullable: true })
+  createdById: string | null;
+
+  @Field(() => Float, { description: 'Bytes of model.onnx.' })
+  get modelBytes(): number {
+    return this.files?.model?.bytes ?? 0;
+  }
+}
+
+export type SelectorFileName = 'model' | 'tokenizer' | 'manifest';
+
+export interface StoredSelectorFile {
+  key: string;
+  sha256: string;
+  bytes: number;
 }

@@ -1,11 +1,23 @@
-import { Arg, Args, Ctx, ObjectType, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, Field, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
+import { expectGlobalId } from '../../platform/ids';
+import { readUpload } from '../../platform/uploads';
+import { asPayload, UserError, userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
+import { Role } from '../projects/role';
 import { SelectorModel } from './selector-model.entity';
+import { ActivateSelectorModelInput, RegisterSelectorModelInput } from './selectors.inputs';
+import { SelectorFiles } from './selectors.service';
 
 @ObjectType()
 export class SelectorModelConnection extends ConnectionType(SelectorModel, 'SelectorModel') {}
+
+@ObjectType()
+export class SelectorModelPayload {
+  @Field(() => SelectorModel, { nullable: true }) selectorModel?: SelectorModel | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
 
 @Resolver(() => SelectorModel)
 export class SelectorsResolver {
@@ -18,5 +30,32 @@ export class SelectorsResolver {
     @Arg('activeOnly', () => Boolean, { nullable: true }) activeOnly?: boolean,
   ): Promise<SelectorModelConnection> {
     return connectionOf(SelectorModelConnection, await this.services.selectors.list(ctx, page, activeOnly));
+  }
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => SelectorModelPayload, {
+    description: 'Validates a selector (it loads in ONNX Runtime, its inputs and output fit the contract, a dry run on a real sample is finite), stores its files and records a version.',
+  })
+  async registerSelectorModel(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: RegisterSelectorModelInput): Promise<SelectorModelPayload> {
+    return asPayload(async () => {
+      const files = await this.readFiles(input);
+      return { selectorModel: await this.services.selectors.register(ctx, { name: input.name, description: input.description, files, activate: input.activate }) };
+    });
+  }
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => SelectorModelPayload, { description: "Makes a selector the project's active one (the default for scoring runs and datasets)." })
+  async activateSelectorModel(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ActivateSelectorModelInput): Promise<SelectorModelPayload> {
+    return asPayload(async () => ({ selectorModel: await this.services.selectors.activate(ctx, expectGlobalId(input.selectorModelId, 'SelectorModel', 'input.selectorModelId')) }));
+  }
+
+  private async readFiles(input: RegisterSelectorModelInput): Promise<SelectorFiles> {
+    const uploads = { model: input.model, tokenizer: input.tokenizer, manifest: input.manifest };
+    const anyUpload = Object.values(uploads).some(Boolean);
+    if (input.serverPath && anyUpload) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give uploads or serverPath, not both', ['input', 'serverPath'])]);
+    if (input.serverPath) return this.services.selectors.readServerFolder(input.serverPath);
+    const maxBytes = this.services.config.SELECTOR_MAX_BYTES;
+    const read = async (name: keyof typeof uploads) => (uploads[name] ? (await readUpload(uploads[name]!, maxBytes, ['input', name])).bytes : null);
+    return { model: await read('model'), tokenizer: await read('tokenizer'), manifest: await read('manifest') };
   }
 }

@@ -1,11 +1,60 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
 import { DataSource, In } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
-import { SelectorModel } from './selector-model.entity';
+import { BlobStorage } from '../../platform/storage';
+import { describeInputs, describeOutputs, OnnxRuntime, SessionCache } from '../../platform/onnx';
+import { loadTokenizer } from '../../platform/tokenizer';
+import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
+import { DomainError, ErrorCode } from '../../platform/errors';
+import { CandidatesService } from '../candidates/candidates.service';
+import { ImagesService } from '../images/images.service';
+import { SelectorFileName, SelectorModel, StoredSelectorFile } from './selector-model.entity';
+import { SELECTOR_FILE_NAMES, SelectorManifest, selectorManifestSchema } from './selector-manifest';
+import { contractProblems, SelectorRunner } from './selector-runner';
+import { imagePixels, selectorText, SelectorTextSource } from './selector-inputs';
 
-/** The registry of selector models. Registration and validation come with the scoring issue. */
+/** The three files of a selector, as uploaded or read from a server folder; null when not given. */
+export type SelectorFiles = Record<SelectorFileName, Buffer | null>;
+
+
+export interface NewSelectorModel {
+  name: string;
+  description?: string | null;
+  files: SelectorFiles;
+  activate?: boolean | null;
+}
+
+export interface SelectorsOptions {
+  maxBytes: number;
+  importDirs: string[];
+}
+
+const sha256 = (bytes: Buffer) => crypto.createHash('sha256').update(bytes).digest('hex');
+const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0].slice(0, 300);
+
+/**
+ * The registry of selector models: validates a selector against the contract (it loads, its
+ * tensors fit, a dry run on a real sample gives a finite score), stores its files
+ * content-addressed, and versions it by name. Workers get a cached runner per version.
+ */
 export class SelectorsService {
-  constructor(private readonly ds: DataSource) {}
+  private readonly sessions: SessionCache;
+  private readonly runners = new Map<string, Promise<SelectorRunner>>();
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly storage: BlobStorage,
+    private readonly runtime: OnnxRuntime,
+    private readonly candidates: CandidatesService,
+    private readonly images: ImagesService,
+    private readonly options: SelectorsOptions,
+  ) {
+    this.sessions = new SessionCache(runtime);
+  }
 
   async list(ctx: RequestContext, page: PageArgs, activeOnly?: boolean | null): Promise<ConnectionShape<SelectorModel>> {
     const base = () => {
@@ -20,8 +69,190 @@ export class SelectorsService {
     return this.ds.getRepository(SelectorModel).findOneBy({ id, projectId: ctx.projectId });
   }
 
+  async findActive(ctx: RequestContext): Promise<SelectorModel | null> {
+    return this.ds.getRepository(SelectorModel).findOneBy({ projectId: ctx.projectId, active: true });
+  }
+
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<SelectorModel[]> {
     if (ids.length === 0) return [];
     return this.ds.getRepository(SelectorModel).findBy({ id: In([...ids]), projectId: ctx.projectId });
   }
+
+  /** Reads the three files from a server folder under one of SELECTOR_IMPORT_DIRS (after resolving links). */
+  async readServerFolder(folder: string): Promise<SelectorFiles> {
+    const invalid = (message: string) => new UserErrorsException([userError(UserErrorCode.INVALID, message, ['input', 'serverPath'])]);
+    if (this.options.importDirs.length === 0) throw invalid('Registering from a server path is not enabled (SELECTOR_IMPORT_DIRS is empty)');
+    const real = await fs.realpath(folder).catch(() => null);
+    const allowed = await Promise.all(this.options.importDirs.map((d) => fs.realpath(d).catch(() => null)));
+    const inside = real && allowed.some((dir) => dir && (real === dir || real.startsWith(dir + path.sep)));
+    if (!inside) throw invalid('The folder does not exist or is not under an allowed import folder');
+    const read = async (name: SelectorFileName): Promise<Buffer | null> => {
+      const file = path.join(real, SELECTOR_FILE_NAMES[name]);
+      const stat = await fs.stat(file).catch(() => null);
+      if (!stat?.isFile()) return null;
+      if (stat.size > this.options.maxBytes) throw new UserErrorsException([userError(UserErrorCode.TOO_LARGE, `${SELECTOR_FILE_NAMES[name]} is over ${this.options.maxBytes} bytes`, ['input', 'serverPath'])]);
+      return fs.readFile(file);
+    };
+    return { model: await read('model'), tokenizer: await read('tokenizer'), manifest: await read('manifest') };
+  }
+
+  /**
+   * Validates and records a selector. The same files registered again under the same name return
+   * the existing version; new files get the next version.
+   */
+  async register(ctx: RequestContext, spec: NewSelectorModel): Promise<SelectorModel> {
+    const name = spec.name.trim();
+    if (!/^[\w.-]{1,100}$/.test(name)) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Use 1-100 letters, digits, dots, dashes or underscores', ['input', 'name'])]);
+    const validated = await this.validate(ctx, spec.files);
+    const files = await this.storeFiles(ctx, validated.bytes);
+    const filesHash = sha256(Buffer.from(`${files.model.sha256}\n${files.tokenizer.sha256}\n${files.manifest.sha256}`));
+
+    return this.ds.transaction(async (em) => {
+      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`selector:${ctx.projectId}:${name}`]);
+      const repo = em.getRepository(SelectorModel);
+      const existing = await repo.findOneBy({ projectId: ctx.projectId, name, filesHash });
+      if (existing) return spec.activate ? this.activateIn(em, ctx, existing) : existing;
+      const [{ next }]: { next: number }[] = await em.query(`SELECT coalesce(max(version), 0) + 1 AS next FROM selector_models WHERE project_id = $1 AND name = $2`, [ctx.projectId, name]);
+      const created = await repo.save(
+        repo.create({
+          projectId: ctx.projectId,
+          name,
+          version: next,
+          description: spec.description?.trim() || null,
+          filesHash,
+          manifest: validated.manifest as unknown as Record<string, unknown>,
+          files,
+          signature: validated.signature,
+          dryRunScore: validated.dryRunScore,
+          createdById: ctx.userId,
+          active: false,
+        }),
+      );
+      return spec.activate ? this.activateIn(em, ctx, created) : created;
+    });
+  }
+
+  async activate(ctx: RequestContext, id: string): Promise<SelectorModel> {
+    return this.ds.transaction(async (em) => {
+      const found = await em.getRepository(SelectorModel).findOneBy({ id, projectId: ctx.projectId });
+      if (!found) throw new DomainError(ErrorCode.NOT_FOUND, 'Selector model not found', 'id');
+      return this.activateIn(em, ctx, found);
+    });
+  }
+
+  private async activateIn(em: import('typeorm').EntityManager, ctx: RequestContext, model: SelectorModel): Promise<SelectorModel> {
+    await em.query(`UPDATE selector_models SET active = false, updated_at = now() WHERE project_id = $1 AND active AND id <> $2`, [ctx.projectId, model.id]);
+    await em.query(`UPDATE selector_models SET active = true, updated_at = now() WHERE id = $1`, [model.id]);
+    model.active = true;
+    return model;
+  }
+
+  /** For workers: a runner for a selector version, loaded once per process. */
+  runnerFor(model: SelectorModel): Promise<SelectorRunner> {
+    let runner = this.runners.get(model.id);
+    if (!runner) {
+      runner = this.loadRunner(model);
+      runner.catch(() => this.runners.delete(model.id));
+      this.runners.set(model.id, runner);
+    }
+    return runner;
+  }
+
+  async close(): Promise<void> {
+    this.runners.clear();
+    await this.sessions.close();
+  }
+
+  private async loadRunner(model: SelectorModel): Promise<SelectorRunner> {
+    const manifest = selectorManifestSchema.parse(model.manifest);
+    const read = async (name: SelectorFileName) => {
+      const blob = await this.storage.get(model.files[name].key);
+      if (!blob) throw new Error(`The stored ${SELECTOR_FILE_NAMES[name]} of selector ${model.name} v${model.version} is missing`);
+      return blob.bytes;
+    };
+    const [{ session }, tokenizerBytes] = await Promise.all([this.sessions.get(model.id, () => read('model')), read('tokenizer')]);
+    return new SelectorRunner(session, loadTokenizer(tokenizerBytes.toString('utf8')), manifest);
+  }
+
+  private async validate(ctx: RequestContext, files: SelectorFiles) {
+    const errors = (field: SelectorFileName, code: UserErrorCode, message: string) => new UserErrorsException([userError(code, message, ['input', field])]);
+    for (const name of ['model', 'tokenizer', 'manifest'] as const) {
+      const bytes = files[name];
+      if (!bytes || bytes.length === 0) throw errors(name, UserErrorCode.INVALID, `${SELECTOR_FILE_NAMES[name]} is missing`);
+      if (bytes.length > this.options.maxBytes) throw errors(name, UserErrorCode.TOO_LARGE, `${SELECTOR_FILE_NAMES[name]} is over ${this.options.maxBytes} bytes`);
+    }
+    const bytes = files as Record<SelectorFileName, Buffer>;
+
+    const manifest = parseManifest(bytes.manifest);
+    if (typeof manifest === 'string') throw errors('manifest', UserErrorCode.INVALID, `selector.json is not a valid manifest: ${manifest}`);
+
+    let tokenizer;
+    try {
+      tokenizer = loadTokenizer(bytes.tokenizer.toString('utf8'));
+      tokenizer.encodeBatch(['a figure'], manifest.text.maxLength);
+    } catch (error) {
+      const reason = firstLine(error);
+      throw errors('tokenizer', UserErrorCode.INVALID, reason.startsWith('tokenizer.json') ? reason : `tokenizer.json is not usable: ${reason}`);
+    }
+
+    let loaded;
+    try {
+      loaded = await this.runtime.load(bytes.model);
+    } catch (error) {
+      throw errors('model', UserErrorCode.INVALID, `model.onnx does not load in ONNX Runtime: ${firstLine(error)}`);
+    }
+    try {
+      const inputs = describeInputs(loaded.session);
+      const outputs = describeOutputs(loaded.session);
+      const problems = contractProblems(inputs, outputs, manifest);
+      if (problems.length) throw errors('model', UserErrorCode.INVALID, `model.onnx does not fit the selector contract: ${problems.join('; ')}`);
+      const runner = new SelectorRunner(loaded.session, tokenizer, manifest);
+      const sample = await this.dryRunSample(ctx, manifest);
+      let score: number;
+      try {
+        [score] = await runner.score([sample]);
+      } catch (error) {
+        throw errors('model', UserErrorCode.INVALID, `The dry run failed: ${firstLine(error)}`);
+      }
+      if (!Number.isFinite(score)) throw errors('model', UserErrorCode.INVALID, `The dry run gave a score of ${score}, not a finite number`);
+      return { bytes, manifest, signature: { inputs, outputs }, dryRunScore: score };
+    } finally {
+      await loaded.session.release().catch(() => undefined);
+    }
+  }
+
+  /** One real sample of the project (its latest OK candidate with image bytes), or a neutral synthetic one before any exists. */
+  private async dryRunSample(ctx: RequestContext, manifest: SelectorManifest) {
+    const found = await this.candidates.latestOkWithImage(ctx);
+    const file = found?.image?.contentHash ? await this.images.readFile(found.image, 'original') : null;
+    if (found?.image && file) {
+      const source: SelectorTextSource = { caption: found.image.caption, mentions: found.image.mentions, rounds: found.rounds };
+      return { pixels: await imagePixels(file.bytes, manifest), text: selectorText(source, manifest) };
+    }
+    const grey = await sharp({ create: { width: manifest.image.size, height: manifest.image.size, channels: 3, background: '#808080' } }).png().toBuffer();
+    return { pixels: await imagePixels(grey, manifest), text: 'A biomedical figure. What does the image show? It shows a figure.' };
+  }
+
+  private async storeFiles(ctx: RequestContext, bytes: Record<SelectorFileName, Buffer>): Promise<Record<SelectorFileName, StoredSelectorFile>> {
+    const stored = {} as Record<SelectorFileName, StoredSelectorFile>;
+    for (const name of ['model', 'tokenizer', 'manifest'] as const) {
+      const hash = sha256(bytes[name]);
+      const key = `selectors/${ctx.projectId}/${hash}`;
+      await this.storage.put(key, bytes[name], name === 'model' ? 'application/octet-stream' : 'application/json');
+      stored[name] = { key, sha256: hash, bytes: bytes[name].length };
+    }
+    return stored;
+  }
+}
+
+function parseManifest(bytes: Buffer): SelectorManifest | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    return `not JSON (${firstLine(error)})`;
+  }
+  const parsed = selectorManifestSchema.safeParse(json);
+  if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join('.') || 'manifest'}: ${i.message}`).join('; ');
+  return parsed.data;
 }

@@ -1,0 +1,214 @@
+import { DataSource } from 'typeorm';
+import { logger } from '../../platform/logging';
+import type { StoredRound } from '../candidates/conversation';
+import { ImagesService } from '../images/images.service';
+import { Run } from '../runs/run.entity';
+import { RunsService } from '../runs/runs.service';
+import { RunControl, RunHandler } from '../runs/run-executor';
+import { SelectorModel } from '../selectors/selector-model.entity';
+import { SelectorsService } from '../selectors/selectors.service';
+import { RunnerTimings, SelectorRunner, SelectorRow } from '../selectors/selector-runner';
+import { imagePixels, preprocessingKey, selectorText } from '../selectors/selector-inputs';
+import { scoringParamsSchema } from './scoring.service';
+
+/** Where a scoring attempt spent its time, in milliseconds. */
+export interface ScoringTimings extends RunnerTimings {
+  fetchMs: number;
+  preprocessMs: number;
+  writeMs: number;
+}
+
+interface PendingCandidate {
+  id: string;
+  imageId: string;
+}
+
+interface CandidateRow {
+  id: string;
+  rounds: StoredRound[];
+  caption: string;
+  mentions: string[];
+  content_hash: string | null;
+}
+
+interface ScoredBatch {
+  scored: { id: string; value: number }[];
+  failed: { id: string; reason: string }[];
+}
+
+export const scoringItemKey = (candidateId: string) => `candidate:${candidateId}`;
+
+/**
+ * Preprocessed images by (preprocessing, content hash), bounded by bytes. Candidates are streamed
+ * grouped by image, so each image is decoded once per run and shared by all its candidates.
+ */
+export class PixelCache {
+  private readonly entries = new Map<string, Float32Array>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): Float32Array | undefined {
+    const value = this.entries.get(key);
+    if (value) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: string, value: Float32Array): void {
+    if (this.entries.has(key)) return;
+    this.entries.set(key, value);
+    this.bytes += value.byteLength;
+    for (const [oldest, old] of this.entries) {
+      if (this.bytes <= this.maxBytes || oldest === key) break;
+      this.entries.delete(oldest);
+      this.bytes -= old.byteLength;
+    }
+  }
+}
+
+const PIXEL_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Scores a run's frozen candidates with one selector: batches stream through fetch → preprocess
+ * and tokenize → ONNX Runtime → one write per batch, with the next batch fetched while the current
+ * one is scored. Each batch's scores, failures and counters commit in one statement, and a resumed
+ * run only takes candidates with neither a score nor a failure.
+ */
+export class ScoringJob implements RunHandler {
+  private readonly pixels = new PixelCache(PIXEL_CACHE_BYTES);
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly selectors: SelectorsService,
+    private readonly images: ImagesService,
+    private readonly runs: RunsService,
+  ) {}
+
+  async execute(run: Run, control: RunControl): Promise<void> {
+    const params = scoringParamsSchema.parse(run.params);
+    const model = await this.ds.getRepository(SelectorModel).findOneBy({ id: params.selectorModelId, projectId: run.projectId });
+    if (!model) throw new Error('The selector model was deleted');
+    const runner = await this.selectors.runnerFor(model);
+    const timings: ScoringTimings = { fetchMs: 0, preprocessMs: 0, tokenizeMs: 0, inferMs: 0, writeMs: 0 };
+    const started = performance.now();
+    try {
+      const pending = await this.pending(run.id, model.id);
+      timings.fetchMs += performance.now() - started;
+      await this.scoreAll(run, model, runner, pending, params.batchSize, control, timings);
+    } finally {
+      const totalMs = performance.now() - started;
+      await this.runs.addMetrics(run.id, { ...roundAll(timings), totalMs: Math.round(totalMs) }).catch(() => undefined);
+      logger.info('scoring attempt finished', { runId: run.id, ...roundAll(timings), totalMs: Math.round(totalMs) });
+    }
+  }
+
+  private async scoreAll(run: Run, model: SelectorModel, runner: SelectorRunner, pending: PendingCandidate[], batchSize: number, control: RunControl, timings: ScoringTimings): Promise<void> {
+    const batches: PendingCandidate[][] = [];
+    for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
+    let next = batches.length ? this.fetch(run, runner, batches[0], timings) : null;
+    let writing: Promise<void> = Promise.resolve();
+    for (let i = 0; i < batches.length && next && !control.signal.aborted; i++) {
+      const rows = await next;
+      next = i + 1 < batches.length ? this.fetch(run, runner, batches[i + 1], timings) : null;
+      // Swallow here, rethrow below: a fetch that is never awaited must not become an unhandled rejection.
+      next?.catch(() => undefined);
+      const batch = await this.score(run, runner, rows, timings);
+      await writing;
+      if (control.signal.aborted) break;
+      writing = this.write(run, model, batch, timings).then(() => control.progressed());
+    }
+    await writing;
+    if (next && !control.signal.aborted) await next;
+  }
+
+  /** Candidates with neither a score from this selector nor a failure in this run, grouped by image. */
+  private async pending(runId: string, selectorModelId: string): Promise<PendingCandidate[]> {
+    const rows: { id: string; image_id: string }[] = await this.ds.query(
+      `SELECT c.id, c.image_id FROM run_targets t JOIN candidates c ON c.id = t.target_id
+        WHERE t.run_id = $1
+          AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.candidate_id = t.target_id AND s.selector_model_id = $2)
+          AND NOT EXISTS (SELECT 1 FROM run_failures f WHERE f.run_id = $1 AND f.item_key = 'candidate:' || t.target_id)
+        ORDER BY c.image_id, c.id`,
+      [runId, selectorModelId],
+    );
+    return rows.map((r) => ({ id: r.id, imageId: r.image_id }));
+  }
+
+  /** The batch's candidates with their figures, and each image's preprocessed pixels (null when it has no bytes or does not decode). */
+  private async fetch(run: Run, runner: SelectorRunner, batch: PendingCandidate[], timings: ScoringTimings) {
+    let started = performance.now();
+    const rows: CandidateRow[] = await this.ds.query(
+      `SELECT c.id, c.rounds, i.caption, i.mentions, i.content_hash FROM candidates c JOIN images i ON i.id = c.image_id WHERE c.id = ANY($1::uuid[])`,
+      [batch.map((b) => b.id)],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const hashes = [...new Set(rows.map((r) => r.content_hash).filter((h): h is string => !!h))];
+    const prefix = preprocessingKey(runner.manifest);
+    const missing = hashes.filter((h) => !this.pixels.get(`${prefix}:${h}`));
+    const bytes = await this.images.originalsByHash(run.projectId, missing);
+    timings.fetchMs += performance.now() - started;
+
+    started = performance.now();
+    const failures = new Map<string, string>();
+    await Promise.all(
+      missing.map(async (hash) => {
+        const original = bytes.get(hash);
+        if (!original) return failures.set(hash, 'The image has no stored bytes');
+        try {
+          this.pixels.set(`${prefix}:${hash}`, await imagePixels(original, runner.manifest));
+        } catch (error) {
+          failures.set(hash, `The image could not be preprocessed: ${String((error as Error).message).split('\n')[0]}`);
+        }
+      }),
+    );
+    timings.preprocessMs += performance.now() - started;
+    return batch.map((b) => {
+      const row = byId.get(b.id);
+      const hash = row?.content_hash ?? null;
+      const pixels = hash ? this.pixels.get(`${prefix}:${hash}`) : undefined;
+      const reason = !row ? 'The candidate was deleted' : !hash ? 'The image has no stored bytes' : (failures.get(hash) ?? (pixels ? null : 'The image has no stored bytes'));
+      return { id: b.id, row, pixels, reason };
+    });
+  }
+
+  private async score(run: Run, runner: SelectorRunner, items: Awaited<ReturnType<ScoringJob['fetch']>>, timings: ScoringTimings): Promise<ScoredBatch> {
+    const failed: ScoredBatch['failed'] = items.filter((i) => i.reason).map((i) => ({ id: i.id, reason: i.reason! }));
+    const ready = items.filter((i) => !i.reason);
+    const rows: SelectorRow[] = ready.map((i) => ({ pixels: i.pixels!, text: selectorText({ caption: i.row!.caption, mentions: i.row!.mentions, rounds: i.row!.rounds }, runner.manifest) }));
+    const values = await runner.score(rows, timings);
+    const scored: ScoredBatch['scored'] = [];
+    ready.forEach((item, index) => {
+      const value = values[index];
+      if (Number.isFinite(value)) scored.push({ id: item.id, value });
+      else failed.push({ id: item.id, reason: `The selector gave a non-finite score (${value})` });
+    });
+    return { scored, failed };
+  }
+
+  /** Scores, failures and the run's counters in one statement: all of the batch or none of it. */
+  private async write(run: Run, model: SelectorModel, batch: ScoredBatch, timings: ScoringTimings): Promise<void> {
+    const started = performance.now();
+    await this.ds.query(
+      `WITH scored AS (
+         INSERT INTO scores (project_id, candidate_id, selector_model_id, value, run_id)
+         SELECT $2, s.id, $3, s.value, $1 FROM unnest($4::uuid[], $5::float8[]) AS s(id, value)
+         ON CONFLICT (candidate_id, selector_model_id) DO NOTHING RETURNING 1),
+       failed AS (
+         INSERT INTO run_failures (project_id, run_id, item_key, reason, attempts)
+         SELECT $2, $1, 'candidate:' || f.id, f.reason, 1 FROM unnest($6::uuid[], $7::text[]) AS f(id, reason)
+         ON CONFLICT (run_id, item_key) DO NOTHING RETURNING reason)
+       UPDATE runs SET done = done + (SELECT count(*) FROM scored), failed = failed + (SELECT count(*) FROM failed),
+         last_error = coalesce((SELECT min(reason) FROM failed), last_error), updated_at = now()
+       WHERE id = $1`,
+      [run.id, run.projectId, model.id, batch.scored.map((s) => s.id), batch.scored.map((s) => s.value), batch.failed.map((f) => f.id), batch.failed.map((f) => f.reason)],
+    );
+    timings.writeMs += performance.now() - started;
+  }
+}
+
+function roundAll(timings: ScoringTimings): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)]));
+}

@@ -1,0 +1,46 @@
+import { Field, ID, InputType } from 'type-graphql';
+import { IsOptional, MaxLength } from 'class-validator';
+import { GraphQLUpload } from 'graphql-upload-minimal';
+import type { FileUpload } from 'graphql-upload-minimal';
+
+@InputType({
+  description:
+    'A selector (DESIGN.md §5): upload model.onnx, tokenizer.json and selector.json as a GraphQL multipart request, or name a server folder holding them (allowed by SELECTOR_IMPORT_DIRS).',
+})
+export class RegisterSelectorModelInput {
+  @Field({ description: 'Versions are numbered per name; the same files under the same name return the existing version.' })
+  @MaxLength(100)
+  name: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(2000)
+  description?: string | null;
+
+  @Field(() => GraphQLUpload, { nullable: true, description: 'model.onnx' })
+  @IsOptional()
+  model?: Promise<FileUpload> | null;
+
+  @Field(() => GraphQLUpload, { nullable: true, description: 'tokenizer.json (Hugging Face tokenizers format)' })
+  @IsOptional()
+  tokenizer?: Promise<FileUpload> | null;
+
+  @Field(() => GraphQLUpload, { nullable: true, description: 'selector.json, the manifest' })
+  @IsOptional()
+  manifest?: Promise<FileUpload> | null;
+
+  @Field(() => String, { nullable: true, description: 'A folder on the server with the three files, instead of uploads.' })
+  @IsOptional()
+  @MaxLength(1000)
+  serverPath?: string | null;
+
+  @Field(() => Boolean, { nullable: true, description: "Make it the project's active selector." })
+  @IsOptional()
+  activate?: boolean | null;
+}
+
+@InputType()
+export class ActivateSelectorModelInput {
+  @Field(() => ID)
+  selectorModelId: string;
+}

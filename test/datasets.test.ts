@@ -1,0 +1,184 @@
+/**
+ * createDataset: selection rules over a selector's scores, frozen items in rank order, counts per
+ * modality, a reproducible content hash, unions, filters, errors, and reading a dataset page by page.
+ */
+import { createTestProject, startTestApp, TestApp, TestProject } from './support/test-app';
+import { errorCodes, gql, GraphQLResponse } from './support/graphql-client';
+import { FIGURE_CAPTIONS, seedPipeline } from './support/pipeline-fixture';
+import { referenceSelectorUpload, registerSelector, seedCandidates, selectorGlobalId } from './support/scoring-fixture';
+import { SHARED_IMAGE_NAMES } from './support/shared-data';
+import { fromGlobalId, toGlobalId } from '../src/platform/ids';
+
+jest.setTimeout(60_000);
+
+const PER_IMAGE = 6;
+
+const CREATE_DATASET = `mutation($input: CreateDatasetInput!) {
+  createDataset(input: $input) {
+    dataset { id name version itemCount countsByModality contentHash rule selectorModel { id version } }
+    userErrors { field message code }
+  }
+}`;
+
+const ITEMS = `query($id: ID!, $first: Int!, $after: String) {
+  node(id: $id) { ... on Dataset { items(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { rank score candidate { id } } } } } }
+}`;
+
+interface Item {
+  rank: number;
+  score: number;
+  candidateId: string;
+}
+
+describe('datasets', () => {
+  let app: TestApp;
+  let lab: TestProject;
+  let other: TestProject;
+  let selectorId: string;
+  let imageIds: string[];
+  /** Candidate id → score, as stored. */
+  const scores = new Map<string, number>();
+  /** Candidate id → modality of its image. */
+  const modalityOf = new Map<string, string>();
+
+  beforeAll(async () => {
+    app = await startTestApp();
+    lab = await createTestProject(app, 'datasets');
+    other = await createTestProject(app, 'datasets-other');
+    ({ imageIds } = await seedPipeline(app, lab, { demonstrations: false }));
+    const candidateIds = await seedCandidates(app, lab, imageIds, PER_IMAGE);
+    const registered = await registerSelector(app, lab.keys.CURATOR, 'reference', referenceSelectorUpload(), { activate: true });
+    selectorId = fromGlobalId(registered.data!.registerSelectorModel.selectorModel.id)!.id;
+    // Distinct, known scores: the rule's arithmetic is what is under test here; scoring.test.ts covers ONNX.
+    candidateIds.forEach((id, i) => {
+      scores.set(id, Math.round(((i * 7919) % 101) * 10) / 100 - 3);
+      modalityOf.set(id, FIGURE_CAPTIONS[SHARED_IMAGE_NAMES[Math.floor(i / PER_IMAGE)]].modalities[0]);
+    });
+    await app.ds.query(
+      `INSERT INTO scores (project_id, candidate_id, selector_model_id, value) SELECT $1, c, $2, v FROM unnest($3::uuid[], $4::float8[]) AS t(c, v)`,
+      [lab.id, selectorId, [...scores.keys()], [...scores.values()]],
+    );
+    // Candidates that did not parse compete only when asked for.
+    const failed = await seedCandidates(app, lab, imageIds.slice(0, 1), 2, 'PARSE_FAILED');
+    await app.ds.query(`INSERT INTO scores (project_id, candidate_id, selector_model_id, value) SELECT $1, c, $2, 100 FROM unnest($3::uuid[]) AS c`, [lab.id, selectorId, failed]);
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  const ranked = (ids: Iterable<string>) => [...ids].sort((a, b) => scores.get(b)! - scores.get(a)! || (a < b ? -1 : 1));
+
+  async function create(input: Record<string, unknown>, key = lab.keys.CURATOR) {
+    const res = await gql(app.graphqlUrl, key, CREATE_DATASET, { input });
+    expect(res.errors).toBeUndefined();
+    return res.data!.createDataset;
+  }
+
+  async function allItems(datasetId: string, pageSize = 7): Promise<Item[]> {
+    const items: Item[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const res: GraphQLResponse = await gql(app.graphqlUrl, lab.keys.VIEWER, ITEMS, { id: datasetId, first: pageSize, after });
+      const page: any = res.data!.node.items;
+      items.push(...page.edges.map((e: any) => ({ rank: e.node.rank, score: e.node.score, candidateId: fromGlobalId(e.node.candidate.id)!.id })));
+      if (!page.pageInfo.hasNextPage) return items;
+      after = page.pageInfo.endCursor;
+    }
+  }
+
+  it('keeps the top fraction in rank order and records the rule, the selector version, counts per modality and a hash', async () => {
+    const { dataset, userErrors } = await create({ name: 'vital-80', topFraction: 0.8 });
+    expect(userErrors).toEqual([]);
+    const expected = ranked(scores.keys()).slice(0, Math.ceil(scores.size * 0.8));
+    expect(dataset).toMatchObject({ name: 'vital-80', version: 1, itemCount: expected.length, selectorModel: { id: selectorGlobalId(selectorId), version: 1 } });
+    expect(dataset.rule).toMatchObject({ topFraction: 0.8, topK: null, selector: { name: 'reference', version: 1 } });
+    expect(dataset.contentHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const items = await allItems(dataset.id);
+    expect(items.map((i) => i.candidateId)).toEqual(expected);
+    expect(items.map((i) => i.rank)).toEqual(expected.map((_, i) => i + 1));
+    items.forEach((i) => expect(i.score).toBe(scores.get(i.candidateId)));
+
+    const counts: Record<string, number> = {};
+    for (const id of expected) counts[modalityOf.get(id)!] = (counts[modalityOf.get(id)!] ?? 0) + 1;
+    expect(dataset.countsByModality).toEqual(counts);
+  });
+
+  it('gives the same hash for the same rule on the same data, as a new version, and a new hash when the data changes', async () => {
+    const first = (await create({ name: 'repeat', topK: 10 })).dataset;
+    const second = (await create({ name: 'repeat', topK: 10 })).dataset;
+    expect(second.version).toBe(first.version + 1);
+    expect(second.contentHash).toBe(first.contentHash);
+    expect(await allItems(second.id)).toEqual(await allItems(first.id));
+
+    const [best] = ranked(scores.keys());
+    await app.ds.query(`UPDATE scores SET value = value - 50 WHERE candidate_id = $1`, [best]);
+    try {
+      const third = (await create({ name: 'repeat', topK: 10 })).dataset;
+      expect(third.contentHash).not.toBe(first.contentHash);
+    } finally {
+      await app.ds.query(`UPDATE scores SET value = value + 50 WHERE candidate_id = $1`, [best]);
+    }
+  });
+
+  it('filters by modality and status, and applies a minimum score', async () => {
+    const ct = (await create({ name: 'ct', topK: 4, candidates: { modalities: ['CT'] } })).dataset;
+    const ctIds = ranked([...modalityOf].filter(([, m]) => m === 'CT').map(([id]) => id)).slice(0, 4);
+    expect((await allItems(ct.id)).map((i) => i.candidateId)).toEqual(ctIds);
+    expect(ct.countsByModality).toEqual({ CT: 4 });
+
+    const floor = 0.5;
+    const above = (await create({ name: 'floor', minScore: floor })).dataset;
+    expect((await allItems(above.id)).map((i) => i.candidateId)).toEqual(ranked([...scores.keys()].filter((id) => scores.get(id)! >= floor)));
+
+    const withFailed = (await create({ name: 'with-failed', topK: 2, candidates: { statuses: ['OK', 'PARSE_FAILED'] } })).dataset;
+    expect((await allItems(withFailed.id)).map((i) => i.score)).toEqual([100, 100]);
+  });
+
+  it('unions with other datasets, ranking every item by the selector', async () => {
+    const mri = (await create({ name: 'mri', topK: 3, candidates: { modalities: ['MRI'] } })).dataset;
+    const union = (await create({ name: 'ct-and-mri', topK: 3, candidates: { modalities: ['CT'] }, unionDatasetIds: [mri.id] })).dataset;
+    const expected = ranked([
+      ...ranked([...modalityOf].filter(([, m]) => m === 'MRI').map(([id]) => id)).slice(0, 3),
+      ...ranked([...modalityOf].filter(([, m]) => m === 'CT').map(([id]) => id)).slice(0, 3),
+    ]);
+    expect((await allItems(union.id, 4)).map((i) => i.candidateId)).toEqual(expected);
+    expect(union.countsByModality).toEqual({ CT: 3, MRI: 3 });
+  });
+
+  it('answers bad rules with user errors and writes nothing', async () => {
+    const [{ n: before }] = await app.ds.query(`SELECT count(*)::int AS n FROM datasets`);
+    const both = await create({ name: 'x', topK: 3, topFraction: 0.5 });
+    expect(both.userErrors).toEqual([expect.objectContaining({ code: 'INVALID', field: ['input', 'topK'] })]);
+    const none = await create({ name: 'x' });
+    expect(none.userErrors).toEqual([expect.objectContaining({ code: 'INVALID' })]);
+    const empty = await create({ name: 'x', minScore: 1e9 });
+    expect(empty.userErrors).toEqual([expect.objectContaining({ code: 'INVALID', message: expect.stringMatching(/selects no candidate/) })]);
+    const badName = await create({ name: 'no spaces', topK: 1 });
+    expect(badName.userErrors).toEqual([expect.objectContaining({ field: ['input', 'name'] })]);
+    const unknownRun = await create({ name: 'x', topK: 1, candidates: { generationRunIds: [toGlobalId('Run', '00000000-0000-0000-0000-000000000000')] } });
+    expect(unknownRun.userErrors).toEqual([expect.objectContaining({ code: 'NOT_FOUND', field: ['input', 'candidates', 'generationRunIds'] })]);
+    const [{ n: after }] = await app.ds.query(`SELECT count(*)::int AS n FROM datasets`);
+    expect(after).toBe(before);
+  });
+
+  it("keeps other projects out: their keys, selectors and datasets", async () => {
+    const mine = (await create({ name: 'private', topK: 2 })).dataset;
+    const viaOtherSelector = await create({ name: 'steal', topK: 2, selectorModelId: selectorGlobalId(selectorId) }, other.keys.CURATOR);
+    expect(viaOtherSelector.userErrors).toEqual([expect.objectContaining({ code: 'NOT_FOUND', field: ['input', 'selectorModelId'] })]);
+    const peek = await gql(app.graphqlUrl, other.keys.OWNER, `query($id: ID!) { node(id: $id) { id } }`, { id: mine.id });
+    expect(errorCodes(peek)).toEqual(['NOT_FOUND']);
+    const listed = await gql(app.graphqlUrl, other.keys.OWNER, `{ datasets(first: 10) { totalCount } }`);
+    expect(listed.data!.datasets.totalCount).toBe(0);
+
+    // The other project with a selector of its own still cannot union our dataset.
+    const theirs = await registerSelector(app, other.keys.CURATOR, 'theirs', referenceSelectorUpload(), { activate: true });
+    expect(theirs.data!.registerSelectorModel.userErrors).toEqual([]);
+    const union = await create({ name: 'steal', minScore: -1e9, unionDatasetIds: [mine.id] }, other.keys.CURATOR);
+    expect(union.userErrors).toEqual([expect.objectContaining({ code: 'NOT_FOUND', field: ['input', 'unionDatasetIds'] })]);
+
+    const asViewer = await gql(app.graphqlUrl, lab.keys.VIEWER, CREATE_DATASET, { input: { name: 'v', topK: 1 } });
+    expect(errorCodes(asViewer)).toEqual(['FORBIDDEN']);
+  });
+});
