@@ -28,7 +28,7 @@ describe('ONNX Runtime sessions', () => {
   it('runs on CPU by default', async () => {
     const { session, provider } = await new OnnxRuntime({ executionProvider: 'cpu', ...options }).load(model);
     expect(provider).toBe('cpu');
-    expect(session.inputNames.sort()).toEqual(['attention_mask', 'input_ids', 'pixel_values']);
+    expect([...session.inputNames].sort()).toEqual(['attention_mask', 'input_ids', 'pixel_values']);
     await session.release();
   });
 
