@@ -19,6 +19,7 @@ import { AppServices, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from './modules/projects/graphql-context';
 import { imageFilesRouter } from './modules/images/image-files.routes';
+import { datasetExportsRouter } from './modules/datasets/dataset-exports.routes';
 import { attachGraphQLWebSocket } from './websocket';
 
 export interface RunningServer {
@@ -51,6 +52,16 @@ function accessLog(req: Request, res: express.Response, next: express.NextFuncti
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     logger.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
   });
+  next();
+}
+
+/**
+ * A multipart request answered before its files were read (FORBIDDEN, a validation error) leaves
+ * unread bytes on the connection, and the server resets it; a client reusing that keep-alive
+ * connection would see its next request fail. Multipart requests therefore close their connection.
+ */
+function closeAfterMultipart(req: Request, res: express.Response, next: express.NextFunction): void {
+  if (req.is('multipart/form-data')) res.setHeader('Connection', 'close');
   next();
 }
 
@@ -138,11 +149,14 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   app.get('/', (_req, res) => void res.redirect('/ide/'));
 
   app.use(imageFilesRouter(services));
+  app.use(datasetExportsRouter(services));
 
   app.use(
     GRAPHQL_PATH,
     express.json({ limit: '20mb' }),
-    graphqlUploadExpress({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: config.MAX_UPLOAD_FILES }),
+    closeAfterMultipart,
+    // Each mutation checks its own files' limit; the transport allows the largest of them.
+    graphqlUploadExpress({ maxFileSize: Math.max(config.MAX_UPLOAD_BYTES, config.SELECTOR_MAX_BYTES) + 1, maxFiles: config.MAX_UPLOAD_FILES }),
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<GraphQLContext> => {
         try {
@@ -170,6 +184,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     close: async () => {
       await apollo.stop();
       await services.runEvents.stop();
+      await services.selectors.close();
     },
   };
 }

@@ -163,6 +163,37 @@ describe('datasets', () => {
     expect(after).toBe(before);
   });
 
+  it('exports what it froze: the LLaVA JSON and JSONL downloads round-trip to the items, with the same key', async () => {
+    const { dataset } = await create({ name: 'export', topFraction: 0.5 });
+    const res = await gql(app.graphqlUrl, lab.keys.VIEWER, `query($id: ID!) { node(id: $id) { ... on Dataset { exports { format url } } } }`, { id: dataset.id });
+    const urls = Object.fromEntries(res.data!.node.exports.map((e: { format: string; url: string }) => [e.format, e.url]));
+    expect(Object.keys(urls).sort()).toEqual(['IMAGES_TAR', 'JSONL', 'LLAVA_JSON', 'TRL_JSONL']);
+    const items = await allItems(dataset.id);
+
+    const llava = await fetch(urls.LLAVA_JSON, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
+    expect(llava.status).toBe(200);
+    const samples = (await llava.json()) as { id: string; image: string; conversations: { from: string; value: string }[] }[];
+    expect(samples.map((s) => s.id)).toEqual(items.map((i) => i.candidateId));
+    const rounds: { id: string; rounds: { question: string; answers: string[] }[] }[] = await app.ds.query(`SELECT id, rounds FROM candidates WHERE id = ANY($1::uuid[])`, [items.map((i) => i.candidateId)]);
+    const roundsById = new Map(rounds.map((r) => [r.id, r.rounds]));
+    for (const sample of samples) {
+      const expected = roundsById.get(sample.id)!.flatMap((r, i) => [
+        { from: 'human', value: i === 0 ? `<image>\n${r.question}` : r.question },
+        { from: 'gpt', value: r.answers[0] },
+      ]);
+      expect(sample.conversations).toEqual(expected);
+    }
+
+    const jsonl = await fetch(urls.JSONL, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
+    const records = (await jsonl.text()).trim().split('\n').map((line) => JSON.parse(line));
+    expect(records.map((r) => [r.id, r.rank, r.score])).toEqual(items.map((i) => [i.candidateId, i.rank, i.score]));
+
+    const foreign = await fetch(urls.LLAVA_JSON, { headers: { authorization: `Bearer ${other.keys.OWNER}` } });
+    expect(foreign.status).toBe(404);
+    const anonymous = await fetch(urls.LLAVA_JSON);
+    expect(anonymous.status).toBe(401);
+  });
+
   it("keeps other projects out: their keys, selectors and datasets", async () => {
     const mine = (await create({ name: 'private', topK: 2 })).dataset;
     const viaOtherSelector = await create({ name: 'steal', topK: 2, selectorModelId: selectorGlobalId(selectorId) }, other.keys.CURATOR);

@@ -81,6 +81,8 @@ const envSchema = z
     .default('')
     .transform((v) => v.split(',').map((d) => d.trim()).filter(Boolean)),
   SCORING_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(256),
+  /** Exports streaming at once per api process; each holds a pooled connection while it streams. */
+  EXPORT_MAX_CONCURRENT: z.coerce.number().int().min(1).max(256).default(4),
   })
   .superRefine((env, issues) => {
     if (!env.AZURE_OPENAI_ENDPOINT) return;

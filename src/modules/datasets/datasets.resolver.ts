@@ -1,4 +1,5 @@
-import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
+import { datasetExportPath } from './dataset-exports.routes';
 import { asPayload, UserError } from '../../platform/user-errors';
 import { Role } from '../projects/role';
 import { SelectorModel } from '../selectors/selector-model.entity';
@@ -18,6 +19,28 @@ export class DatasetConnection extends ConnectionType(Dataset, 'Dataset') {}
 @ObjectType()
 export class DatasetItemConnection extends ConnectionType(DatasetItem, 'DatasetItem') {}
 
+export enum DatasetExportFormat {
+  LLAVA_JSON = 'llava.json',
+  JSONL = 'jsonl',
+  TRL_JSONL = 'trl.jsonl',
+  IMAGES_TAR = 'images.tar',
+}
+registerEnumType(DatasetExportFormat, {
+  name: 'DatasetExportFormat',
+  valuesConfig: {
+    LLAVA_JSON: { description: 'One JSON array of {id, image, conversations}, as BioMed-VITAL releases its data.' },
+    JSONL: { description: 'One JSON object per line: the LLaVA sample with rank, score, ids, figure and provenance.' },
+    TRL_JSONL: { description: 'TRL preference pairs {prompt, chosen, rejected} (conversational), one per line, from the preferences.' },
+    IMAGES_TAR: { description: 'The images the exports reference, at the paths their `image` fields give.' },
+  },
+});
+
+@ObjectType({ description: 'A download of the dataset: GET the url with the same API key (Authorization: Bearer); streamed, any size.' })
+export class DatasetExport {
+  @Field(() => DatasetExportFormat) format: DatasetExportFormat;
+  @Field() url: string;
+}
+
 @ObjectType()
 export class CreateDatasetPayload {
   @Field(() => Dataset, { nullable: true }) dataset?: Dataset | null;
@@ -32,6 +55,11 @@ export class DatasetsResolver {
   @Mutation(() => CreateDatasetPayload, { description: 'Applies a selection rule and freezes the chosen candidates as a new version of the named dataset.' })
   async createDataset(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CreateDatasetInput): Promise<CreateDatasetPayload> {
     return asPayload(async () => ({ dataset: await this.services.datasets.create(ctx, input) }));
+  }
+
+  @FieldResolver(() => [DatasetExport])
+  exports(@Root() dataset: Dataset, @Ctx() { baseUrl }: GraphQLContext): DatasetExport[] {
+    return Object.values(DatasetExportFormat).map((format) => ({ format, url: `${baseUrl}${datasetExportPath(dataset.id, format)}` }));
   }
 
   @FieldResolver(() => SelectorModel, { nullable: true, description: 'The selector (and so its version) whose scores ranked the items.' })
