@@ -44,7 +44,8 @@ describe('selector registry', () => {
     expect(selectorModel.signature.inputs.map((i: { name: string }) => i.name).sort()).toEqual(['attention_mask', 'input_ids', 'pixel_values']);
     expect(selectorModel.manifest).toEqual(JSON.parse(upload.manifest.toString()));
 
-    const again = await registerSelector(app, lab.keys.CURATOR, 'reference', upload);
+    // The same files, sent manifest first: the multipart order does not matter.
+    const again = await registerSelector(app, lab.keys.CURATOR, 'reference', upload, {}, 'reversed');
     expect(again.data!.registerSelectorModel.selectorModel.id).toBe(selectorModel.id);
 
     const retrained = await registerSelector(app, lab.keys.CURATOR, 'reference', referenceSelectorUpload({ seed: 8 }));

@@ -30,7 +30,7 @@ export const REGISTER_SELECTOR = `mutation($input: RegisterSelectorModelInput!) 
 }`;
 
 /** registerSelectorModel as a GraphQL multipart request, the way a notebook uploads files. */
-export async function registerSelector(app: TestApp, key: string, name: string, upload: SelectorUpload, extra: Record<string, unknown> = {}): Promise<GraphQLResponse> {
+export async function registerSelector(app: TestApp, key: string, name: string, upload: SelectorUpload, extra: Record<string, unknown> = {}, fileOrder: 'as-listed' | 'reversed' = 'as-listed'): Promise<GraphQLResponse> {
   const files: UploadFile[] = [];
   const input: Record<string, unknown> = { name, ...extra };
   for (const [field, fileName] of [['model', 'model.onnx'], ['tokenizer', 'tokenizer.json'], ['manifest', 'selector.json']] as const) {
@@ -39,7 +39,7 @@ export async function registerSelector(app: TestApp, key: string, name: string, 
     input[field] = null;
     files.push({ path: `input.${field}`, name: fileName, bytes });
   }
-  return gqlUpload(app.graphqlUrl, key, REGISTER_SELECTOR, { input }, files);
+  return gqlUpload(app.graphqlUrl, key, REGISTER_SELECTOR, { input }, fileOrder === 'reversed' ? files.reverse() : files);
 }
 
 /** Rounds of the shared clinician demonstrations: real question/answer text for candidates. */

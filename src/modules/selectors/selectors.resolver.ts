@@ -56,6 +56,8 @@ export class SelectorsResolver {
     if (input.serverPath) return this.services.selectors.readServerFolder(input.serverPath);
     const maxBytes = this.services.config.SELECTOR_MAX_BYTES;
     const read = async (name: keyof typeof uploads) => (uploads[name] ? (await readUpload(uploads[name]!, maxBytes, ['input', name])).bytes : null);
-    return { model: await read('model'), tokenizer: await read('tokenizer'), manifest: await read('manifest') };
+    // Read side by side: a multipart body reaches each file only after the ones before it are consumed, in whatever order the client sent them.
+    const [model, tokenizer, manifest] = await Promise.all([read('model'), read('tokenizer'), read('manifest')]);
+    return { model, tokenizer, manifest };
   }
 }
