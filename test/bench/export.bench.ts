@@ -19,7 +19,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { startEmbeddedPostgres } from '../../src/platform/embedded-postgres';
+import { benchDatabase } from './bench-database';
 import { datasetExportPath } from '../../src/modules/datasets/dataset-exports.routes';
 import { itemsQuery, SqlQuery, streamRows, trlQuery } from '../../src/modules/datasets/dataset-exports.service';
 import { startTestApp, createTestProject } from '../support/test-app';
@@ -76,12 +76,7 @@ async function pgQueryStreamRead(url: string, query: SqlQuery): Promise<{ rows: 
 }
 
 async function main(): Promise<void> {
-  let stopEmbedded: (() => Promise<void>) | null = null;
-  if (!process.env.DATABASE_URL) {
-    const pg = await startEmbeddedPostgres(path.resolve(__dirname, '..', '..', '.data', 'bench-postgres'), 54331);
-    process.env.DATABASE_URL = pg.url;
-    stopEmbedded = pg.stop;
-  }
+  const stopDatabase = await benchDatabase();
   const app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
   try {
     const lab = await createTestProject(app, 'bench-export');
@@ -144,7 +139,7 @@ async function main(): Promise<void> {
     console.log(`\npeak RSS of the process over the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   } finally {
     await app.stop();
-    if (stopEmbedded) await stopEmbedded();
+    await stopDatabase();
   }
 }
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
 import sharp from 'sharp';
-import { startEmbeddedPostgres } from '../../src/platform/embedded-postgres';
+import { benchDatabase } from './bench-database';
 import { createTestProject, startTestApp } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { START_GENERATION, waitForRun } from '../support/pipeline-fixture';
@@ -64,12 +64,7 @@ function maxInWindow(times: number[], windowMs: number): number {
 }
 
 async function main(): Promise<void> {
-  let stopEmbedded: (() => Promise<void>) | null = null;
-  if (!process.env.DATABASE_URL) {
-    const pg = await startEmbeddedPostgres(path.resolve(__dirname, '..', '..', '.data', 'bench-postgres'), 54331);
-    process.env.DATABASE_URL = pg.url;
-    stopEmbedded = pg.stop;
-  }
+  const stopDatabase = await benchDatabase();
   const fake = await startFakeServer(LATENCY_MS);
   const app = await startTestApp(
     {
@@ -125,7 +120,7 @@ generation benchmark (${run.done} OK, ${run.failed} failed of ${run.total}; ${ti
     clearInterval(sampler);
     await app.stop();
     fake.child.kill('SIGTERM');
-    if (stopEmbedded) await stopEmbedded();
+    await stopDatabase();
   }
 }
 

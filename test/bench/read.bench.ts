@@ -10,7 +10,7 @@
 import 'reflect-metadata';
 import path from 'node:path';
 import { Client } from 'pg';
-import { startEmbeddedPostgres } from '../../src/platform/embedded-postgres';
+import { benchDatabase } from './bench-database';
 import { StatementCounter } from '../../src/platform/db';
 import { Image } from '../../src/modules/images/image.entity';
 import { ImageSource, Modality } from '../../src/modules/images/modality';
@@ -33,12 +33,7 @@ const QUERY = `query($after: String, $sel: ID!) { candidates(first: 100, after: 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function main(): Promise<void> {
-  let stopEmbedded: (() => Promise<void>) | null = null;
-  if (!process.env.DATABASE_URL) {
-    const pg = await startEmbeddedPostgres(path.resolve(__dirname, '..', '..', '.data', 'bench-postgres'), 54331);
-    process.env.DATABASE_URL = pg.url;
-    stopEmbedded = pg.stop;
-  }
+  const stopDatabase = await benchDatabase();
   const app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
   try {
     const lab = await createTestProject(app, 'bench-lab');
@@ -130,7 +125,7 @@ async function main(): Promise<void> {
     console.log(`  peak RSS:                 ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   } finally {
     await app.stop();
-    if (stopEmbedded) await stopEmbedded();
+    await stopDatabase();
   }
 }
 
