@@ -8,7 +8,6 @@
  * latency percentiles, the statement count, and the ratio of API time to raw SQL time.
  */
 import 'reflect-metadata';
-import path from 'node:path';
 import { Client } from 'pg';
 import { benchDatabase } from './bench-database';
 import { StatementCounter } from '../../src/platform/db';
