@@ -31,6 +31,21 @@ interface CandidateRow {
   content_hash: string | null;
 }
 
+interface ImageRow {
+  id: string;
+  caption: string;
+  mentions: string[];
+  content_hash: string | null;
+}
+
+interface FetchedItem {
+  id: string;
+  row: CandidateRow | undefined;
+  pixels: Float32Array | undefined;
+  /** Why the candidate cannot be scored; null when it can. */
+  reason: string | null;
+}
+
 interface ScoredBatch {
   scored: { id: string; value: number }[];
   failed: { id: string; reason: string }[];
@@ -70,15 +85,23 @@ export class PixelCache {
 }
 
 const PIXEL_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * Batches being fetched (rows, image bytes, preprocessing) while the current one is scored. One is
+ * not enough: a batch's database reads and its image decoding run one after the other, so with a
+ * light model the loop waited on them; with more in flight, one batch's reads overlap another's decoding.
+ */
+const FETCH_AHEAD = 3;
 
 /**
  * Scores a run's frozen candidates with one selector: batches stream through fetch → preprocess
- * and tokenize → ONNX Runtime → one write per batch, with the next batch fetched while the current
- * one is scored. Each batch's scores, failures and counters commit in one statement, and a resumed
+ * and tokenize → ONNX Runtime → one write per batch, with the next batches fetched while the
+ * current one is scored. Each batch's scores, failures and counters commit in one statement, and a resumed
  * run only takes candidates with neither a score nor a failure.
  */
 export class ScoringJob implements RunHandler {
   private readonly pixels = new PixelCache(PIXEL_CACHE_BYTES);
+  /** Images being read and preprocessed, by project and cache key, so concurrent fetches share the work. */
+  private readonly preprocessing = new Map<string, Promise<Float32Array | string>>();
 
   constructor(
     private readonly ds: DataSource,
@@ -108,20 +131,33 @@ export class ScoringJob implements RunHandler {
   private async scoreAll(run: Run, model: SelectorModel, runner: SelectorRunner, pending: PendingCandidate[], batchSize: number, control: RunControl, timings: ScoringTimings): Promise<void> {
     const batches: PendingCandidate[][] = [];
     for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
-    let next = batches.length ? this.fetch(run, runner, batches[0], timings) : null;
+    const ahead: Promise<FetchedItem[]>[] = [];
+    let fetched = 0;
+    const fetchAhead = () => {
+      while (ahead.length < FETCH_AHEAD && fetched < batches.length && !control.signal.aborted) {
+        const next = this.fetch(run, runner, batches[fetched++], timings);
+        // Awaited in turn below; a fetch left behind by an abort must not become an unhandled rejection.
+        next.catch(() => undefined);
+        ahead.push(next);
+      }
+    };
+    fetchAhead();
     let writing: Promise<void> = Promise.resolve();
-    for (let i = 0; i < batches.length && next && !control.signal.aborted; i++) {
-      const rows = await next;
-      next = i + 1 < batches.length ? this.fetch(run, runner, batches[i + 1], timings) : null;
-      // Swallow here, rethrow below: a fetch that is never awaited must not become an unhandled rejection.
-      next?.catch(() => undefined);
-      const batch = await this.score(run, runner, rows, timings);
-      await writing;
-      if (control.signal.aborted) break;
-      writing = this.write(run, model, batch, timings).then(() => control.progressed());
+    try {
+      while (ahead.length && !control.signal.aborted) {
+        const rows = await ahead.shift()!;
+        fetchAhead();
+        const batch = await this.score(run, runner, rows, timings);
+        await writing;
+        if (control.signal.aborted) break;
+        writing = this.write(run, model, batch, timings).then(() => control.progressed());
+      }
+    } catch (error) {
+      // The batch being written settles before the attempt reports its error.
+      await writing.catch(() => undefined);
+      throw error;
     }
     await writing;
-    if (next && !control.signal.aborted) await next;
   }
 
   /** Candidates with neither a score from this selector nor a failure in this run, grouped by image. */
@@ -138,43 +174,78 @@ export class ScoringJob implements RunHandler {
   }
 
   /** The batch's candidates with their figures, and each image's preprocessed pixels (null when it has no bytes or does not decode). */
-  private async fetch(run: Run, runner: SelectorRunner, batch: PendingCandidate[], timings: ScoringTimings) {
+  private async fetch(run: Run, runner: SelectorRunner, batch: PendingCandidate[], timings: ScoringTimings): Promise<FetchedItem[]> {
     let started = performance.now();
-    const rows: CandidateRow[] = await this.ds.query(
-      `SELECT c.id, c.rounds, i.caption, i.mentions, i.content_hash FROM candidates c JOIN images i ON i.id = c.image_id WHERE c.id = ANY($1::uuid[])`,
-      [batch.map((b) => b.id)],
-    );
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const hashes = [...new Set(rows.map((r) => r.content_hash).filter((h): h is string => !!h))];
+    // Each figure once, not once per candidate: a batch holds a few images with many candidates each.
+    const [candidates, figures]: [{ id: string; image_id: string; rounds: StoredRound[] }[], ImageRow[]] = await Promise.all([
+      this.ds.query(`SELECT id, image_id, rounds FROM candidates WHERE id = ANY($1::uuid[])`, [batch.map((b) => b.id)]),
+      this.ds.query(`SELECT id, caption, to_json(mentions) AS mentions, content_hash FROM images WHERE id = ANY($1::uuid[])`, [[...new Set(batch.map((b) => b.imageId))]]),
+    ]);
+    const figureById = new Map(figures.map((f) => [f.id, f]));
+    const byId = new Map<string, CandidateRow>();
+    for (const c of candidates) {
+      const figure = figureById.get(c.image_id);
+      if (figure) byId.set(c.id, { id: c.id, rounds: c.rounds, caption: figure.caption, mentions: figure.mentions, content_hash: figure.content_hash });
+    }
+    const hashes = [...new Set([...byId.values()].map((r) => r.content_hash).filter((h): h is string => !!h))];
     const prefix = preprocessingKey(runner.manifest);
-    const missing = hashes.filter((h) => !this.pixels.get(`${prefix}:${h}`));
-    const bytes = await this.images.originalsByHash(run.projectId, missing);
+    // Pixels are taken as soon as they are known, so a cache eviction while this batch waits cannot lose them.
+    const pixels = new Map<string, Float32Array>();
+    // An image at the edge of two batches fetched at once is read and decoded by the first of them
+    // only. In flight by project: bytes are stored per project, and a missing one must not fail another's.
+    const waiting = new Map<string, Promise<Float32Array | string>>();
+    const missing: string[] = [];
+    for (const hash of hashes) {
+      const cached = this.pixels.get(`${prefix}:${hash}`);
+      const inFlight = cached ? undefined : this.preprocessing.get(`${run.projectId}:${prefix}:${hash}`);
+      if (cached) pixels.set(hash, cached);
+      else if (inFlight) waiting.set(hash, inFlight);
+      else missing.push(hash);
+    }
+    const reading = this.images.originalsByHash(run.projectId, missing);
+    for (const hash of missing) {
+      const flightKey = `${run.projectId}:${prefix}:${hash}`;
+      const done = reading.then((bytes) => this.preprocess(`${prefix}:${hash}`, bytes.get(hash), runner)).finally(() => this.preprocessing.delete(flightKey));
+      // Awaited below unless the read fails, which this fetch then throws.
+      done.catch(() => undefined);
+      this.preprocessing.set(flightKey, done);
+      waiting.set(hash, done);
+    }
+    await reading;
     timings.fetchMs += performance.now() - started;
 
     started = performance.now();
     const failures = new Map<string, string>();
     await Promise.all(
-      missing.map(async (hash) => {
-        const original = bytes.get(hash);
-        if (!original) return failures.set(hash, 'The image has no stored bytes');
-        try {
-          this.pixels.set(`${prefix}:${hash}`, await imagePixels(original, runner.manifest));
-        } catch (error) {
-          failures.set(hash, `The image could not be preprocessed: ${String((error as Error).message).split('\n')[0]}`);
-        }
+      [...waiting].map(async ([hash, done]) => {
+        const result = await done;
+        if (typeof result === 'string') failures.set(hash, result);
+        else pixels.set(hash, result);
       }),
     );
     timings.preprocessMs += performance.now() - started;
     return batch.map((b) => {
       const row = byId.get(b.id);
       const hash = row?.content_hash ?? null;
-      const pixels = hash ? this.pixels.get(`${prefix}:${hash}`) : undefined;
-      const reason = !row ? 'The candidate was deleted' : !hash ? 'The image has no stored bytes' : (failures.get(hash) ?? (pixels ? null : 'The image has no stored bytes'));
-      return { id: b.id, row, pixels, reason };
+      const image = hash ? pixels.get(hash) : undefined;
+      const reason = !row ? 'The candidate was deleted' : !hash ? 'The image has no stored bytes' : (failures.get(hash) ?? (image ? null : 'The image has no stored bytes'));
+      return { id: b.id, row, pixels: image, reason };
     });
   }
 
-  private async score(run: Run, runner: SelectorRunner, items: Awaited<ReturnType<ScoringJob['fetch']>>, timings: ScoringTimings): Promise<ScoredBatch> {
+  /** One image's pixels, cached; or why there are none. */
+  private async preprocess(key: string, original: Buffer | undefined, runner: SelectorRunner): Promise<Float32Array | string> {
+    if (!original) return 'The image has no stored bytes';
+    try {
+      const pixels = await imagePixels(original, runner.manifest);
+      this.pixels.set(key, pixels);
+      return pixels;
+    } catch (error) {
+      return `The image could not be preprocessed: ${String((error as Error).message).split('\n')[0]}`;
+    }
+  }
+
+  private async score(run: Run, runner: SelectorRunner, items: FetchedItem[], timings: ScoringTimings): Promise<ScoredBatch> {
     const failed: ScoredBatch['failed'] = items.filter((i) => i.reason).map((i) => ({ id: i.id, reason: i.reason! }));
     const ready = items.filter((i) => !i.reason);
     const rows: SelectorRow[] = ready.map((i) => ({ pixels: i.pixels!, text: selectorText({ caption: i.row!.caption, mentions: i.row!.mentions, rounds: i.row!.rounds }, runner.manifest) }));

@@ -55,8 +55,18 @@ export function contractProblems(inputs: TensorSignature[], outputs: TensorSigna
   return problems;
 }
 
+/** Largest batch pixel buffer kept for the next batch. */
+const SPARE_PIXELS_MAX_BYTES = 64 * 1024 * 1024;
+
 /** A loaded selector: turns rows into one score per row with ONNX Runtime. */
 export class SelectorRunner {
+  /**
+   * The last batch's pixel buffer, free for the next batch of the same size: a fresh one costs
+   * zeroing and page faults over megabytes each batch. Taken while in use, so concurrent batches
+   * (two runs with one selector) never share one.
+   */
+  private sparePixels: Float32Array | null = null;
+
   constructor(
     readonly session: ort.InferenceSession,
     readonly tokenizer: TextTokenizer,
@@ -76,20 +86,28 @@ export class SelectorRunner {
       maxLength,
     );
     const plane = 3 * size * size;
-    const pixels = new Float32Array(n * plane);
+    const spare = this.sparePixels;
+    const pixels = spare?.length === n * plane ? spare : new Float32Array(n * plane);
+    if (pixels === spare) this.sparePixels = null;
+    // Every element is written: row i fills [i * plane, (i + 1) * plane).
     rows.forEach((row, i) => pixels.set(row.pixels, i * plane));
     if (timings) timings.tokenizeMs += performance.now() - started;
 
     started = performance.now();
     const outputName = this.session.outputNames[0];
-    const result = await this.session.run(
-      {
-        pixel_values: new ort.Tensor('float32', pixels, [n, 3, size, size]),
-        input_ids: new ort.Tensor('int64', inputIds, [n, maxLength]),
-        attention_mask: new ort.Tensor('int64', attentionMask, [n, maxLength]),
-      },
-      [outputName],
-    );
+    let result: ort.InferenceSession.OnnxValueMapType;
+    try {
+      result = await this.session.run(
+        {
+          pixel_values: new ort.Tensor('float32', pixels, [n, 3, size, size]),
+          input_ids: new ort.Tensor('int64', inputIds, [n, maxLength]),
+          attention_mask: new ort.Tensor('int64', attentionMask, [n, maxLength]),
+        },
+        [outputName],
+      );
+    } finally {
+      if (pixels.byteLength <= SPARE_PIXELS_MAX_BYTES) this.sparePixels = pixels;
+    }
     if (timings) timings.inferMs += performance.now() - started;
     const output = result[outputName];
     const data = output.data as Float32Array;
