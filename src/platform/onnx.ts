@@ -64,6 +64,8 @@ export class OnnxRuntime {
     return {
       executionProviders,
       graphOptimizationLevel: 'all',
+      // Spinning threads burn the cores that image decoding and Postgres need between batches.
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
       ...(this.options.intraOpThreads > 0 ? { intraOpNumThreads: this.options.intraOpThreads } : {}),
       ...(this.options.interOpThreads > 0 ? { interOpNumThreads: this.options.interOpThreads } : {}),
     };
