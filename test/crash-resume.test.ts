@@ -8,6 +8,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from './support
 import { gql } from './support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from './support/pipeline-fixture';
 import { WorkerProcess } from './support/worker-process';
+import { runRow, waitForNoJobs, waitForProgress } from './support/crash-probes';
 import { fromGlobalId } from '../src/platform/ids';
 
 jest.setTimeout(90_000);
@@ -78,39 +79,9 @@ describe('crash and resume of a generation run across worker processes', () => {
     return row.n;
   }
 
-  async function runRow(runId: string): Promise<{ status: string; done: number; failed: number }> {
-    const [row] = await app.ds.query(`SELECT status, done, failed FROM runs WHERE id = $1`, [runId]);
-    return row;
-  }
 
-  /** Polls until at least `count` candidates exist; fails if the run got done first. */
-  async function waitForCandidates(runId: string, count: number, worker: WorkerProcess, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const n = await candidateCount(runId);
-      if (n >= TOTAL) throw new Error(`the run finished before the worker could be stopped (${n} candidates)`);
-      if (n >= count) return;
-      if (!worker.running) throw new Error(`worker exited early:\n${worker.log}`);
-      if (Date.now() > deadline) throw new Error(`only ${n} candidates after ${timeoutMs} ms:\n${worker.log}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 
-  async function jobCount(): Promise<number> {
-    const [row] = await app.ds.query(`SELECT count(*)::int AS n FROM graphile_worker._private_jobs`);
-    return row.n;
-  }
 
-  /** The job is completed (deleted) just after the run is marked finished, so allow a moment. */
-  async function waitForNoJobs(timeoutMs = 5_000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    let n = await jobCount();
-    while (n > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      n = await jobCount();
-    }
-    return n;
-  }
 
   async function expectExactlyOnce(run: { globalId: string; id: string }, finished: Record<string, any>): Promise<void> {
     expect(finished).toMatchObject({ status: 'SUCCEEDED', total: TOTAL, done: TOTAL, failed: 0 });
@@ -143,7 +114,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     expect(r.run_prompt).toBe(r.cand_prompt);
     expect(r.run_completion).toBe(r.cand_completion);
     expect(Number(r.run_cost)).toBe(Number(r.cand_cost));
-    expect(await waitForNoJobs()).toBe(0);
+    expect(await waitForNoJobs(app.ds)).toBe(0);
   }
 
   it('a SIGKILLed worker leaves the run RUNNING; a new worker takes it over and fills in only what is missing', async () => {
@@ -152,7 +123,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     const run = await startRun();
     const first = startWorkerProcess();
     await first.ready();
-    await waitForCandidates(run.id, KILL_AFTER, first);
+    await waitForProgress('candidates', () => candidateCount(run.id), KILL_AFTER, TOTAL, first);
     // A live worker beats under the id its job is locked by, so liveness leaves its job alone.
     const [live] = await app.ds.query(
       `SELECT j.locked_by, h.beat_at > now() - interval '1500 milliseconds' AS fresh
@@ -170,7 +141,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     // Calls were in flight when it died; their replies were never stored.
     expect(requestsAtKill).toBeGreaterThan(atKill);
     // The counters committed with each candidate, so they match the rows exactly.
-    expect(await runRow(run.id)).toEqual({ status: 'RUNNING', done: atKill, failed: 0 });
+    expect(await runRow(app.ds, run.id)).toEqual({ status: 'RUNNING', done: atKill, failed: 0 });
     const [job] = await app.ds.query(`SELECT locked_by, attempts FROM graphile_worker._private_jobs`);
     expect(job.locked_by).not.toBeNull();
     expect(job.attempts).toBe(1);
@@ -195,7 +166,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     const run = await startRun();
     const first = startWorkerProcess();
     await first.ready();
-    await waitForCandidates(run.id, KILL_AFTER, first);
+    await waitForProgress('candidates', () => candidateCount(run.id), KILL_AFTER, TOTAL, first);
 
     // graphile-worker lets running jobs finish for 5 s before it aborts them; slow replies make
     // sure the run is still going then, with calls in flight.
@@ -210,7 +181,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     expect(atStop).toBeLessThan(TOTAL);
     expect(requestsAtStop).toBeGreaterThan(atStop);
     // Not finished and not failed: the attempt gave the job back to the queue for a retry.
-    expect(await runRow(run.id)).toEqual({ status: 'RUNNING', done: atStop, failed: 0 });
+    expect(await runRow(app.ds, run.id)).toEqual({ status: 'RUNNING', done: atStop, failed: 0 });
     const [job] = await app.ds.query(`SELECT locked_by, attempts, last_error, run_at > now() AS later FROM graphile_worker._private_jobs`);
     expect(job).toMatchObject({ locked_by: null, attempts: 1, later: true });
     expect(job.last_error).toMatch(/shutting down/);
