@@ -74,9 +74,14 @@ describe('single-process start on the embedded database', () => {
     const key = /Dev key:\s+(bmv_\S+)/.exec(output)![1];
     expect(fs.readFileSync(path.join(dataDir, 'dev-api-key'), 'utf8').trim()).toBe(key);
 
-    const res = await gql(`http://127.0.0.1:${port}/graphql`, key, '{ viewer { role project { slug } } images(first: 10) { totalCount } demonstrations(first: 10) { totalCount } }');
+    const res = await gql(`http://127.0.0.1:${port}/graphql`, key, '{ viewer { role project { slug } } images(first: 10) { totalCount } demonstrations(first: 10) { totalCount } selectorModels(first: 1, activeOnly: true) { edges { node { name version } } } }');
     expect(res.errors).toBeUndefined();
-    expect(res.data).toEqual({ viewer: { role: 'OWNER', project: { slug: 'demo' } }, images: { totalCount: 3 }, demonstrations: { totalCount: 1 } });
+    expect(res.data).toEqual({
+      viewer: { role: 'OWNER', project: { slug: 'demo' } },
+      images: { totalCount: 3 },
+      demonstrations: { totalCount: 1 },
+      selectorModels: { edges: [{ node: { name: 'reference', version: 1 } }] },
+    });
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     const ide = await fetch(`http://127.0.0.1:${port}/ide/`);
     expect(ide.status).toBe(200);
