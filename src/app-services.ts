@@ -12,6 +12,7 @@ import { PreferencesService } from './modules/preferences/preferences.service';
 import { SelectorsService } from './modules/selectors/selectors.service';
 import { ScoringService } from './modules/scoring/scoring.service';
 import { DatasetsService } from './modules/datasets/datasets.service';
+import { DatasetExportsService } from './modules/datasets/dataset-exports.service';
 import { RunsService } from './modules/runs/runs.service';
 import { LlmClient } from './platform/llm';
 import { LlmGateway } from './platform/llm-gateway';
@@ -37,6 +38,7 @@ export interface AppServices {
   selectors: SelectorsService;
   scoring: ScoringService;
   datasets: DatasetsService;
+  datasetExports: DatasetExportsService;
   runs: RunsService;
   llm: LlmGateway;
   runEvents: RunEventsListener;
@@ -65,6 +67,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
+  const datasets = new DatasetsService(ds, candidates, scoring, runs);
   const generation = new GenerationService(ds, llm, images, demonstrations, runs);
   return {
     ds,
@@ -80,7 +83,8 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     preferences: new PreferencesService(ds, candidates),
     selectors,
     scoring,
-    datasets: new DatasetsService(ds, candidates, scoring, runs),
+    datasets,
+    datasetExports: new DatasetExportsService(ds, datasets, images),
     runs,
     llm,
     runEvents: new RunEventsListener(connectionString(ds)),

@@ -4,7 +4,7 @@ import type { AppServices } from '../../app-services';
 import { DomainError } from '../../platform/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../../platform/ids';
 import { logger } from '../../platform/logging';
-import { DatasetExport, DatasetExportsService } from './dataset-exports.service';
+import { DatasetExport } from './dataset-exports.service';
 import { ExportFormat, isExportFormat } from './dataset-export.format';
 
 /** Where a dataset's export downloads (relative to the API origin); `datasetId` is the dataset's UUID. */
@@ -36,7 +36,7 @@ function logEnd(error: unknown, disconnected: boolean, fields: Record<string, un
  * dataset's project, any role; an unknown id, another project's, or an unknown format answers 404.
  */
 export function datasetExportsRouter(services: AppServices): Router {
-  const exports = new DatasetExportsService(services.ds, services.datasets, services.images);
+  const exports = services.datasetExports;
   const router = Router();
   // A text export holds a pooled connection for the whole download: cap them, so slow clients cannot starve the API.
   let streaming = 0;

@@ -151,6 +151,26 @@ export class RunsService {
     return rows.length > 0;
   }
 
+  /**
+   * A batch of items in one statement: `results` inserts the batch's result rows (its own $1..$n,
+   * ignoring rows that exist), `failures` are the items given up on. Only new rows count, as done
+   * or failed, so a repeated batch counts once.
+   */
+  async recordBatch(run: Pick<Run, 'id' | 'projectId'>, results: { sql: string; params: unknown[] }, failures: { itemKey: string; reason: string }[]): Promise<void> {
+    const at = (n: number) => `$${results.params.length + n}`;
+    await this.ds.query(
+      `WITH inserted AS (${results.sql} RETURNING 1),
+       failed AS (
+         INSERT INTO run_failures (project_id, run_id, item_key, reason, attempts)
+         SELECT ${at(2)}, ${at(1)}, f.item_key, f.reason, 1 FROM unnest(${at(3)}::text[], ${at(4)}::text[]) AS f(item_key, reason)
+         ON CONFLICT (run_id, item_key) DO NOTHING RETURNING reason)
+       UPDATE runs SET done = done + (SELECT count(*) FROM inserted), failed = failed + (SELECT count(*) FROM failed),
+         last_error = coalesce((SELECT min(reason) FROM failed), last_error), updated_at = now()
+       WHERE id = ${at(1)}`,
+      [...results.params, run.id, run.projectId, failures.map((f) => f.itemKey), failures.map((f) => f.reason)],
+    );
+  }
+
   /** For runs whose result is written at the end in one go: each attempt counts from zero. */
   async resetCounters(runId: string): Promise<void> {
     await this.ds.query(`UPDATE runs SET done = 0, failed = 0, updated_at = now() WHERE id = $1`, [runId]);

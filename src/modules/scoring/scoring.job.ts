@@ -53,6 +53,8 @@ interface ScoredBatch {
 
 export const scoringItemKey = (candidateId: string) => `candidate:${candidateId}`;
 
+const NO_BYTES = 'The image has no stored bytes';
+
 /**
  * Preprocessed images by (preprocessing, content hash), bounded by bytes. Candidates are streamed
  * grouped by image, so each image is decoded once per run and shared by all its candidates.
@@ -160,7 +162,7 @@ export class ScoringJob implements RunHandler {
     await writing;
   }
 
-  /** Candidates with neither a score from this selector nor a failure in this run, grouped by image. */
+  /** Candidates with neither a score from this selector nor a failure in this run (keyed as `scoringItemKey` does), grouped by image. */
   private async pending(runId: string, selectorModelId: string): Promise<PendingCandidate[]> {
     const rows: { id: string; image_id: string }[] = await this.ds.query(
       `SELECT c.id, c.image_id FROM run_targets t JOIN candidates c ON c.id = t.target_id
@@ -228,14 +230,14 @@ export class ScoringJob implements RunHandler {
       const row = byId.get(b.id);
       const hash = row?.content_hash ?? null;
       const image = hash ? pixels.get(hash) : undefined;
-      const reason = !row ? 'The candidate was deleted' : !hash ? 'The image has no stored bytes' : (failures.get(hash) ?? (image ? null : 'The image has no stored bytes'));
+      const reason = !row ? 'The candidate was deleted' : !hash ? NO_BYTES : (failures.get(hash) ?? (image ? null : NO_BYTES));
       return { id: b.id, row, pixels: image, reason };
     });
   }
 
   /** One image's pixels, cached; or why there are none. */
   private async preprocess(key: string, original: Buffer | undefined, runner: SelectorRunner): Promise<Float32Array | string> {
-    if (!original) return 'The image has no stored bytes';
+    if (!original) return NO_BYTES;
     try {
       const pixels = await imagePixels(original, runner.manifest);
       this.pixels.set(key, pixels);
@@ -262,19 +264,15 @@ export class ScoringJob implements RunHandler {
   /** Scores, failures and the run's counters in one statement: all of the batch or none of it. */
   private async write(run: Run, model: SelectorModel, batch: ScoredBatch, timings: ScoringTimings): Promise<void> {
     const started = performance.now();
-    await this.ds.query(
-      `WITH scored AS (
-         INSERT INTO scores (project_id, candidate_id, selector_model_id, value, run_id)
-         SELECT $2, s.id, $3, s.value, $1 FROM unnest($4::uuid[], $5::float8[]) AS s(id, value)
-         ON CONFLICT (candidate_id, selector_model_id) DO NOTHING RETURNING 1),
-       failed AS (
-         INSERT INTO run_failures (project_id, run_id, item_key, reason, attempts)
-         SELECT $2, $1, 'candidate:' || f.id, f.reason, 1 FROM unnest($6::uuid[], $7::text[]) AS f(id, reason)
-         ON CONFLICT (run_id, item_key) DO NOTHING RETURNING reason)
-       UPDATE runs SET done = done + (SELECT count(*) FROM scored), failed = failed + (SELECT count(*) FROM failed),
-         last_error = coalesce((SELECT min(reason) FROM failed), last_error), updated_at = now()
-       WHERE id = $1`,
-      [run.id, run.projectId, model.id, batch.scored.map((s) => s.id), batch.scored.map((s) => s.value), batch.failed.map((f) => f.id), batch.failed.map((f) => f.reason)],
+    await this.runs.recordBatch(
+      run,
+      {
+        sql: `INSERT INTO scores (project_id, candidate_id, selector_model_id, value, run_id)
+              SELECT $1, s.id, $2, s.value, $3 FROM unnest($4::uuid[], $5::float8[]) AS s(id, value)
+              ON CONFLICT (candidate_id, selector_model_id) DO NOTHING`,
+        params: [run.projectId, model.id, run.id, batch.scored.map((s) => s.id), batch.scored.map((s) => s.value)],
+      },
+      batch.failed.map((f) => ({ itemKey: scoringItemKey(f.id), reason: f.reason })),
     );
     timings.writeMs += performance.now() - started;
   }

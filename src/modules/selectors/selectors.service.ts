@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DataSource, In } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { BlobStorage } from '../../platform/storage';
@@ -140,7 +140,7 @@ export class SelectorsService {
     });
   }
 
-  private async activateIn(em: import('typeorm').EntityManager, ctx: RequestContext, model: SelectorModel): Promise<SelectorModel> {
+  private async activateIn(em: EntityManager, ctx: RequestContext, model: SelectorModel): Promise<SelectorModel> {
     await em.query(`UPDATE selector_models SET active = false, updated_at = now() WHERE project_id = $1 AND active AND id <> $2`, [ctx.projectId, model.id]);
     await em.query(`UPDATE selector_models SET active = true, updated_at = now() WHERE id = $1`, [model.id]);
     model.active = true;
