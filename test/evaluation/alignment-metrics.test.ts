@@ -121,6 +121,7 @@ describe('alignmentRate', () => {
 
   it('rejects an item without a score, and a non-positive weight', () => {
     expect(() => alignmentRate([{ preferred: 'a', rejected: 'zz' }], scores)).toThrow(/no score for item zz/);
+    expect(() => alignmentRate([{ preferred: 'a', rejected: 'constructor' }], scores)).toThrow(/no score for item constructor/);
     expect(() => alignmentRate([{ ...pairs[0], weight: 0 }], scores)).toThrow(/weight/);
   });
 });

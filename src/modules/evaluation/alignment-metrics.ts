@@ -94,7 +94,9 @@ export interface JudgeAlignmentReport {
 
 /** The score of `id`; a missing or non-finite score is the caller's error, never silently skipped. */
 export function scoreOf(scores: ItemScores, id: string): number {
-  const score = scores instanceof Map ? scores.get(id) : (scores as Readonly<Record<string, number>>)[id];
+  const record = scores as Readonly<Record<string, number>>;
+  // Own properties only: an item id such as "constructor" must not find Object.prototype's.
+  const score = scores instanceof Map ? scores.get(id) : Object.hasOwn(record, id) ? record[id] : undefined;
   if (score === undefined) throw new RangeError(`no score for item ${id}`);
   if (!Number.isFinite(score)) throw new RangeError(`score of item ${id} is not a finite number: ${score}`);
   return score;
