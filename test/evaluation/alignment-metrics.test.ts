@@ -266,6 +266,52 @@ describe('evaluateSelectorAlignment', () => {
     ]);
   });
 
+  /** The bootstrap's definition, computed naively: every metric recomputed on each resample's pairs, a question drawn k times counted k times. */
+  function naiveInterval(pairs: PreferencePair[], metric: (sample: PreferencePair[]) => number | null, options: { resamples: number; seed: number }) {
+    const pairsOfDraw = (drawn: readonly PreferencePair[][]) =>
+      drawn.flatMap((unit, draw) => unit.map((pair, i) => ({ ...pair, group: `${pair.group ?? `\u0000pair${i}`}\u0000draw${draw}` })));
+    return percentileBootstrap(resamplingUnits(pairs), (drawn) => metric(pairsOfDraw(drawn)), options);
+  }
+
+  /** 12 images: a three-answer question with two pairs, a group-less pair, and on every third image a question clinicians disagree on; weights vary. */
+  function mixedFixture(): { pairs: PreferencePair[]; scores: Record<string, number> } {
+    const pairs: PreferencePair[] = [];
+    const scores: Record<string, number> = {};
+    for (let i = 0; i < 12; i++) {
+      const [a, b, c, x, y, m, n] = ['a', 'b', 'c', 'x', 'y', 'm', 'n'].map((name) => `${name}${i}`);
+      [a, b, c, x, y, m, n].forEach((id, k) => (scores[id] = ((i * 7 + k * 13) % 10) / 10));
+      const cluster = `img${i}`;
+      pairs.push({ preferred: a, rejected: b, group: `q${i}`, cluster, weight: 1 + (i % 3) }, { preferred: a, rejected: c, group: `q${i}`, cluster, weight: 1 + (i % 3) });
+      pairs.push({ preferred: x, rejected: y, cluster, weight: 2 });
+      if (i % 3 === 0) pairs.push({ preferred: m, rejected: n, group: `r${i}`, cluster }, { preferred: n, rejected: m, group: `r${i}`, cluster });
+    }
+    return { pairs, scores };
+  }
+
+  it.each([
+    ['images', (pair: PreferencePair) => pair],
+    ['questions', ({ cluster: _cluster, ...pair }: PreferencePair) => pair],
+    ['pairs', ({ cluster: _cluster, group: _group, ...pair }: PreferencePair) => pair],
+  ])('gives the intervals of recomputing each metric on every resample, resampling %s', (_units, strip) => {
+    const { pairs: full, scores } = mixedFixture();
+    const pairs = full.map(strip);
+    const options = { resamples: 200, seed: 21 };
+    const report = evaluateSelectorAlignment(pairs, scores, options);
+    const expected = {
+      alignmentRate: naiveInterval(pairs, (sample) => alignmentRate(sample, scores).value, options),
+      auc: naiveInterval(pairs, (sample) => pairwiseAuc(sample, scores).value, options),
+      meanRank: naiveInterval(pairs, (sample) => meanRank(groupsFromPairs(sample, scores)).value, options),
+      meanAveragePrecision: naiveInterval(pairs, (sample) => meanAveragePrecision(groupsFromPairs(sample, scores)).value, options),
+    };
+    for (const metric of ['alignmentRate', 'auc', 'meanRank', 'meanAveragePrecision'] as const) {
+      const { low, high, ...counts } = report[metric].interval;
+      expect(counts).toEqual({ level: 0.95, resamples: 200, validResamples: expected[metric].validResamples, seed: 21 });
+      expect(low).toBeCloseTo(expected[metric].low!, 12);
+      expect(high).toBeCloseTo(expected[metric].high!, 12);
+      expect(high!).toBeGreaterThan(low!);
+    }
+  });
+
   it('resamples whole images when pairs carry a cluster key', () => {
     const scores = { a: 1, b: 0, c: 0, d: 1 };
     const agreeing = { preferred: 'a', rejected: 'b' };

@@ -7,7 +7,7 @@
  * and the tests check them against scikit-learn's documented examples and hand-computed cases.
  * All arithmetic is Float64; AUC and AP sort once (O(n log n)).
  */
-import { BootstrapInterval, BootstrapOptions, percentileBootstrap } from './bootstrap';
+import { BootstrapInterval, BootstrapOptions, bootstrapFromDrawCounts } from './bootstrap';
 
 /** One clinician judgement: `preferred` was judged better than `rejected`. */
 export interface PreferencePair {
@@ -115,6 +115,11 @@ function weightOf(pair: PreferencePair): number {
  * Empty input: value null, n 0. All ties: 0.5.
  */
 export function alignmentRate(pairs: readonly PreferencePair[], scores: ItemScores): AlignmentRate {
+  const { agreed, totalWeight, ties } = alignmentSums(pairs, scores);
+  return { value: pairs.length ? agreed / totalWeight : null, n: pairs.length, ties, totalWeight };
+}
+
+function alignmentSums(pairs: readonly PreferencePair[], scores: ItemScores): { agreed: number; totalWeight: number; ties: number } {
   let agreed = 0;
   let totalWeight = 0;
   let ties = 0;
@@ -128,7 +133,7 @@ export function alignmentRate(pairs: readonly PreferencePair[], scores: ItemScor
     }
     totalWeight += weight;
   }
-  return { value: pairs.length ? agreed / totalWeight : null, n: pairs.length, ties, totalWeight };
+  return { agreed, totalWeight, ties };
 }
 
 /**
@@ -148,23 +153,63 @@ interface LabelledScore {
   positive: boolean;
   score: number;
   weight: number;
+  /** Index of the bootstrap unit the sample belongs to, when there is one. */
+  unit?: number;
 }
 
-/** Walks the samples from the highest score down, one step per distinct score (threshold). */
-function forEachThreshold(samples: readonly LabelledScore[], step: (positiveWeight: number, negativeWeight: number) => void): void {
-  const order = samples.map((_, i) => i).sort((a, b) => samples[b].score - samples[a].score);
-  let i = 0;
-  while (i < order.length) {
-    const threshold = samples[order[i]].score;
+/** Samples sorted by score, highest first, cut where the score changes: one block per threshold. */
+interface ThresholdBlocks {
+  sorted: LabelledScore[];
+  /** End (exclusive) of each block in `sorted`. */
+  ends: number[];
+}
+
+function thresholdBlocks(samples: readonly LabelledScore[]): ThresholdBlocks {
+  const sorted = [...samples].sort((a, b) => b.score - a.score);
+  const ends: number[] = [];
+  for (let i = 1; i <= sorted.length; i++) if (i === sorted.length || sorted[i].score !== sorted[i - 1].score) ends.push(i);
+  return { sorted, ends };
+}
+
+/**
+ * Calls `step` once per threshold, highest first, with the positive and negative weight at that
+ * score; each sample's weight is multiplied by `multiplier` (the bootstrap's draw count).
+ */
+function forEachThreshold(
+  blocks: ThresholdBlocks,
+  step: (positiveWeight: number, negativeWeight: number) => void,
+  multiplier: (sample: LabelledScore) => number = () => 1,
+): void {
+  let start = 0;
+  for (const end of blocks.ends) {
     let positiveWeight = 0;
     let negativeWeight = 0;
-    for (; i < order.length && samples[order[i]].score === threshold; i++) {
-      const sample = samples[order[i]];
-      if (sample.positive) positiveWeight += sample.weight;
-      else negativeWeight += sample.weight;
+    for (let i = start; i < end; i++) {
+      const sample = blocks.sorted[i];
+      const weight = sample.weight * multiplier(sample);
+      if (sample.positive) positiveWeight += weight;
+      else negativeWeight += weight;
     }
     step(positiveWeight, negativeWeight);
+    start = end;
   }
+}
+
+/** Trapezoidal ROC area over the thresholds; null when one class has no weight. */
+function aucOfBlocks(blocks: ThresholdBlocks, multiplier?: (sample: LabelledScore) => number): number | null {
+  let truePositives = 0;
+  let falsePositives = 0;
+  let area = 0;
+  forEachThreshold(
+    blocks,
+    (positiveWeight, negativeWeight) => {
+      area += negativeWeight * (truePositives + positiveWeight / 2);
+      truePositives += positiveWeight;
+      falsePositives += negativeWeight;
+    },
+    multiplier,
+  );
+  return truePositives > 0 && falsePositives > 0 ? area / (truePositives * falsePositives) : null;
 }
 
 function toSamples(labels: readonly (boolean | 0 | 1)[], scores: readonly number[], weights?: readonly number[]): LabelledScore[] {
@@ -192,17 +237,7 @@ function countClasses(samples: readonly LabelledScore[]): { nPositive: number; n
  */
 export function rocAuc(labels: readonly (boolean | 0 | 1)[], scores: readonly number[], weights?: readonly number[]): AucResult {
   const samples = toSamples(labels, scores, weights);
-  const counts = countClasses(samples);
-  if (counts.nPositive === 0 || counts.nNegative === 0) return { value: null, ...counts };
-  let truePositives = 0;
-  let falsePositives = 0;
-  let area = 0;
-  forEachThreshold(samples, (positiveWeight, negativeWeight) => {
-    area += negativeWeight * (truePositives + positiveWeight / 2);
-    truePositives += positiveWeight;
-    falsePositives += negativeWeight;
-  });
-  return { value: area / (truePositives * falsePositives), ...counts };
+  return { value: aucOfBlocks(thresholdBlocks(samples)), ...countClasses(samples) };
 }
 
 /**
@@ -220,7 +255,7 @@ export function averagePrecision(labels: readonly (boolean | 0 | 1)[], scores: r
   let falsePositives = 0;
   let previousRecall = 0;
   let sum = 0;
-  forEachThreshold(samples, (positiveWeight, negativeWeight) => {
+  forEachThreshold(thresholdBlocks(samples), (positiveWeight, negativeWeight) => {
     truePositives += positiveWeight;
     falsePositives += negativeWeight;
     const recall = truePositives / totalPositive;
@@ -237,21 +272,18 @@ export function averagePrecision(labels: readonly (boolean | 0 | 1)[], scores: r
  * answer with every rejected one, also across questions.
  */
 export function pairwiseAuc(pairs: readonly PreferencePair[], scores: ItemScores): AucResult {
-  const { labels, values, weights } = pairsAsLabelledScores(pairs, scores);
-  return rocAuc(labels, values, weights);
+  const samples = pairSamples(pairs, scores);
+  return { value: aucOfBlocks(thresholdBlocks(samples)), ...countClasses(samples) };
 }
 
-function pairsAsLabelledScores(pairs: readonly PreferencePair[], scores: ItemScores): { labels: boolean[]; values: number[]; weights: number[] } {
-  const labels: boolean[] = [];
-  const values: number[] = [];
-  const weights: number[] = [];
-  for (const pair of pairs) {
+function pairSamples(pairs: readonly PreferencePair[], scores: ItemScores, unit?: number): LabelledScore[] {
+  return pairs.flatMap((pair) => {
     const weight = weightOf(pair);
-    labels.push(true, false);
-    values.push(scoreOf(scores, pair.preferred), scoreOf(scores, pair.rejected));
-    weights.push(weight, weight);
-  }
-  return { labels, values, weights };
+    return [
+      { positive: true, score: scoreOf(scores, pair.preferred), weight, unit },
+      { positive: false, score: scoreOf(scores, pair.rejected), weight, unit },
+    ];
+  });
 }
 
 /**
@@ -297,6 +329,11 @@ export function averagedRank(score: number, scores: readonly number[]): number {
  * For two-answer questions it is 1 when the selector always agrees, 2 when it never does, 1.5 on ties.
  */
 export function meanRank(groups: readonly RankedGroup[]): MeanRankResult {
+  const { rankSum, nRanked, nGroups } = rankSums(groups);
+  return { value: nRanked ? rankSum / nRanked : null, nRanked, nGroups, nGroupsSkipped: groups.length - nGroups };
+}
+
+function rankSums(groups: readonly RankedGroup[]): { rankSum: number; nRanked: number; nGroups: number } {
   let rankSum = 0;
   let nRanked = 0;
   let nGroups = 0;
@@ -308,7 +345,7 @@ export function meanRank(groups: readonly RankedGroup[]): MeanRankResult {
     for (const item of relevant) rankSum += averagedRank(item.score, scores);
     nRanked += relevant.length;
   }
-  return { value: nRanked ? rankSum / nRanked : null, nRanked, nGroups, nGroupsSkipped: groups.length - nGroups };
+  return { rankSum, nRanked, nGroups };
 }
 
 /**
@@ -318,7 +355,12 @@ export function meanRank(groups: readonly RankedGroup[]): MeanRankResult {
  * answers has AP 1.
  */
 export function meanAveragePrecision(groups: readonly RankedGroup[]): MeanAveragePrecisionResult {
-  let sum = 0;
+  const { apSum, nGroups } = averagePrecisionSums(groups);
+  return { value: nGroups ? apSum / nGroups : null, nGroups, nGroupsSkipped: groups.length - nGroups };
+}
+
+function averagePrecisionSums(groups: readonly RankedGroup[]): { apSum: number; nGroups: number } {
+  let apSum = 0;
   let nGroups = 0;
   for (const group of groups) {
     const ap = averagePrecision(
@@ -326,10 +368,10 @@ export function meanAveragePrecision(groups: readonly RankedGroup[]): MeanAverag
       group.items.map((item) => item.score),
     ).value;
     if (ap === null) continue;
-    sum += ap;
+    apSum += ap;
     nGroups++;
   }
-  return { value: nGroups ? sum / nGroups : null, nGroups, nGroupsSkipped: groups.length - nGroups };
+  return { apSum, nGroups };
 }
 
 /**
@@ -367,47 +409,69 @@ function assertGroupsWithinClusters(pairs: readonly PreferencePair[]): void {
 }
 
 /**
- * Flattens drawn units into pairs; each draw gets its own copy of the group keys, so a question
- * drawn twice counts as two questions (and is never merged into one larger group).
+ * What one resampling unit adds to each metric. Groups never span units, so a resample's alignment
+ * rate, mean rank and MAP are ratios of these sums weighted by how often each unit was drawn; a
+ * unit drawn twice counts its questions twice (never merged into larger groups).
  */
-function pairsOfDraw(drawn: readonly PreferencePair[][]): PreferencePair[] {
-  const pairs: PreferencePair[] = [];
-  drawn.forEach((unit, draw) => {
-    for (const pair of unit) pairs.push({ ...pair, group: `${pair.group ?? `\u0000pair:${pairs.length}`}\u0000draw:${draw}` });
-  });
-  return pairs;
+interface UnitSums {
+  agreed: number;
+  totalWeight: number;
+  rankSum: number;
+  nRanked: number;
+  apSum: number;
+  nApGroups: number;
+}
+
+function unitSums(unit: readonly PreferencePair[], scores: ItemScores): UnitSums {
+  const { agreed, totalWeight } = alignmentSums(unit, scores);
+  const groups = groupsFromPairs(unit, scores);
+  const { rankSum, nRanked } = rankSums(groups);
+  const { apSum, nGroups } = averagePrecisionSums(groups);
+  return { agreed, totalWeight, rankSum, nRanked, apSum, nApGroups: nGroups };
+}
+
+/** Σ count·numerator / Σ count·denominator over the units; null when the denominator is 0. */
+function drawnRatio(counts: Uint32Array, sums: readonly UnitSums[], numerator: keyof UnitSums, denominator: keyof UnitSums): number | null {
+  let top = 0;
+  let bottom = 0;
+  for (let u = 0; u < sums.length; u++) {
+    if (counts[u] === 0) continue;
+    top += counts[u] * sums[u][numerator];
+    bottom += counts[u] * sums[u][denominator];
+  }
+  return bottom > 0 ? top / bottom : null;
 }
 
 /**
  * All selector metrics on clinician pairs, each with a seeded percentile bootstrap interval over
- * the same resamples (see resamplingUnits). Same pairs, scores and seed: same report.
+ * the same resamples (see resamplingUnits). Same pairs, scores and seed: same report. Each unit's
+ * contribution is computed once; a resample costs O(units) for the ratios and one pass over the
+ * pre-sorted scores for the AUC.
  */
 export function evaluateSelectorAlignment(pairs: readonly PreferencePair[], scores: ItemScores, bootstrap: BootstrapOptions = {}): SelectorAlignmentReport {
   const units = resamplingUnits(pairs);
+  const sums = units.map((unit) => unitSums(unit, scores));
+  const aucBlocks = thresholdBlocks(units.flatMap((unit, u) => pairSamples(unit, scores, u)));
   const groups = groupsFromPairs(pairs, scores);
-  const interval = (metric: (sample: readonly PreferencePair[]) => number | null) => percentileBootstrap(units, (drawn) => metric(pairsOfDraw(drawn)), bootstrap);
+  const interval = (statistic: (counts: Uint32Array) => number | null) => bootstrapFromDrawCounts(units.length, statistic, bootstrap);
   return {
     nPairs: pairs.length,
     nUnits: units.length,
-    alignmentRate: { ...alignmentRate(pairs, scores), interval: interval((sample) => alignmentRate(sample, scores).value) },
-    auc: { ...pairwiseAuc(pairs, scores), interval: interval((sample) => pairwiseAuc(sample, scores).value) },
-    meanRank: { ...meanRank(groups), interval: interval((sample) => meanRank(groupsFromPairs(sample, scores)).value) },
-    meanAveragePrecision: {
-      ...meanAveragePrecision(groups),
-      interval: interval((sample) => meanAveragePrecision(groupsFromPairs(sample, scores)).value),
-    },
+    alignmentRate: { ...alignmentRate(pairs, scores), interval: interval((counts) => drawnRatio(counts, sums, 'agreed', 'totalWeight')) },
+    auc: { ...pairwiseAuc(pairs, scores), interval: interval((counts) => aucOfBlocks(aucBlocks, (sample) => counts[sample.unit!])) },
+    meanRank: { ...meanRank(groups), interval: interval((counts) => drawnRatio(counts, sums, 'rankSum', 'nRanked')) },
+    meanAveragePrecision: { ...meanAveragePrecision(groups), interval: interval((counts) => drawnRatio(counts, sums, 'apSum', 'nApGroups')) },
   };
 }
 
 /** The judge's alignment rate on clinician pairs with its bootstrap interval (units as above). */
 export function evaluateJudgeAlignment(pairs: readonly PreferencePair[], ratings: ItemScores, bootstrap: BootstrapOptions = {}): JudgeAlignmentReport {
+  const rate = judgeAlignmentRate(pairs, ratings);
   const units = resamplingUnits(pairs);
+  const sums = units.map((unit) => unitSums(unit, ratings));
   return {
     nPairs: pairs.length,
     nUnits: units.length,
-    alignmentRate: {
-      ...judgeAlignmentRate(pairs, ratings),
-      interval: percentileBootstrap(units, (drawn) => alignmentRate(pairsOfDraw(drawn), ratings).value, bootstrap),
-    },
+    alignmentRate: { ...rate, interval: bootstrapFromDrawCounts(units.length, (counts) => drawnRatio(counts, sums, 'agreed', 'totalWeight'), bootstrap) },
   };
 }

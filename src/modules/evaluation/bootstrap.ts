@@ -63,22 +63,42 @@ export function quantileOfSorted(sorted: readonly number[], q: number): number {
  * them; the interval is the ((1 - level)/2, (1 + level)/2) quantiles of the defined results.
  * A statistic may be undefined on a resample (null, e.g. an AUC whose resample holds one class):
  * such resamples are left out and counted. Empty units, or no defined resample, give null bounds.
- * `statistic` receives the drawn units and the index of each draw, so that callers can tell two
- * copies of the same unit apart.
  */
 export function percentileBootstrap<Unit>(
   units: readonly Unit[],
   statistic: (drawn: readonly Unit[]) => number | null,
   options: BootstrapOptions = {},
 ): BootstrapInterval {
+  const drawn: Unit[] = new Array(units.length);
+  return resampleInterval(units.length, options, (indices) => {
+    for (let i = 0; i < indices.length; i++) drawn[i] = units[indices[i]];
+    return statistic(drawn);
+  });
+}
+
+/**
+ * The same bootstrap (same seed, same draws as percentileBootstrap) for statistics that are sums
+ * over units: `statistic` receives how many times each unit was drawn, which lets a caller
+ * precompute each unit's contribution once and evaluate a resample in O(units).
+ */
+export function bootstrapFromDrawCounts(nUnits: number, statistic: (drawCounts: Uint32Array) => number | null, options: BootstrapOptions = {}): BootstrapInterval {
+  const counts = new Uint32Array(nUnits);
+  return resampleInterval(nUnits, options, (indices) => {
+    counts.fill(0);
+    for (let i = 0; i < indices.length; i++) counts[indices[i]]++;
+    return statistic(counts);
+  });
+}
+
+function resampleInterval(nUnits: number, options: BootstrapOptions, evaluate: (indices: Uint32Array) => number | null): BootstrapInterval {
   const { resamples, seed, level } = resolveBootstrapOptions(options);
   const values: number[] = [];
-  if (units.length > 0) {
+  if (nUnits > 0) {
     const random = seededRandom(seed);
-    const drawn: Unit[] = new Array(units.length);
+    const indices = new Uint32Array(nUnits);
     for (let r = 0; r < resamples; r++) {
-      for (let i = 0; i < units.length; i++) drawn[i] = units[Math.floor(random() * units.length)];
-      const value = statistic(drawn);
+      for (let i = 0; i < nUnits; i++) indices[i] = Math.floor(random() * nUnits);
+      const value = evaluate(indices);
       if (value !== null && Number.isFinite(value)) values.push(value);
     }
   }
@@ -88,7 +108,7 @@ export function percentileBootstrap<Unit>(
     low: values.length ? quantileOfSorted(values, tail) : null,
     high: values.length ? quantileOfSorted(values, 1 - tail) : null,
     level,
-    resamples: units.length > 0 ? resamples : 0,
+    resamples: nUnits > 0 ? resamples : 0,
     validResamples: values.length,
     seed,
   };
