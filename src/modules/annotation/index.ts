@@ -1,0 +1,2 @@
+/** Inter-annotator agreement statistics (issue 12). */
+export * from './agreement';
