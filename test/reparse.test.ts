@@ -179,6 +179,10 @@ describe('reparseRun', () => {
       for (const r of again) expect(r).toMatchObject({ examined: 5, parsed: 0, stillFailing: 5, run: { done: 20, failed: 5 } });
       const [{ n }] = await app.ds.query(`SELECT count(*)::int AS n FROM preferences WHERE run_id = $1`, [id]);
       expect(n).toBe(20);
+
+      // A refusal keeps its text too, but it is no rating, even when the text would read as one.
+      await app.ds.query(`UPDATE run_failures SET reason = 'The judge refused: 7', raw_output = '7' WHERE id = $1`, [failures[24].id]);
+      expect(await payload(runId)).toMatchObject({ examined: 4, parsed: 0, stillFailing: 4, run: { done: 20, failed: 5 } });
     });
   });
 

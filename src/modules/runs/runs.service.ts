@@ -80,7 +80,10 @@ export class RunsService {
     if (!reparser) throw new UserErrorsException([userError(UserErrorCode.INVALID, `${run.kind} runs keep no model replies to re-parse`, ['input', 'runId'])]);
     if (!isTerminal(run.status)) throw new UserErrorsException([userError(UserErrorCode.CONFLICT, `The run is ${run.status}; re-parse it once it has ended`, ['input', 'runId'])]);
     const counts = await reparser.reparseStoredReplies(ctx, run);
-    if (counts.parsed > 0) await this.publisher.flush(run.id);
+    if (counts.parsed > 0) {
+      await this.publisher.flush(run.id);
+      this.publisher.done(run.id);
+    }
     return { run: (await this.findById(ctx, runId))!, counts };
   }
 
