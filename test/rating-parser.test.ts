@@ -154,6 +154,9 @@ describe('parseRatingReply, the forms judges actually reply with', () => {
     ['Rating - 7', `Rating - 7\n${WHY}`, 7, WHY],
     ['Score — 7/10', `Score — 7/10\n${WHY}`, 7, WHY],
     ['**Score:** 8', `**Score:** 8\n\n${WHY}`, 8, WHY],
+    ['markdown headings', `## Score\n8/10\n\n## Rationale\n${WHY}`, 8, WHY],
+    ['bold headings', `**Rating**\n7\n\n**Rationale**\n${WHY}`, 7, WHY],
+    ['Score: 8 (out of 10)', `Score: 8 (out of 10)\n${WHY}`, 8, WHY],
     ['a bare score and a number inside the rationale', '6\nThe answer mentions 3 lesions but the figure shows 4.', 6, 'The answer mentions 3 lesions but the figure shows 4.'],
     ['a bare score restated as Score:', `8\n${WHY}\nScore: 8`, 8, WHY],
     ['the bounds: 0', '0\nDescribes a CT scan; the image is an MRI.', 0, 'Describes a CT scan; the image is an MRI.'],
@@ -190,6 +193,8 @@ describe('parseRatingReply, the forms judges actually reply with', () => {
     ['a count at the start of a line', '3 lesions are visible and the answer names all of them.', 'no score found'],
     ['a numbered list', '1. Relevance: good\n2. Accuracy: the answer misses the effusion\n3. Clarity: fine', 'no score found'],
     ['a number of examples', 'The answer gives 3 examples of findings seen in the figure.', 'no score found'],
+    ['a number after a dash with no scale (a list item as much as a score)', `7 - ${WHY}`, 'no score found'],
+    ['a count under a Rating heading', `**Rating**\n3 lesions are named correctly.`, 'no score found'],
     ['a measurement on the last line', `${WHY}\nThe mass measures 4 cm.`, 'no score found'],
   ])('rejects %s', (_name, reply, reason) => {
     expect(parseRatingReply(reply)).toEqual({ kind: 'failed', reason });

@@ -9,7 +9,7 @@ const RATIONALE_KEYS = ['rationale', 'reason', 'reasoning', 'explanation', 'just
 const NUMBER = String.raw`[-+]?(?:\d+(?:\.\d+)?|\.\d+)`;
 /** `6-7`, `6 to 7`: a range is recognised so that it is refused rather than read as its first number. */
 const RANGE_END = String.raw`(?:\s*(?:-|–|—|to)\s*(?<upper>\d+(?:\.\d+)?))?`;
-const SCALE = String.raw`(?:\s*(?:\/|out\s+of)\s*(?<scale>\d+(?:\.\d+)?))`;
+const SCALE = String.raw`(?:\s*\(?\s*(?:\/|out\s+of)\s*(?<scale>\d+(?:\.\d+)?)\s*\)?)`;
 
 /**
  * `Score: 8`, `Score: 8/10`, `**Score:** 9`, `Overall score (0-10): 6 out of 10`, `Rating - 7`. The
@@ -29,6 +29,8 @@ const SCORE_STATEMENT = new RegExp(
  * those lines are read: a number inside the rationale ("3 lesions", a numbered list) is no score.
  */
 const BARE_SCORE_LINE = new RegExp(String.raw`^[^\S\n]*(?:\*\*|__)?(?<value>${NUMBER})${RANGE_END}${SCALE}?(?:\*\*|__)?[^\S\n]*(?<rest>.*)$`, 'i');
+/** `## Score`, `**Rating**`, `Final score:` alone on a line, with the score on the next one. */
+const SCORE_HEADING = /^[^\S\n]*(?:#{1,6}[^\S\n]*)?(?:\*\*|__)?[^\S\n]*(?:(?:overall|final|total)\s+)?(?:score|rating)[^\S\n]*(?:\*\*|__)?[^\S\n]*:?[^\S\n]*(?:\*\*|__)?[^\S\n]*$/i;
 const BARE_LINE_TAIL = /^(?:\.?\s*|[-–—:.,;]\s+(?<rationale>.*))$/;
 
 /**
@@ -48,7 +50,7 @@ interface ScoreStatement {
   scale?: string;
 }
 
-const RATIONALE_LABEL = /(?:^|\n)[^\S\n]*(?:[-*•]\s+)?(?:\*\*|__)?(?:rationale|reason(?:ing)?|explanation|justification)(?:\*\*|__)?\s*:\s*(?:\*\*|__)?/i;
+const RATIONALE_LABEL = /(?:^|\n)[^\S\n]*(?:#{1,6}[^\S\n]*)?(?:[-*•]\s+)?(?:\*\*|__)?(?:rationale|reason(?:ing)?|explanation|justification)(?:\*\*|__)?(?:\s*:|[^\S\n]*\n)\s*(?:\*\*|__)?/i;
 
 /** Lines left with nothing but markup once the score statement is cut out of them. */
 const MARKUP_ONLY_LINE = /^[^\S\n]*(?:```\w*|~~~|[-*•#>_.:|]+)[^\S\n]*$/gm;
@@ -106,12 +108,20 @@ function parseTextRating(text: string): ParsedRating {
   return firstUnlessConflicting(scores.map((score) => ({ kind: 'ok' as const, score, rationale })));
 }
 
-/** The first and last non-empty lines when they are bare scores, with what the line says after the score. */
-function bareScoreLines(text: string): Array<{ index: number; statement: ScoreStatement; rationale: string }> {
+/**
+ * Bare score lines: the first and last non-empty lines, and the line under a `## Score` or
+ * `**Rating**` heading, when they hold only a score; with what the line says after the score and
+ * the heading to drop from the rationale.
+ */
+function bareScoreLines(text: string): Array<{ index: number; heading: number | null; statement: ScoreStatement; rationale: string }> {
   const lines = text.split('\n');
   const filled = lines.flatMap((line, index) => (line.trim() && !/^\s*(?:```|~~~)/.test(line) ? [index] : []));
-  const ends = [...new Set([filled[0], filled[filled.length - 1]])].filter((index) => index !== undefined);
-  return ends.flatMap((index) => {
+  const underHeading = new Map<number, number>();
+  filled.forEach((index, k) => {
+    if (SCORE_HEADING.test(lines[index]) && filled[k + 1] !== undefined) underHeading.set(filled[k + 1], index);
+  });
+  const candidates = [...new Set([filled[0], filled[filled.length - 1], ...underHeading.keys()])].filter((index) => index !== undefined);
+  return candidates.flatMap((index) => {
     const match = BARE_SCORE_LINE.exec(lines[index]);
     if (!match?.groups) return [];
     const { value, upper, scale, rest } = match.groups;
@@ -119,7 +129,7 @@ function bareScoreLines(text: string): Array<{ index: number; statement: ScoreSt
     // Text after the number only when the scale says it is a score: "3 lesions" is not.
     if (!tail || (tail.groups?.rationale !== undefined && scale === undefined)) return [];
     const at = lines.slice(0, index).reduce((offset, line) => offset + line.length + 1, 0);
-    return [{ index, statement: { at, value, upper, scale }, rationale: tail.groups?.rationale ?? '' }];
+    return [{ index, heading: underHeading.get(index) ?? null, statement: { at, value, upper, scale }, rationale: tail.groups?.rationale ?? '' }];
   });
 }
 
@@ -144,7 +154,10 @@ function firstUnlessConflicting(ratings: Array<Extract<ParsedRating, { kind: 'ok
 /** The labelled rationale section when there is one, otherwise the whole reply; score statements removed either way. */
 function extractRationale(text: string): string {
   const lines = text.split('\n');
-  for (const bare of bareScoreLines(text)) lines[bare.index] = bare.rationale;
+  for (const bare of bareScoreLines(text)) {
+    lines[bare.index] = bare.rationale;
+    if (bare.heading !== null) lines[bare.heading] = '';
+  }
   const unscored = lines.join('\n');
   const label = RATIONALE_LABEL.exec(unscored);
   const section = label ? unscored.slice(label.index + label[0].length) : unscored;
