@@ -70,7 +70,7 @@ export class LlmClient {
   /**
    * A request's `response_format` is a wish: it is dropped when structured output is off, and a
    * server that answers 400 to it (an older vLLM or Ollama) gets the request again without it,
-   * which costs nothing since a 400 is not billed; callers parse text replies as well as JSON.
+   * once (a refused request spends no tokens); callers parse text replies as well as JSON.
    */
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatReply> {
     if (!request.response_format) return this.send(request, signal);
