@@ -14,6 +14,7 @@ import { ScoringService } from './modules/scoring/scoring.service';
 import { DatasetsService } from './modules/datasets/datasets.service';
 import { DatasetExportsService } from './modules/datasets/dataset-exports.service';
 import { RunsService } from './modules/runs/runs.service';
+import { RunKind } from './modules/runs/run.entity';
 import { LlmClient } from './platform/llm';
 import { LlmGateway } from './platform/llm-gateway';
 import { RunEventsListener, RunEventsPublisher } from './platform/pubsub';
@@ -69,6 +70,9 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const datasets = new DatasetsService(ds, candidates, scoring, runs);
   const generation = new GenerationService(ds, llm, images, demonstrations, runs);
+  const rating = new RatingService(ds, llm, runs);
+  runs.registerReparser(RunKind.GENERATION, generation);
+  runs.registerReparser(RunKind.RATING, rating);
   return {
     ds,
     config,
@@ -89,7 +93,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     llm,
     runEvents: new RunEventsListener(connectionString(ds)),
     generation,
-    rating: new RatingService(ds, llm, runs),
+    rating,
     clustering: new ClusteringService(ds, llm, generation, runs),
   };
 }

@@ -57,6 +57,8 @@ const envSchema = z
   LLM_PRICE_PROMPT_PER_MTOK: z.coerce.number().min(0).default(2.5),
   LLM_PRICE_COMPLETION_PER_MTOK: z.coerce.number().min(0).default(10),
   LLM_PRICE_EMBEDDING_PER_MTOK: z.coerce.number().min(0).default(0.02),
+  /** Requests that expect JSON (ratings) ask for it with `response_format: json_schema`; `off` for servers without it. */
+  LLM_STRUCTURED_OUTPUT: z.enum(['json_schema', 'off']).default('json_schema'),
 
   // Workers: `npm run worker`, or in-process with `npm start` unless RUN_WORKER=false.
   RUN_WORKER: z

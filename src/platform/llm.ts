@@ -1,7 +1,8 @@
-import OpenAI, { AzureOpenAI } from 'openai';
+import OpenAI, { APIError, AzureOpenAI } from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { AppConfig } from './config';
 import { DomainError, ErrorCode } from './errors';
+import { logger } from './logging';
 
 export const llmUnavailable = () =>
   new DomainError(ErrorCode.LLM_UNAVAILABLE, 'No LLM is configured: set OPENAI_API_KEY (optionally OPENAI_BASE_URL) or the AZURE_OPENAI_* variables');
@@ -33,6 +34,12 @@ export type ChatRequest = Omit<ChatCompletionCreateParamsNonStreaming, 'model'>;
  * retries are off: retries go through our policy so that each attempt is paced and counted.
  */
 export class LlmClient {
+  /**
+   * Whether `response_format` is sent. Off by configuration, or once the server has refused it
+   * (remembered for the life of the process, so each later request goes out once, without it).
+   */
+  private structuredOutput: boolean;
+
   constructor(
     private readonly sdk: OpenAI,
     readonly provider: 'openai' | 'azure',
@@ -40,7 +47,10 @@ export class LlmClient {
     readonly embeddingModel: string,
     readonly pricing: Pricing,
     private readonly timeoutMs: number,
-  ) {}
+    structuredOutput: 'json_schema' | 'off' = 'json_schema',
+  ) {
+    this.structuredOutput = structuredOutput === 'json_schema';
+  }
 
   static fromConfig(config: AppConfig): LlmClient | null {
     const pricing = { promptPerMTok: config.LLM_PRICE_PROMPT_PER_MTOK, completionPerMTok: config.LLM_PRICE_COMPLETION_PER_MTOK, embeddingPerMTok: config.LLM_PRICE_EMBEDDING_PER_MTOK };
@@ -50,14 +60,32 @@ export class LlmClient {
       // Without a fixed deployment the SDK puts the request's `model` in the deployment path.
       const sdk = new AzureOpenAI({ ...common, endpoint: config.AZURE_OPENAI_ENDPOINT, apiKey: config.AZURE_OPENAI_API_KEY, apiVersion: config.AZURE_OPENAI_API_VERSION });
       const embeddings = config.AZURE_OPENAI_EMBEDDING_DEPLOYMENT ?? config.LLM_EMBEDDING_MODEL;
-      return new LlmClient(sdk, 'azure', config.AZURE_OPENAI_DEPLOYMENT!, embeddings, pricing, config.LLM_TIMEOUT_MS);
+      return new LlmClient(sdk, 'azure', config.AZURE_OPENAI_DEPLOYMENT!, embeddings, pricing, config.LLM_TIMEOUT_MS, config.LLM_STRUCTURED_OUTPUT);
     }
     if (!config.OPENAI_API_KEY) return null;
     const sdk = new OpenAI({ ...common, apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL });
-    return new LlmClient(sdk, 'openai', config.LLM_VISION_MODEL, config.LLM_EMBEDDING_MODEL, pricing, config.LLM_TIMEOUT_MS);
+    return new LlmClient(sdk, 'openai', config.LLM_VISION_MODEL, config.LLM_EMBEDDING_MODEL, pricing, config.LLM_TIMEOUT_MS, config.LLM_STRUCTURED_OUTPUT);
   }
 
+  /**
+   * A request's `response_format` is a wish: it is dropped when structured output is off, and a
+   * server that answers 400 to it (an older vLLM or Ollama) gets the request again without it,
+   * once (a refused request spends no tokens); callers parse text replies as well as JSON.
+   */
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatReply> {
+    if (!request.response_format) return this.send(request, signal);
+    if (!this.structuredOutput) return this.send(withoutResponseFormat(request), signal);
+    try {
+      return await this.send(request, signal);
+    } catch (error) {
+      if (!refusesResponseFormat(error)) throw error;
+      this.structuredOutput = false;
+      logger.warn('the LLM server refused response_format; sending requests without it from now on (set LLM_STRUCTURED_OUTPUT=off to skip the try)', { error: String(error) });
+      return this.send(withoutResponseFormat(request), signal);
+    }
+  }
+
+  private async send(request: ChatRequest, signal?: AbortSignal): Promise<ChatReply> {
     const completion = await this.withDeadline(signal, (s) => this.sdk.chat.completions.create({ ...request, model: this.visionModel, stream: false }, { signal: s }));
     const choice = completion.choices?.[0];
     if (!choice?.message) throw new MalformedReplyError('the reply has no choices');
@@ -92,6 +120,18 @@ export class LlmClient {
     const promptRate = usage.embedding ? this.pricing.embeddingPerMTok : this.pricing.promptPerMTok;
     return (usage.promptTokens * promptRate + usage.completionTokens * this.pricing.completionPerMTok) / 1e6;
   }
+}
+
+function withoutResponseFormat(request: ChatRequest): ChatRequest {
+  const { response_format: _dropped, ...rest } = request;
+  return rest;
+}
+
+/** A 400 that names response_format (OpenAI's `param`) or structured output in its message. */
+function refusesResponseFormat(error: unknown): boolean {
+  if (!(error instanceof APIError) || error.status !== 400) return false;
+  const param = (error as { param?: unknown }).param;
+  return param === 'response_format' || /response_format|json_schema|structured output|guided_json/i.test(error.message);
 }
 
 /** A 2xx reply that does not have the shape of the protocol; retried like a server error. */

@@ -38,6 +38,8 @@ export interface FakeOpenAIOptions {
   embeddingDims?: number;
   /** Keep request bodies (default); a benchmark turns it off so the log stays small. */
   recordBodies?: boolean;
+  /** `rejected`: answer 400 to any `response_format`, as a server without structured output does. */
+  responseFormat?: 'supported' | 'rejected';
 }
 
 export type ConversationForm = 'SINGLE_ANSWER' | 'TWO_ANSWERS';
@@ -62,6 +64,7 @@ export class FakeOpenAIServer {
   readonly requests: RecordedRequest[] = [];
   defaultChat: (body: any, index: number) => ChatBehaviour = defaultChatBehaviour;
   latencyMs: number;
+  responseFormat: 'supported' | 'rejected';
 
   private readonly embeddingDims: number;
   private readonly recordBodies: boolean;
@@ -83,6 +86,7 @@ export class FakeOpenAIServer {
     this.latencyMs = options.latencyMs ?? 0;
     this.embeddingDims = options.embeddingDims ?? 64;
     this.recordBodies = options.recordBodies ?? true;
+    this.responseFormat = options.responseFormat ?? 'supported';
     server.on('connection', (socket) => this.trackSocket(socket));
     server.on('request', (req, res) => void this.handle(req, res));
   }
@@ -202,6 +206,10 @@ export class FakeOpenAIServer {
     if (body.stream === true) return sendError(res, 400, 'Streaming is not supported by the fake OpenAI server.', null, 'stream');
     if (typeof body.model !== 'string') return sendError(res, 400, "Missing required parameter: 'model'.", null, 'model');
     if (!Array.isArray(body.messages)) return sendError(res, 400, "Missing required parameter: 'messages'.", null, 'messages');
+    if (body.response_format !== undefined) {
+      const refused = this.responseFormat === 'rejected' ? "Unrecognized request argument supplied: response_format" : responseFormatError(body.response_format);
+      if (refused) return sendError(res, 400, refused, null, 'response_format');
+    }
     const fallback = () => this.defaultChat(body, index);
     await this.performChat(exchange, this.nextChatBehaviour(body) ?? fallback(), fallback);
   }
@@ -297,6 +305,22 @@ function toLocalError(err: unknown): unknown {
   if (err instanceof Error || typeof err !== 'object' || err === null) return err;
   const { name, message, cause } = err as { name?: string; message?: string; cause?: unknown };
   return Object.assign(new Error(message ?? 'fetch failed', { cause }), { name: name ?? 'Error' });
+}
+
+/** OpenAI's checks of `response_format`: a known type and, for json_schema, a name and a schema object. */
+function responseFormatError(format: any): string | null {
+  if (!['text', 'json_object', 'json_schema'].includes(format?.type)) return `Invalid value for 'response_format.type': ${JSON.stringify(format?.type)}.`;
+  if (format.type !== 'json_schema') return null;
+  const spec = format.json_schema;
+  if (typeof spec?.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(spec.name)) return "Invalid 'response_format.json_schema.name'.";
+  if (typeof spec.schema !== 'object' || spec.schema === null || spec.schema.type !== 'object') return "Invalid schema for response_format: the root must be an object schema.";
+  if (spec.strict === true && spec.schema.additionalProperties !== false) return "Invalid schema for response_format: 'additionalProperties' is required to be supplied and to be false.";
+  return null;
+}
+
+/** The JSON schema a request asked for with `response_format: json_schema`, if any (for fake judges that honour it). */
+export function requestedJsonSchema(body: any): { name: string; schema: any } | null {
+  return body?.response_format?.type === 'json_schema' ? body.response_format.json_schema : null;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,15 +8,21 @@ import { UserErrorCode, userError, UserErrorsException } from '../../platform/us
 import { ImagesService } from '../images/images.service';
 import { DemonstrationsService } from '../demonstrations/demonstrations.service';
 import { CandidateForm } from '../candidates/candidate.entity';
-import { RunsService } from '../runs/runs.service';
+import { ReparseCounts, RunsService, StoredReplyReparser } from '../runs/runs.service';
 import { Run, RunKind } from '../runs/run.entity';
 import { PromptTemplate } from './prompt-template.entity';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, listTemplates } from './prompt-templates';
 import { ImageSelectionInput, StartGenerationRunInput } from './generation.inputs';
-import { GenerationParams, modelParametersFrom, runLimitsFrom } from './generation-params';
+import { GenerationParams, generationParamsSchema, modelParametersFrom, runLimitsFrom } from './generation-params';
+import { parseConversationReply } from './reply-parser';
+
+/** A PARSE_FAILED candidate whose stored reply now parses becomes OK in place, only while still PARSE_FAILED. */
+const CANDIDATE_TO_OK = `moved AS (
+    UPDATE candidates SET status = 'OK', rounds = $2::jsonb, failure_reason = NULL, updated_at = now()
+    WHERE id = $1 AND status = 'PARSE_FAILED' RETURNING 1)`;
 
 /** Starts generation runs; the work itself is GenerationJob's, in a worker. */
-export class GenerationService {
+export class GenerationService implements StoredReplyReparser {
   constructor(
     private readonly ds: DataSource,
     private readonly llm: LlmGateway,
@@ -62,6 +68,23 @@ export class GenerationService {
     if (ids && count !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - count} of the images were not found`, [...field, 'imageIds'])]);
     if (!count) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'The selection matches no image', field)]);
     return query;
+  }
+
+  /** PARSE_FAILED candidates of an ended run whose stored reply the current parser reads become OK. */
+  async reparseStoredReplies(ctx: RequestContext, run: Run): Promise<ReparseCounts> {
+    ctx.assertRole(Role.CURATOR);
+    const params = generationParamsSchema.parse(run.params);
+    const failed: { id: string; raw_output: string }[] = await this.ds.query(
+      `SELECT id, raw_output FROM candidates WHERE project_id = $1 AND run_id = $2 AND status = 'PARSE_FAILED' AND raw_output IS NOT NULL ORDER BY id`,
+      [ctx.projectId, run.id],
+    );
+    let parsed = 0;
+    for (const candidate of failed) {
+      const reply = parseConversationReply(candidate.raw_output, { form: params.form, minRounds: params.minRounds });
+      if (reply.kind !== 'ok') continue;
+      parsed += await this.runs.recordReparsed(run.id, { ctes: CANDIDATE_TO_OK, params: [candidate.id, JSON.stringify(reply.rounds)] });
+    }
+    return { examined: failed.length, parsed, stillFailing: failed.length - parsed };
   }
 
   templates(): Promise<PromptTemplate[]> {

@@ -44,7 +44,7 @@ export class RecordPreferenceInput {
   @Field(() => String, { nullable: true }) @IsOptional() @IsString() @MaxLength(64) rubricVersion?: string | null;
   @Field(() => String, { nullable: true }) @IsOptional() @IsString() @MaxLength(10000) rationale?: string | null;
 
-  @Field(() => Int, { nullable: true, description: 'ACCEPTANCE: 0 for answer A, 1 for answer B.' })
+  @Field(() => Int, { nullable: true, description: 'ACCEPTANCE (required) and RATING (optional, with roundIndex): the answer judged, 0 for answer A (or the only answer), 1 for answer B. Refused for PAIRWISE.' })
   @IsOptional()
   @Min(0)
   @Max(1)

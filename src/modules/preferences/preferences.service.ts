@@ -60,7 +60,7 @@ export class PreferencesService {
         rating: input.kind === PreferenceKind.RATING ? input.rating! : null,
         rubricVersion: input.rubricVersion ?? null,
         rationale: input.rationale ?? null,
-        answerIndex: input.kind === PreferenceKind.ACCEPTANCE ? input.answerIndex! : null,
+        answerIndex: input.answerIndex ?? null,
         accepted: input.kind === PreferenceKind.ACCEPTANCE ? input.accepted! : null,
       }),
     );
@@ -82,6 +82,8 @@ export class PreferencesService {
     };
     switch (input.kind) {
       case PreferenceKind.PAIRWISE:
+        // `choice` says which answer won; an answer index would be a second, possibly contradicting, say.
+        if (input.answerIndex != null) throw badInput('PAIRWISE judges both answers: give choice, not answerIndex', 'answerIndex');
         if (!input.choice) throw badInput('PAIRWISE needs choice', 'choice');
         if (otherCandidateId === candidate.id) throw badInput('A candidate cannot be compared with itself', 'otherCandidateId');
         if (!otherCandidateId) twoAnswerRound();
@@ -89,6 +91,9 @@ export class PreferencesService {
       case PreferenceKind.RATING:
         if (input.rating == null) throw badInput('RATING needs rating', 'rating');
         if (!input.rubricVersion) throw badInput('RATING needs rubricVersion', 'rubricVersion');
+        // A rating of one answer (A = 0, B = 1) of a round; without answerIndex it rates the round or the whole candidate.
+        if (input.answerIndex != null && input.roundIndex == null) throw badInput('roundIndex is required to rate an answer', 'roundIndex');
+        if (input.answerIndex === 1) twoAnswerRound();
         break;
       case PreferenceKind.ACCEPTANCE:
         if (input.answerIndex == null || input.accepted == null) throw badInput('ACCEPTANCE needs answerIndex and accepted', 'answerIndex');

@@ -6,15 +6,51 @@ const MAX_SCORE = 10;
 const SCORE_KEYS = ['score', 'rating', 'overall_score', 'final_score'];
 const RATIONALE_KEYS = ['rationale', 'reason', 'reasoning', 'explanation', 'justification'];
 
-/**
- * `Score: 8`, `Score: 8/10`, `**Score:** 9`, `Overall score (0-10): 6 out of 10`. The value is optional
- * so that `Score: N/A` is recognised as a score statement without a number rather than ignored;
- * the scale is captured so that `4/5` is rejected instead of read as 4 out of 10.
- */
-const SCORE_STATEMENT =
-  /(?:\*\*|__)?\b(?:(?:overall|final|total)\s+)?(?:score|rating)(?:\s*\([^)\n]*\))?\s*(?:\*\*|__)?\s*[:=]\s*(?:\*\*|__)?[^\S\n]*(?<value>[-+]?(?:\d+(?:\.\d+)?|\.\d+))?(?:\s*(?:\/|out\s+of)\s*(?<scale>\d+(?:\.\d+)?))?(?:\*\*|__)?/gi;
+const NUMBER = String.raw`[-+]?(?:\d+(?:\.\d+)?|\.\d+)`;
+/** `6-7`, `6 to 7`: a range is recognised so that it is refused rather than read as its first number. */
+const RANGE_END = String.raw`(?:\s*(?:-|–|—|to)\s*(?<upper>\d+(?:\.\d+)?))?`;
+const SCALE = String.raw`(?:\s*\(?\s*(?:\/|out\s+of)\s*(?<scale>\d+(?:\.\d+)?)\s*\)?)`;
 
-const RATIONALE_LABEL = /(?:^|\n)[^\S\n]*(?:[-*•]\s+)?(?:\*\*|__)?(?:rationale|reason(?:ing)?|explanation|justification)(?:\*\*|__)?\s*:\s*(?:\*\*|__)?/i;
+/**
+ * `Score: 8`, `Score: 8/10`, `**Score:** 9`, `Overall score (0-10): 6 out of 10`, `Rating - 7`. The
+ * value is optional so that `Score: N/A` is recognised as a score statement without a number rather
+ * than ignored; the scale is captured so that `4/5` is rejected instead of read as 4 out of 10. A
+ * dash separates only with spaces on both sides, so `Rating -2` is not read as 2.
+ */
+const SCORE_STATEMENT = new RegExp(
+  String.raw`(?:\*\*|__)?\b(?:(?:overall|final|total)\s+)?(?:score|rating)(?:\s*\([^)\n]*\))?\s*(?:\*\*|__)?(?:\s*[:=]|[^\S\n]+[-–—][^\S\n])\s*(?:\*\*|__)?[^\S\n]*` +
+    String.raw`(?<value>${NUMBER})?${RANGE_END}${SCALE}?(?:\*\*|__)?`,
+  'gi',
+);
+
+/**
+ * A line that is only a score: `6`, `**7**`, `7/10`, `8 out of 10.`; with an explicit `/10` scale it
+ * may go on after a separator (`7/10 - misses the effusion`). Judges put it first or last, so only
+ * those lines are read: a number inside the rationale ("3 lesions", a numbered list) is no score.
+ */
+const BARE_SCORE_LINE = new RegExp(String.raw`^[^\S\n]*(?:\*\*|__)?(?<value>${NUMBER})${RANGE_END}${SCALE}?(?:\*\*|__)?[^\S\n]*(?<rest>.*)$`, 'i');
+/** `## Score`, `**Rating**`, `Final score:` alone on a line, with the score on the next one. */
+const SCORE_HEADING = /^[^\S\n]*(?:#{1,6}[^\S\n]*)?(?:\*\*|__)?[^\S\n]*(?:(?:overall|final|total)\s+)?(?:score|rating)[^\S\n]*(?:\*\*|__)?[^\S\n]*:?[^\S\n]*(?:\*\*|__)?[^\S\n]*$/i;
+const BARE_LINE_TAIL = /^(?:\.?\s*|[-–—:.,;]\s+(?<rationale>.*))$/;
+
+/**
+ * `I would rate this 6 out of 10 because…`, `I'd give it a 7/10`. Only with an explicit scale, so
+ * that "gives 3 examples" is not a score.
+ */
+const RATE_PHRASE = new RegExp(
+  String.raw`\b(?:rate|rated|rating|give|gave|giving|grade|graded|award|score|scored|deserves?)\b[^\n.\d]{0,40}?(?<value>${NUMBER})${RANGE_END}${SCALE}`,
+  'gi',
+);
+
+interface ScoreStatement {
+  /** Where it starts in the reply, so that conflicts are reported in reading order. */
+  at: number;
+  value?: string;
+  upper?: string;
+  scale?: string;
+}
+
+const RATIONALE_LABEL = /(?:^|\n)[^\S\n]*(?:#{1,6}[^\S\n]*)?(?:[-*•]\s+)?(?:\*\*|__)?(?:rationale|reason(?:ing)?|explanation|justification)(?:\*\*|__)?(?:\s*:|[^\S\n]*\n)\s*(?:\*\*|__)?/i;
 
 /** Lines left with nothing but markup once the score statement is cut out of them. */
 const MARKUP_ONLY_LINE = /^[^\S\n]*(?:```\w*|~~~|[-*•#>_.:|]+)[^\S\n]*$/gm;
@@ -49,16 +85,21 @@ function scoreFromJsonValue(value: unknown): number | string {
 }
 
 function parseTextRating(text: string): ParsedRating {
-  const statements = [...text.matchAll(SCORE_STATEMENT)];
-  const withValue = statements.filter((statement) => statement.groups?.value !== undefined);
+  const labelled = [...text.matchAll(SCORE_STATEMENT)].map((m) => ({ ...m.groups, at: m.index }) as ScoreStatement);
+  const statements: ScoreStatement[] = [
+    ...labelled,
+    ...bareScoreLines(text).map((line) => line.statement),
+    ...[...text.matchAll(RATE_PHRASE)].map((m) => ({ ...m.groups, at: m.index }) as ScoreStatement),
+  ].sort((a, b) => a.at - b.at);
+  const withValue = statements.filter((statement) => statement.value !== undefined);
   if (withValue.length === 0) {
-    const reason = statements.length > 0 ? 'score label found but without a numeric value' : 'no score found';
+    const reason = labelled.length > 0 ? 'score label found but without a numeric value' : 'no score found';
     return { kind: 'failed', reason };
   }
 
   const scores: number[] = [];
   for (const statement of withValue) {
-    const score = scoreFromStatement(statement.groups?.value as string, statement.groups?.scale);
+    const score = scoreFromStatement(statement);
     if (typeof score === 'string') return { kind: 'failed', reason: score };
     scores.push(score);
   }
@@ -67,7 +108,33 @@ function parseTextRating(text: string): ParsedRating {
   return firstUnlessConflicting(scores.map((score) => ({ kind: 'ok' as const, score, rationale })));
 }
 
-function scoreFromStatement(value: string, scale: string | undefined): number | string {
+/**
+ * Bare score lines: the first and last non-empty lines, and the line under a `## Score` or
+ * `**Rating**` heading, when they hold only a score; with what the line says after the score and
+ * the heading to drop from the rationale.
+ */
+function bareScoreLines(text: string): Array<{ index: number; heading: number | null; statement: ScoreStatement; rationale: string }> {
+  const lines = text.split('\n');
+  const filled = lines.flatMap((line, index) => (line.trim() && !/^\s*(?:```|~~~)/.test(line) ? [index] : []));
+  const underHeading = new Map<number, number>();
+  filled.forEach((index, k) => {
+    if (SCORE_HEADING.test(lines[index]) && filled[k + 1] !== undefined) underHeading.set(filled[k + 1], index);
+  });
+  const candidates = [...new Set([filled[0], filled[filled.length - 1], ...underHeading.keys()])].filter((index) => index !== undefined);
+  return candidates.flatMap((index) => {
+    const match = BARE_SCORE_LINE.exec(lines[index]);
+    if (!match?.groups) return [];
+    const { value, upper, scale, rest } = match.groups;
+    const tail = BARE_LINE_TAIL.exec(rest);
+    // Text after the number only when the scale says it is a score: "3 lesions" is not.
+    if (!tail || (tail.groups?.rationale !== undefined && scale === undefined)) return [];
+    const at = lines.slice(0, index).reduce((offset, line) => offset + line.length + 1, 0);
+    return [{ index, heading: underHeading.get(index) ?? null, statement: { at, value, upper, scale }, rationale: tail.groups?.rationale ?? '' }];
+  });
+}
+
+function scoreFromStatement({ value, upper, scale }: ScoreStatement): number | string {
+  if (upper !== undefined) return `score range ${value}-${upper} is not a single score`;
   if (scale !== undefined && Number(scale) !== MAX_SCORE) return `score ${value}/${scale} is not on the 0-${MAX_SCORE} scale`;
   return checkRange(Number(value));
 }
@@ -86,8 +153,14 @@ function firstUnlessConflicting(ratings: Array<Extract<ParsedRating, { kind: 'ok
 
 /** The labelled rationale section when there is one, otherwise the whole reply; score statements removed either way. */
 function extractRationale(text: string): string {
-  const label = RATIONALE_LABEL.exec(text);
-  const section = label ? text.slice(label.index + label[0].length) : text;
+  const lines = text.split('\n');
+  for (const bare of bareScoreLines(text)) {
+    lines[bare.index] = bare.rationale;
+    if (bare.heading !== null) lines[bare.heading] = '';
+  }
+  const unscored = lines.join('\n');
+  const label = RATIONALE_LABEL.exec(unscored);
+  const section = label ? unscored.slice(label.index + label[0].length) : unscored;
   return section
     .replace(SCORE_STATEMENT, '')
     .replace(MARKUP_ONLY_LINE, '')

@@ -8,11 +8,10 @@ import { Preference, PreferenceKind, PreferenceSource } from '../preferences/pre
 import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
-import { buildRatingMessages } from '../generation/prompt';
-import { RATING } from '../generation/prompt-templates';
-import { paceOf, samplingFields } from '../generation/generation-params';
+import { paceOf } from '../generation/generation-params';
 import { RatingParams, ratingParamsSchema } from './rating.service';
 import { parseRatingReply } from './rating-parser';
+import { buildRatingRequest } from './rating-request';
 
 interface RatingItem {
   candidateId: string;
@@ -75,14 +74,7 @@ export class RatingJob implements RunHandler {
   private async rate(run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, signal: AbortSignal): Promise<void> {
     if (!figure?.dataUrl) return this.fail(run, item, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 });
     try {
-      const { reply, attempts } = await this.llm.chat(
-        {
-          messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl),
-          ...samplingFields(params.modelParameters),
-        },
-        limits,
-        signal,
-      );
+      const { reply, attempts } = await this.llm.chat(buildRatingRequest(figure, item.question, item.answer, figure.dataUrl, params.modelParameters), limits, signal);
       if (signal.aborted) return;
       const usage = { promptTokens: reply.promptTokens, completionTokens: reply.completionTokens };
       if (reply.refusal) return this.fail(run, item, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage);

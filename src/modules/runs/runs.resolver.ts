@@ -42,6 +42,20 @@ export class CancelRunPayload {
   @Field(() => [UserError]) userErrors: UserError[];
 }
 
+@InputType()
+export class ReparseRunInput {
+  @Field(() => ID, { description: 'An ended generation or rating run.' }) runId: string;
+}
+
+@ObjectType({ description: 'What re-parsing found; counts are null when nothing was done (see userErrors).' })
+export class ReparseRunPayload {
+  @Field(() => Run, { nullable: true }) run?: Run | null;
+  @Field(() => Int, { nullable: true, description: 'Stored replies of failed items that were parsed again.' }) examined?: number | null;
+  @Field(() => Int, { nullable: true, description: 'Of those, the ones that became results (OK candidates, MODEL ratings).' }) parsed?: number | null;
+  @Field(() => Int, { nullable: true, description: 'Of those, the ones the current parsers still cannot read.' }) stillFailing?: number | null;
+  @Field(() => [UserError]) userErrors: UserError[];
+}
+
 /**
  * The run's current state, then its state after every change until it ends; the final state is
  * always delivered. Each event re-reads the run with fresh loaders, scoped to the caller's project.
@@ -87,6 +101,18 @@ export class RunsResolver {
       const run = await this.services.runs.requestCancel(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
       if (!run) throw notFound('Run');
       return { run };
+    });
+  }
+
+  @Authorized(Role.CURATOR)
+  @Mutation(() => ReparseRunPayload, {
+    description:
+      'Applies the current parsers to the model replies an ended run kept for its failed items (PARSE_FAILED candidates, unparseable ratings); those that now parse become results and the counters move, once. No model call. CONFLICT while the run is queued or running.',
+  })
+  async reparseRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ReparseRunInput): Promise<ReparseRunPayload> {
+    return asPayload(async () => {
+      const { run, counts } = await this.services.runs.reparse(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
+      return { run, ...counts };
     });
   }
 

@@ -1,5 +1,6 @@
 import { DataSource, EntityManager, InsertQueryBuilder, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
+import { Role } from '../projects/role';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { enqueueJob, removeQueuedJob } from '../../platform/jobs';
 import { expectGlobalId } from '../../platform/ids';
@@ -38,14 +39,76 @@ export interface NewRun {
 const COUNTERS_SET = `done = done + $2, failed = failed + $3, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
   cost_usd = cost_usd + $6, last_error = coalesce($7, last_error), updated_at = now()`;
 
+/** What re-parsing a run's stored replies found: replies examined, now parsed into results, still failing. */
+export interface ReparseCounts {
+  examined: number;
+  parsed: number;
+  stillFailing: number;
+}
+
+/** A kind of run whose failed items keep the model's reply, so that a better parser can turn them into results. */
+export interface StoredReplyReparser {
+  reparseStoredReplies(ctx: RequestContext, run: Run): Promise<ReparseCounts>;
+}
+
 const counterValues = (p: RunProgress) => [p.done ?? 0, p.failed ?? 0, p.promptTokens ?? 0, p.completionTokens ?? 0, p.costUsd ?? 0, p.lastError ?? null];
 
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
+  private readonly reparsers = new Map<RunKind, StoredReplyReparser>();
+
   constructor(
     private readonly ds: DataSource,
     private readonly publisher: RunEventsPublisher,
   ) {}
+
+  /** The composition root registers the kinds of runs that keep replies (the kernel knows no domain module). */
+  registerReparser(kind: RunKind, reparser: StoredReplyReparser): void {
+    this.reparsers.set(kind, reparser);
+  }
+
+  /**
+   * Applies the current parsers to the replies an ended run stored for its failed items; makes no
+   * model call. A run still queued or running is refused (CONFLICT): its worker may be writing the
+   * same items, and it parses with the current parsers anyway.
+   */
+  async reparse(ctx: RequestContext, runId: string): Promise<{ run: Run; counts: ReparseCounts }> {
+    ctx.assertRole(Role.CURATOR);
+    const run = await this.findById(ctx, runId);
+    if (!run) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, 'Run not found', ['input', 'runId'])]);
+    const reparser = this.reparsers.get(run.kind);
+    if (!reparser) throw new UserErrorsException([userError(UserErrorCode.INVALID, `${run.kind} runs keep no model replies to re-parse`, ['input', 'runId'])]);
+    if (!isTerminal(run.status)) throw new UserErrorsException([userError(UserErrorCode.CONFLICT, `The run is ${run.status}; re-parse it once it has ended`, ['input', 'runId'])]);
+    const counts = await reparser.reparseStoredReplies(ctx, run);
+    if (counts.parsed > 0) {
+      await this.publisher.flush(run.id);
+      this.publisher.done(run.id);
+    }
+    return { run: (await this.findById(ctx, runId))!, counts };
+  }
+
+  /**
+   * Moves one re-parsed item from failed to done. `ctes` are the statement's CTE definitions, one
+   * named `moved` returning a row per item turned into a result (`$1..$n` are `params`); the
+   * counters move by those rows in the same statement, so a repeated or concurrent re-parse moves
+   * each item once. A run FAILED because every item failed becomes SUCCEEDED once one succeeds.
+   * Returns the number of items moved.
+   */
+  async recordReparsed(runId: string, change: { ctes: string; params: unknown[] }): Promise<number> {
+    const run = `$${change.params.length + 1}`;
+    const rows: { moved: number }[] = await this.ds.query(
+      `WITH ${change.ctes},
+       counted AS (
+         UPDATE runs SET done = done + (SELECT count(*) FROM moved), failed = failed - (SELECT count(*) FROM moved),
+           status = CASE WHEN status = 'FAILED' AND total > 0 AND done + failed >= total AND failed - (SELECT count(*) FROM moved) < total
+                         THEN 'SUCCEEDED'::run_status ELSE status END,
+           updated_at = now()
+         WHERE id = ${run} AND EXISTS (SELECT 1 FROM moved) RETURNING 1)
+       SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM counted)::int AS counted`,
+      [...change.params, runId],
+    );
+    return rows[0].moved;
+  }
 
   async list(ctx: RequestContext, page: PageArgs, filter?: { kinds?: RunKind[] | null; statuses?: RunStatus[] | null } | null): Promise<ConnectionShape<Run>> {
     const base = () => {
