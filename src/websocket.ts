@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, specifiedRules, validate, ValidationRule, DocumentNode } from 'graphql';
+import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, ParseOptions, specifiedRules, validate, ValidationRule, DocumentNode } from 'graphql';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { DomainError, toGraphQLError } from './platform/errors';
@@ -11,6 +11,9 @@ import type { AppServices } from './app-services';
 export interface WebSocketOptions {
   schema: GraphQLSchema;
   validationRules: ValidationRule[];
+  parseOptions: ParseOptions;
+  /** The checks that need the variables (NUL bytes, cost); throws a GraphQLError to refuse. */
+  checkOperation(document: DocumentNode, variables: Record<string, unknown> | null | undefined, operationName: string | null | undefined): void;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   authenticate(authorization: string | null): Promise<RequestContext>;
   spendBudget(ctx: RequestContext): Promise<void>;
@@ -24,12 +27,12 @@ function namesProject(globalId: unknown, projectId: string): boolean {
 }
 
 /** graphql-ws validates with graphql's rules only; this adds the same limits as over HTTP. */
-function validateOperation(schema: GraphQLSchema, query: string, rules: ValidationRule[]): { document: DocumentNode } | GraphQLError[] {
+function validateOperation(schema: GraphQLSchema, query: string, rules: ValidationRule[], parseOptions: ParseOptions): { document: DocumentNode } | GraphQLError[] {
   let document: DocumentNode;
   try {
-    document = parse(query);
+    document = parse(query, parseOptions);
   } catch (error) {
-    return [error as GraphQLError];
+    return [new GraphQLError((error as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
   }
   const errors = validate(schema, document, [...specifiedRules, ...rules]);
   return errors.length ? errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } })) : { document };
@@ -67,8 +70,16 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
           if (error instanceof DomainError) return [toGraphQLError(error)];
           throw error;
         }
-        const checked = validateOperation(options.schema, payload.query, options.validationRules);
+        const checked = validateOperation(options.schema, payload.query, options.validationRules, options.parseOptions);
         if (Array.isArray(checked)) return checked;
+        try {
+          options.checkOperation(checked.document, payload.variables, payload.operationName);
+        } catch (error) {
+          if (!(error instanceof GraphQLError)) throw error;
+          // `http` tells Apollo the status; it means nothing on a socket.
+          const { http: _status, ...extensions } = error.extensions;
+          return [new GraphQLError(error.message, { extensions })];
+        }
         const contextValue: GraphQLContext = { ctx: ctx.fresh(), baseUrl: options.baseUrl(c.extra.request.headers.host), services: options.services };
         return { schema: options.schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName, contextValue };
       },
