@@ -63,10 +63,12 @@ function queryLimits(config: AppConfig, exposeDetails: boolean) {
 function accessLog(req: Request, res: express.Response, next: express.NextFunction): void {
   if (req.path === '/healthz' || req.path === '/readyz') return next();
   const started = process.hrtime.bigint();
+  // Read now: inside a mounted router (the GraphQL route) req.path is relative to the mount point.
+  const path = req.path;
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const refused = res.locals[EDGE_ERROR] as EdgeError | undefined;
-    logger.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
+    logger.info('request', { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
   });
   next();
 }
