@@ -16,7 +16,7 @@ import { RequestRateLimiter } from './platform/rate-limit';
 import { migrationsApplied } from './platform/db';
 import { loadSigningSecret, UrlSigner } from './platform/signing';
 import { logger } from './platform/logging';
-import { AppServices, createServices } from './app-services';
+import { AppServices, connectionString, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from './modules/projects/graphql-context';
 import { imageFilesRouter } from './modules/images/image-files.routes';
@@ -25,6 +25,7 @@ import { attachGraphQLWebSocket } from './websocket';
 import { apolloLogger, EDGE_ERROR, EdgeError, graphqlOverHttpStatusPlugin, jsonErrorHandler } from './platform/http-errors';
 import { assertCostWithin, queryCostPlugin } from './platform/query-cost';
 import { assertNoNulBytes, nulBytePlugin } from './platform/input-checks';
+import { AccessChangesListener } from './platform/access-events';
 
 export interface RunningServer {
   url: string;
@@ -107,7 +108,9 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     await rateLimiter.consume(ctx.apiKeyId ?? ctx.userId);
     return ctx;
   };
+  const accessChanges = new AccessChangesListener(connectionString(ds));
   const wsCleanup = attachGraphQLWebSocket(httpServer, GRAPHQL_PATH, {
+    accessChanges,
     schema,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
@@ -143,6 +146,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   });
   await apollo.start();
   await services.runEvents.start();
+  await accessChanges.start();
 
   // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
   app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
@@ -213,6 +217,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     close: async () => {
       await apollo.stop();
       await services.runEvents.stop();
+      await accessChanges.stop();
       await services.selectors.close();
     },
   };

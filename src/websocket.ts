@@ -1,9 +1,11 @@
 import http from 'node:http';
 import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, ParseOptions, specifiedRules, validate, ValidationRule, DocumentNode } from 'graphql';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { DomainError, toGraphQLError } from './platform/errors';
 import { fromGlobalId } from './platform/ids';
+import type { AccessChange, AccessChangeHandler } from './platform/access-events';
+import { logger } from './platform/logging';
 import { RequestContext } from './modules/projects/request-context';
 import type { GraphQLContext } from './modules/projects/graphql-context';
 import type { AppServices } from './app-services';
@@ -19,6 +21,61 @@ export interface WebSocketOptions {
   spendBudget(ctx: RequestContext): Promise<void>;
   baseUrl(host: string | undefined): string;
   services: AppServices;
+  /** Key revocations and role changes from every api process (LISTEN/NOTIFY). */
+  accessChanges: { onChange(handler: AccessChangeHandler): () => void };
+}
+
+/** Close code of a connection whose key is no longer valid for what it was opened with (as at connection_init). */
+const FORBIDDEN_CLOSE = 4403;
+
+interface OpenConnection {
+  socket: WebSocket;
+  authorization: string | null;
+  ctx: RequestContext;
+}
+
+const concerns = (change: AccessChange | 'resync', ctx: RequestContext): boolean =>
+  change === 'resync' || ('apiKeyId' in change ? change.apiKeyId === ctx.apiKeyId : change.projectId === ctx.projectId && change.userId === ctx.userId);
+
+/**
+ * Open connections by key: when a key is revoked or its member's role changes, each connection it
+ * concerns authenticates its key again and closes with 4403 unless it still acts for the same
+ * project with the same role (a client reconnects to get its new role).
+ */
+class OpenConnections {
+  private readonly open = new Set<OpenConnection>();
+
+  constructor(private readonly authenticate: (authorization: string | null) => Promise<RequestContext>) {}
+
+  add(connection: OpenConnection): void {
+    this.open.add(connection);
+    connection.socket.once('close', () => this.open.delete(connection));
+  }
+
+  async recheck(change: AccessChange | 'resync'): Promise<void> {
+    await Promise.all([...this.open].filter((c) => concerns(change, c.ctx)).map((c) => this.recheckOne(c)));
+  }
+
+  private async recheckOne(connection: OpenConnection): Promise<void> {
+    let still: RequestContext;
+    try {
+      still = await this.authenticate(connection.authorization);
+    } catch (error) {
+      if (!(error instanceof DomainError)) {
+        // The database is unreachable, say: keep the connection; its next operation checks again.
+        logger.warn('could not re-check a WebSocket key', { error: String((error as Error)?.message ?? error) });
+        return;
+      }
+      return this.close(connection, 'API key revoked');
+    }
+    const { ctx } = connection;
+    if (still.projectId !== ctx.projectId || still.userId !== ctx.userId || still.role !== ctx.role) this.close(connection, 'Role changed; reconnect');
+  }
+
+  private close(connection: OpenConnection, reason: string): void {
+    this.open.delete(connection);
+    connection.socket.close(FORBIDDEN_CLOSE, reason);
+  }
 }
 
 function namesProject(globalId: unknown, projectId: string): boolean {
@@ -46,6 +103,8 @@ function validateOperation(schema: GraphQLSchema, query: string, rules: Validati
  */
 export function attachGraphQLWebSocket(httpServer: http.Server, path: string, options: WebSocketOptions): { dispose(): Promise<void> } {
   const wsServer = new WebSocketServer({ server: httpServer, path });
+  const connections = new OpenConnections(options.authenticate);
+  const stopListening = options.accessChanges.onChange((change) => void connections.recheck(change));
   const cleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
     {
       schema: options.schema,
@@ -57,6 +116,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
           const projectId = c.connectionParams?.projectId;
           if (projectId !== undefined && !namesProject(projectId, ctx.projectId)) return false;
           c.extra.ctx = ctx;
+          connections.add({ socket: c.extra.socket, authorization: typeof authorization === 'string' ? authorization : null, ctx });
           return true;
         } catch {
           return false;
@@ -95,6 +155,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
   );
   return {
     dispose: async () => {
+      stopListening();
       await cleanup.dispose();
       wsServer.close();
     },

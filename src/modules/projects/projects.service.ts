@@ -8,6 +8,7 @@ import { Membership } from './membership.entity';
 import { ApiKey } from './api-key.entity';
 import { Role } from './role';
 import { generateApiKeySecret } from './api-key.secret';
+import { notifyAccessChange } from '../../platform/access-events';
 
 export interface CreatedApiKey {
   apiKey: ApiKey;
@@ -66,6 +67,8 @@ export class ProjectsService {
         .values({ projectId: ctx.projectId, userId: user.id, role: input.role })
         .orUpdate(['role', 'updated_at'], ['project_id', 'user_id'])
         .execute();
+      // A role change reaches open WebSocket connections of that member on every api process (on commit).
+      await notifyAccessChange(em, { projectId: ctx.projectId, userId: user.id });
       return em.findOneByOrFail(Membership, { projectId: ctx.projectId, userId: user.id });
     });
   }
@@ -85,7 +88,11 @@ export class ProjectsService {
     const key = await repo.findOneBy({ id, projectId: ctx.projectId });
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, 'API key not found', 'id');
     if (!key.revokedAt) {
-      await repo.update({ id, projectId: ctx.projectId }, { revokedAt: () => 'now()' } as never);
+      await this.ds.transaction(async (em) => {
+        await em.getRepository(ApiKey).update({ id, projectId: ctx.projectId }, { revokedAt: () => 'now()' } as never);
+        // Connections opened with the key close on every api process once this commits.
+        await notifyAccessChange(em, { apiKeyId: id });
+      });
     }
     return repo.findOneByOrFail({ id });
   }
