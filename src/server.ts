@@ -9,18 +9,23 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { getDistDirectory, renderAltair } from 'altair-static';
 import { DataSource } from 'typeorm';
+import { getOperationAST } from 'graphql';
 import { AppConfig } from './platform/config';
 import { DomainError, formatError, RateLimitedError, toGraphQLError } from './platform/errors';
 import { RequestRateLimiter } from './platform/rate-limit';
 import { migrationsApplied } from './platform/db';
 import { loadSigningSecret, UrlSigner } from './platform/signing';
 import { logger } from './platform/logging';
-import { AppServices, createServices } from './app-services';
+import { AppServices, connectionString, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from './modules/projects/graphql-context';
 import { imageFilesRouter } from './modules/images/image-files.routes';
 import { datasetExportsRouter } from './modules/datasets/dataset-exports.routes';
 import { attachGraphQLWebSocket } from './websocket';
+import { apolloLogger, EDGE_ERROR, EdgeError, graphqlOverHttpStatusPlugin, jsonErrorHandler } from './platform/http-errors';
+import { assertCostWithin, queryCostPlugin } from './platform/query-cost';
+import { assertNoNulBytes, nulBytePlugin } from './platform/input-checks';
+import { AccessChangesListener } from './platform/access-events';
 
 export interface RunningServer {
   url: string;
@@ -32,25 +37,39 @@ export interface RunningServer {
 
 const GRAPHQL_PATH = '/graphql';
 
-/** Limits on query shape (depth, aliases, tokens, cost) that keep one request from exhausting the service. */
+/**
+ * Limits on query shape that keep one request from exhausting the service: depth, aliases
+ * (`__typename` ones too) and directives by graphql-armor's validation rules; tokens by graphql's
+ * own parser (`parseOptions`), which refuses a long document as a parse failure (armor's token
+ * plugin throws from a hook, which Apollo answers with a 500); cost after the variables are known
+ * (query-cost.ts), since armor's cost rule reads only literal `first` arguments.
+ */
 function queryLimits(config: AppConfig, exposeDetails: boolean) {
-  return new ApolloArmor({
+  const armor = new ApolloArmor({
     maxDepth: { n: config.QUERY_MAX_DEPTH },
-    maxAliases: { n: config.QUERY_MAX_ALIASES },
-    maxTokens: { n: config.QUERY_MAX_TOKENS },
-    costLimit: { maxCost: config.QUERY_MAX_COST },
+    maxAliases: { n: config.QUERY_MAX_ALIASES, allowList: [] },
+    maxTokens: { enabled: false },
+    costLimit: { enabled: false },
     maxDirectives: { n: 20 },
     blockFieldSuggestion: { enabled: !exposeDetails },
   }).protect();
+  return {
+    validationRules: armor.validationRules,
+    parseOptions: { maxTokens: config.QUERY_MAX_TOKENS },
+    plugins: [...armor.plugins, nulBytePlugin(), queryCostPlugin(config.QUERY_MAX_COST)],
+  };
 }
 
 /** One JSON line per request (health probes excepted): method, path, status, duration. */
 function accessLog(req: Request, res: express.Response, next: express.NextFunction): void {
   if (req.path === '/healthz' || req.path === '/readyz') return next();
   const started = process.hrtime.bigint();
+  // Read now: inside a mounted router (the GraphQL route) req.path is relative to the mount point.
+  const path = req.path;
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    logger.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+    const refused = res.locals[EDGE_ERROR] as EdgeError | undefined;
+    logger.info('request', { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
   });
   next();
 }
@@ -89,9 +108,16 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     await rateLimiter.consume(ctx.apiKeyId ?? ctx.userId);
     return ctx;
   };
+  const accessChanges = new AccessChangesListener(connectionString(ds));
   const wsCleanup = attachGraphQLWebSocket(httpServer, GRAPHQL_PATH, {
+    accessChanges,
     schema,
     validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
+    checkOperation: (document, variables, operationName) => {
+      assertNoNulBytes(schema, document, getOperationAST(document, operationName), variables);
+      assertCostWithin(config.QUERY_MAX_COST, schema, document, variables, operationName);
+    },
     formatError: formatErr,
     authenticate: (authorization) => services.auth.authenticateHeader(authorization),
     spendBudget: (ctx) => rateLimiter.consume(ctx.apiKeyId ?? ctx.userId),
@@ -105,8 +131,12 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
     validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
+    status400ForVariableCoercionErrors: true,
+    logger: apolloLogger,
     plugins: [
       ...limits.plugins,
+      graphqlOverHttpStatusPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginLandingPageDisabled(),
       // No CDN cache hints here; without the plugin Apollo does not wrap every field resolver.
@@ -116,6 +146,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   });
   await apollo.start();
   await services.runEvents.start();
+  await accessChanges.start();
 
   // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
   app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
@@ -153,7 +184,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
 
   app.use(
     GRAPHQL_PATH,
-    express.json({ limit: '20mb' }),
+    express.json({ limit: config.MAX_JSON_BODY_BYTES }),
     closeAfterMultipart,
     // Each mutation checks its own files' limit; the transport allows the largest of them.
     graphqlUploadExpress({ maxFileSize: Math.max(config.MAX_UPLOAD_BYTES, config.SELECTOR_MAX_BYTES) + 1, maxFiles: config.MAX_UPLOAD_FILES }),
@@ -170,6 +201,8 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     }),
   );
 
+  app.use(jsonErrorHandler(exposeDetails));
+
   await new Promise<void>((resolve) => httpServer.listen(config.PORT, config.HOST, resolve));
   const address = httpServer.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -184,6 +217,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     close: async () => {
       await apollo.stop();
       await services.runEvents.stop();
+      await accessChanges.stop();
       await services.selectors.close();
     },
   };

@@ -490,7 +490,8 @@ describe('project isolation', () => {
       const { membership, userErrors } = res.data!.addMember;
       expect(userErrors).toEqual([]);
       expect(membership.role).toBe('OWNER');
-      expect(membership.user).toEqual({ id: toGlobalId('User', a.userIds.CLINICIAN), email: 'clinician@iso-a.test', displayName: 'CLINICIAN' });
+      // B knows the member by the name B gave (issue 9: the answer does not reveal A's name for them).
+      expect(membership.user).toEqual({ id: toGlobalId('User', a.userIds.CLINICIAN), email: 'clinician@iso-a.test', displayName: 'Renamed by B' });
       const row: { project_id: string }[] = await app.ds.query(`SELECT project_id FROM memberships WHERE id = $1`, [uuidOf(membership.id)]);
       expect(row).toEqual([{ project_id: b.id }]);
 

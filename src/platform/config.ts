@@ -22,6 +22,8 @@ const envSchema = z
   SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(10).default(3600),
   MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
   MAX_UPLOAD_FILES: z.coerce.number().int().min(1).default(100),
+  /** Largest JSON request body (non-multipart); larger record imports go as a `recordsFile` upload. */
+  MAX_JSON_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   MAX_IMAGE_SIDE: z.coerce.number().int().min(1).default(16384),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),

@@ -12,7 +12,13 @@ export interface UploadedFile {
  * the stream with a 413: both answer TOO_LARGE on `field`.
  */
 export async function readUpload(upload: Promise<FileUpload>, maxBytes: number, field: string[]): Promise<UploadedFile> {
-  const file = await upload;
+  const file = await upload.catch((error: { status?: number; message?: string }) => {
+    // The multipart `map` named a file part the request did not carry (graphql-upload-minimal rejects with a 4xx).
+    if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
+      throw new UserErrorsException([userError(UserErrorCode.INVALID, `No file part for this field: ${error.message ?? 'file missing in the request'}`, field)]);
+    }
+    throw error;
+  });
   const tooLarge = () => new UserErrorsException([userError(UserErrorCode.TOO_LARGE, `${file.filename} is over ${maxBytes} bytes`, field)]);
   const chunks: Buffer[] = [];
   let size = 0;

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { DataSource } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
+import { findNulByte } from '../../platform/input-checks';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import type { UploadedFile } from '../../platform/uploads';
 import { ImagesService } from '../images/images.service';
@@ -99,6 +100,12 @@ export class RecordsImportService {
     const parsed: { index: number; record: FigureRecord }[] = [];
     records.forEach((raw, index) => {
       const recordId = typeof raw === 'object' && raw && 'id' in raw ? String((raw as { id: unknown }).id) : null;
+      // A records file bypasses the edge's check of GraphQL inputs; Postgres text cannot hold U+0000.
+      const nul = findNulByte(raw);
+      if (nul) {
+        errors.push({ index, recordId, field: nul.join('.') || null, message: 'contains a NUL byte (U+0000), which text fields cannot store' });
+        return;
+      }
       const result = figureRecordSchema.safeParse(raw);
       if (!result.success) {
         for (const issue of result.error.issues) {

@@ -17,6 +17,10 @@ export class Membership extends ProjectScopedEntity {
   @Column({ type: 'enum', enum: Role, enumName: 'role' })
   role: Role;
 
+  /** The name this project knows the member by (shown as User.displayName in this project). */
+  @Column('text')
+  displayName: string;
+
   @ManyToOne(() => User, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'user_id' })
   user?: User;

@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { DomainError, ErrorCode, notFound, badInput } from '../../platform/errors';
 import { applyKeyset, PageArgs, SortDirection, toConnection, ConnectionShape } from '../../platform/pagination';
 import { RequestContext } from './request-context';
@@ -8,6 +8,7 @@ import { Membership } from './membership.entity';
 import { ApiKey } from './api-key.entity';
 import { Role } from './role';
 import { generateApiKeySecret } from './api-key.secret';
+import { notifyAccessChange } from '../../platform/access-events';
 
 export interface CreatedApiKey {
   apiKey: ApiKey;
@@ -16,6 +17,7 @@ export interface CreatedApiKey {
 }
 
 const SLUG = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Projects, their members and API keys: the tenancy of the product. */
 export class ProjectsService {
@@ -29,7 +31,7 @@ export class ProjectsService {
       if (existing) throw new DomainError(ErrorCode.CONFLICT, `A project with slug "${input.slug}" exists`, 'slug');
       const project = await em.save(em.create(Project, { name: input.name, slug: input.slug }));
       const owner = await this.upsertUser(em, input.ownerEmail, input.ownerName);
-      await em.save(em.create(Membership, { projectId: project.id, userId: owner.id, role: Role.OWNER }));
+      await em.save(em.create(Membership, { projectId: project.id, userId: owner.id, role: Role.OWNER, displayName: input.ownerName }));
       const key = await this.insertApiKey(em, project.id, owner.id, input.keyName ?? 'first key');
       return { project, owner, ...key };
     });
@@ -52,9 +54,16 @@ export class ProjectsService {
   }
 
   async currentUser(ctx: RequestContext): Promise<User> {
-    return this.ds.getRepository(User).findOneByOrFail({ id: ctx.userId });
+    const [user] = await this.membersAsUsers(ctx.projectId, [ctx.userId]);
+    if (!user) throw notFound('User');
+    return user;
   }
 
+  /**
+   * Adds a member, or changes their role and the name the project knows them by. The answer is the
+   * same whether the email belongs to a user of other projects or not: the user shows the name given
+   * here and the membership's timestamps, so adding a member reveals nothing about other projects.
+   */
   async addMember(ctx: RequestContext, input: { email: string; displayName: string; role: Role }): Promise<Membership> {
     return this.ds.transaction(async (em) => {
       const user = await this.upsertUser(em, input.email, input.displayName);
@@ -63,9 +72,11 @@ export class ProjectsService {
         .createQueryBuilder()
         .insert()
         .into(Membership)
-        .values({ projectId: ctx.projectId, userId: user.id, role: input.role })
-        .orUpdate(['role', 'updated_at'], ['project_id', 'user_id'])
+        .values({ projectId: ctx.projectId, userId: user.id, role: input.role, displayName: input.displayName })
+        .orUpdate(['role', 'display_name', 'updated_at'], ['project_id', 'user_id'])
         .execute();
+      // A role change reaches open WebSocket connections of that member on every api process (on commit).
+      await notifyAccessChange(em, { projectId: ctx.projectId, userId: user.id });
       return em.findOneByOrFail(Membership, { projectId: ctx.projectId, userId: user.id });
     });
   }
@@ -85,7 +96,11 @@ export class ProjectsService {
     const key = await repo.findOneBy({ id, projectId: ctx.projectId });
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, 'API key not found', 'id');
     if (!key.revokedAt) {
-      await repo.update({ id, projectId: ctx.projectId }, { revokedAt: () => 'now()' } as never);
+      await this.ds.transaction(async (em) => {
+        await em.getRepository(ApiKey).update({ id, projectId: ctx.projectId }, { revokedAt: () => 'now()' } as never);
+        // Connections opened with the key close on every api process once this commits.
+        await notifyAccessChange(em, { apiKeyId: id });
+      });
     }
     return repo.findOneByOrFail({ id });
   }
@@ -116,23 +131,30 @@ export class ProjectsService {
 
   /** A user is visible only to the projects it is a member of. */
   async findUser(ctx: RequestContext, id: string): Promise<User | null> {
-    return this.ds
-      .getRepository(User)
-      .createQueryBuilder('u')
-      .innerJoin(Membership, 'm', 'm.userId = u.id AND m.projectId = :p', { p: ctx.projectId })
-      .where('u.id = :id', { id })
-      .getOne();
+    const [user] = await this.membersAsUsers(ctx.projectId, [id]);
+    return user ?? null;
   }
 
   /** Batch lookup of member users by id, for loaders. */
   async usersByIds(ctx: RequestContext, ids: readonly string[]): Promise<User[]> {
+    return this.membersAsUsers(ctx.projectId, ids);
+  }
+
+  /**
+   * Members as the project sees them, in one statement: email and id of the user, the name and
+   * timestamps of the membership. Nothing another project set (its name for the user, when the
+   * user first joined anywhere) shows through.
+   */
+  private async membersAsUsers(projectId: string, userIds: readonly string[]): Promise<User[]> {
+    const ids = userIds.filter((id) => UUID.test(id));
     if (ids.length === 0) return [];
-    return this.ds
-      .getRepository(User)
-      .createQueryBuilder('u')
-      .innerJoin(Membership, 'm', 'm.userId = u.id AND m.projectId = :p', { p: ctx.projectId })
-      .where({ id: In([...ids]) })
-      .getMany();
+    const rows: { id: string; email: string; display_name: string; created_at: Date; updated_at: Date }[] = await this.ds.query(
+      `SELECT u.id, u.email, m.display_name, m.created_at, m.updated_at
+         FROM memberships m JOIN users u ON u.id = m.user_id
+        WHERE m.project_id = $1 AND m.user_id = ANY($2::uuid[])`,
+      [projectId, ids],
+    );
+    return rows.map((r) => this.ds.getRepository(User).create({ id: r.id, email: r.email, displayName: r.display_name, createdAt: r.created_at, updatedAt: r.updated_at }));
   }
 
   private async upsertUser(em: EntityManager, email: string, displayName: string): Promise<User> {
