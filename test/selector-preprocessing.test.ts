@@ -1,7 +1,17 @@
 import sharp from 'sharp';
-import { decodeRgb, imagePixels, preprocessingKey } from '../src/modules/selectors/selector-inputs';
+import * as ort from 'onnxruntime-node';
+import { decodeRgb, imagePixels, preprocessingKey, selectorText } from '../src/modules/selectors/selector-inputs';
 import { SELECTOR_CONTRACT, SelectorManifest, SelectorManifestInput, selectorManifestSchema } from '../src/modules/selectors/selector-manifest';
+import { buildReferenceSelector } from '../src/modules/selectors/reference-selector';
+import { loadTokenizer } from '../src/platform/tokenizer';
+import { fromGlobalId } from '../src/platform/ids';
 import { readSharedImage } from './support/shared-data';
+import { createTestProject, startTestApp, TestApp, TestProject } from './support/test-app';
+import { gql, gqlUpload } from './support/graphql-client';
+import { waitForRun } from './support/pipeline-fixture';
+import { referenceSelectorUpload, registerSelector, seedCandidates, START_SCORING } from './support/scoring-fixture';
+
+jest.setTimeout(60_000);
 
 /**
  * Selector preprocessing that a lab can reproduce (issue 9 item 14): alpha and EXIF orientation are
@@ -217,5 +227,98 @@ describe('selector manifest: alpha and EXIF options', () => {
     ].map(preprocessingKey);
     expect(new Set(keys).size).toBe(keys.length);
     expect(preprocessingKey(manifest({ alpha: 'flatten' }))).toBe(preprocessingKey(manifest({ alpha: 'flatten', alphaBackground: [255, 255, 255] })));
+  });
+});
+
+describe('selector preprocessing through registration and scoring runs', () => {
+  let app: TestApp;
+  let lab: TestProject;
+  let imageBytes: Buffer;
+  let candidateIds: string[];
+  const reference = referenceSelectorUpload();
+  const referenceManifest = JSON.parse(reference.manifest.toString());
+  const withImage = (image: Record<string, unknown>, drop: string[] = []) => {
+    const written = { ...referenceManifest, image: { ...referenceManifest.image, ...image } };
+    for (const key of drop) delete written.image[key];
+    return Buffer.from(JSON.stringify(written));
+  };
+  const selectorCount = async () => (await app.ds.query(`SELECT count(*)::int AS n FROM selector_models WHERE project_id = $1`, [lab.id]))[0].n;
+
+  beforeAll(async () => {
+    app = await startTestApp({ SCORING_BATCH_SIZE: '4' }, { worker: true });
+    lab = await createTestProject(app, 'preprocessing');
+    // A real figure, its left third fully transparent and its middle third partly: what PMC PNGs look like.
+    const raw = await sharp(readSharedImage('bio_patch.png')).raw().toBuffer({ resolveWithObject: true });
+    const { width, height } = raw.info;
+    for (let y = 0; y < height; y++) for (let x = 0; x < (2 * width) / 3; x++) raw.data[(y * width + x) * 4 + 3] = x < width / 3 ? 0 : Math.round((255 * x) / width);
+    imageBytes = await sharp(raw.data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+    const uploaded = await gqlUpload(
+      app.graphqlUrl,
+      lab.keys.CURATOR,
+      `mutation($input: UploadImageInput!) { uploadImage(input: $input) { image { id } userErrors { code message } } }`,
+      { input: { file: null, metadata: { caption: 'A patch of tissue on a transparent background', modalities: ['HISTOLOGY'] } } },
+      [{ path: 'input.file', name: 'transparent_patch.png', bytes: imageBytes }],
+    );
+    expect(uploaded.data!.uploadImage.userErrors).toEqual([]);
+    candidateIds = await seedCandidates(app, lab, [fromGlobalId(uploaded.data!.uploadImage.image.id)!.id], 3);
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  it.each([
+    ['an unknown alpha mode', { alpha: 'premultiply' }, /image\.alpha/],
+    ['an unknown orientation mode', { exifOrientation: 'auto' }, /image\.exifOrientation/],
+    ['a background out of range', { alpha: 'flatten', alphaBackground: [0, 0, 300] }, /image\.alphaBackground/],
+    ['a background without flatten', { alphaBackground: [0, 0, 0] }, /alphaBackground only applies with alpha: "flatten"/],
+  ])('refuses a manifest with %s as a userErrors entry on the manifest, storing nothing', async (_label, image, message) => {
+    const before = await selectorCount();
+    const res = await registerSelector(app, lab.keys.CURATOR, 'bad-manifest', { ...reference, manifest: withImage(image) });
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.registerSelectorModel.selectorModel).toBeNull();
+    expect(res.data!.registerSelectorModel.userErrors).toEqual([{ field: ['input', 'manifest'], code: 'INVALID', message: expect.stringMatching(message) }]);
+    expect(await selectorCount()).toBe(before);
+  });
+
+  it('registers a manifest written before the options with the PIL defaults, and scores each selector with its own alpha choice', async () => {
+    const old = await registerSelector(app, lab.keys.CURATOR, 'written-before', { ...reference, manifest: withImage({}, ['alpha', 'exifOrientation']) });
+    expect(old.data!.registerSelectorModel.userErrors).toEqual([]);
+    expect(old.data!.registerSelectorModel.selectorModel.manifest.image).toMatchObject({ alpha: 'drop', exifOrientation: 'ignore' });
+    const flatten = await registerSelector(app, lab.keys.CURATOR, 'flatten-black', { ...reference, manifest: withImage({ alpha: 'flatten', alphaBackground: [0, 0, 0] }) });
+    expect(flatten.data!.registerSelectorModel.userErrors).toEqual([]);
+
+    // Both run in the same worker, one after the other: cached pixels must not cross from one to the other.
+    const scores = new Map<string, Map<string, number>>();
+    for (const registered of [old, flatten]) {
+      const selector = registered.data!.registerSelectorModel.selectorModel;
+      const started = await gql(app.graphqlUrl, lab.keys.CURATOR, START_SCORING, { input: { selectorModelId: selector.id } });
+      expect(started.data!.startScoringRun.userErrors).toEqual([]);
+      expect(await waitForRun(app, lab.keys.VIEWER, started.data!.startScoringRun.run.id)).toMatchObject({ status: 'SUCCEEDED', done: candidateIds.length });
+      const rows: { candidate_id: string; value: number }[] = await app.ds.query(`SELECT candidate_id, value FROM scores WHERE selector_model_id = $1`, [fromGlobalId(selector.id)!.id]);
+      scores.set(selector.name, new Map(rows.map((r) => [r.candidate_id, r.value])));
+    }
+
+    const files = buildReferenceSelector();
+    const session = await ort.InferenceSession.create(files.model);
+    const tokenizer = loadTokenizer(files.tokenizer);
+    const [candidate] = await app.ds.query(`SELECT c.id, c.rounds, i.caption, i.mentions FROM candidates c JOIN images i ON i.id = c.image_id WHERE c.id = $1`, [candidateIds[0]]);
+    const direct = async (manifest: SelectorManifest) => {
+      const { size } = manifest.image;
+      const L = manifest.text.maxLength;
+      const { inputIds, attentionMask } = tokenizer.encodeBatch([selectorText({ caption: candidate.caption, mentions: candidate.mentions, rounds: candidate.rounds }, manifest)], L);
+      const out = await session.run({
+        pixel_values: new ort.Tensor('float32', await imagePixels(imageBytes, manifest), [1, 3, size, size]),
+        input_ids: new ort.Tensor('int64', inputIds, [1, L]),
+        attention_mask: new ort.Tensor('int64', attentionMask, [1, L]),
+      });
+      return (out[session.outputNames[0]].data as Float32Array)[0];
+    };
+    const dropScore = await direct(selectorManifestSchema.parse(old.data!.registerSelectorModel.selectorModel.manifest));
+    const flattenScore = await direct(selectorManifestSchema.parse(flatten.data!.registerSelectorModel.selectorModel.manifest));
+    await session.release();
+    expect(scores.get('written-before')!.get(candidateIds[0])).toBeCloseTo(dropScore, 5);
+    expect(scores.get('flatten-black')!.get(candidateIds[0])).toBeCloseTo(flattenScore, 5);
+    expect(Math.abs(dropScore - flattenScore)).toBeGreaterThan(1e-4);
   });
 });
