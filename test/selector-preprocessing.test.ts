@@ -148,6 +148,28 @@ describe('selector preprocessing: alpha', () => {
   });
 });
 
+describe('selector preprocessing: geometry', () => {
+  // Columns numbered in red (10, 20, …), rows in green: where each pixel lands is exact when the scale is 1.
+  const grid = (width: number, height: number) => {
+    const pixels: [number, number, number][] = [];
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) pixels.push([10 * (x + 1), 10 * (y + 1), 7]);
+    return { pixels, png: sharp(Buffer.from(pixels.flat()), { raw: { width, height, channels: 3 } }).png().toBuffer() };
+  };
+
+  it('crops cover from left = (w − size + 1) // 2, which is not torchvision’s round((w − size) / 2)', async () => {
+    const { pixels, png } = grid(8, 3);
+    const kept = pixels.filter((_, i) => [3, 4, 5].includes(i % 8)); // (8 − 3 + 1) // 2 = 3; round(2.5) would be 2
+    expectTensor(await imagePixels(await png, manifest({ resize: 'cover' }, 3)), expectedTensor(kept));
+  });
+
+  it('letterboxes contain on black at top = (size − h) // 2', async () => {
+    const { pixels, png } = grid(8, 3);
+    const black: [number, number, number] = [0, 0, 0];
+    const boxed = [...Array(16).fill(black), ...pixels, ...Array(24).fill(black)]; // rows 2-4 of 8
+    expectTensor(await imagePixels(await png, manifest({ resize: 'contain' }, 8)), expectedTensor(boxed));
+  });
+});
+
 describe('selector preprocessing: EXIF orientation', () => {
   // Stored 2×2: A B / C D.
   const A = [200, 0, 0], B = [0, 200, 0], C = [0, 0, 200], D = [90, 90, 90];

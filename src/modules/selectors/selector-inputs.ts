@@ -2,7 +2,6 @@ import sharp from 'sharp';
 import type { StoredRound } from '../candidates/conversation';
 import { DEFAULT_ALPHA_BACKGROUND, SelectorManifest } from './selector-manifest';
 
-const FIT: Record<SelectorManifest['image']['resize'], keyof sharp.FitEnum> = { cover: 'cover', contain: 'contain', fill: 'fill' };
 
 /** What of a candidate the selector's text template can draw on. */
 export interface SelectorTextSource {
@@ -57,10 +56,7 @@ export async function decodeRgb(bytes: Buffer, image: SelectorManifest['image'])
 export async function imagePixels(bytes: Buffer, manifest: SelectorManifest): Promise<Float32Array> {
   const { size, resize, mean, std } = manifest.image;
   const rgb = await decodeRgb(bytes, manifest.image);
-  const { data, info } = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
-    .resize(size, size, { fit: FIT[resize], position: 'centre', background: '#000000' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await fitToSquare(rgb, size, resize).raw().toBuffer({ resolveWithObject: true });
   const plane = size * size;
   const pixels = new Float32Array(3 * plane);
   const channels = info.channels;
@@ -71,6 +67,25 @@ export async function imagePixels(bytes: Buffer, manifest: SelectorManifest): Pr
     for (let i = 0; i < plane; i++) pixels[offset + i] = data[i * channels + c] * scale - shift;
   }
   return pixels;
+}
+
+/**
+ * The resize and crop or letterbox, with the geometry spelled out rather than left to sharp's `fit`:
+ * each axis is scaled by exactly target / source (as Pillow's `resize((w, h))` does), where
+ * `fit: 'cover'` would use one factor for both and land up to a third of a pixel away on enlargements.
+ */
+function fitToSquare(rgb: RgbImage, size: number, mode: SelectorManifest['image']['resize']): sharp.Sharp {
+  const image = sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } });
+  if (mode === 'fill') return image.resize(size, size, { fit: 'fill' });
+  const { width: w, height: h } = rgb;
+  const shrink = mode === 'cover' ? Math.min(w / size, h / size) : Math.max(w / size, h / size);
+  const rw = Math.floor(w / shrink + 0.5);
+  const rh = Math.floor(h / shrink + 0.5);
+  const resized = image.resize(rw, rh, { fit: 'fill' });
+  if (mode === 'cover') return resized.extract({ left: (rw - size + 1) >> 1, top: (rh - size + 1) >> 1, width: size, height: size });
+  const left = (size - rw) >> 1;
+  const top = (size - rh) >> 1;
+  return resized.extend({ left, top, right: size - rw - left, bottom: size - rh - top, background: '#000000' });
 }
 
 /** The selector's text for a candidate: the manifest's fields, in its order, over the rounds it selects. */
