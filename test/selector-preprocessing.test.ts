@@ -168,6 +168,14 @@ describe('selector preprocessing: geometry', () => {
     const boxed = [...Array(16).fill(black), ...pixels, ...Array(24).fill(black)]; // rows 2-4 of 8
     expectTensor(await imagePixels(await png, manifest({ resize: 'contain' }, 8)), expectedTensor(boxed));
   });
+
+  it('letterboxes a strip thinner than one pixel at the target size as one row, not an error', async () => {
+    const strip = await sharp({ create: { width: 4000, height: 4, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    const tensor = await imagePixels(strip, manifest({ resize: 'contain' }, 224));
+    const red = (i: number) => Math.round((tensor[i] * CLIP_STD[0] + CLIP_MEAN[0]) * 255);
+    expect(red(111 * 224 + 100)).toBe(255); // the one row, at top = (224 − 1) // 2
+    expect(red(110 * 224 + 100) + 0).toBe(0); // black above it
+  });
 });
 
 describe('selector preprocessing: EXIF orientation', () => {

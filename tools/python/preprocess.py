@@ -83,7 +83,7 @@ def resize(im, size, mode):
     if mode == "fill":
         return resample(im, size, size)
     shrink = min(w / size, h / size) if mode == "cover" else max(w / size, h / size)
-    rw, rh = _round_half_up(w / shrink), _round_half_up(h / shrink)
+    rw, rh = max(1, _round_half_up(w / shrink)), max(1, _round_half_up(h / shrink))
     im = resample(im, rw, rh)
     if mode == "cover":
         left, top = (rw - size + 1) // 2, (rh - size + 1) // 2

@@ -2,7 +2,6 @@ import sharp from 'sharp';
 import type { StoredRound } from '../candidates/conversation';
 import { DEFAULT_ALPHA_BACKGROUND, SelectorManifest } from './selector-manifest';
 
-
 /** What of a candidate the selector's text template can draw on. */
 export interface SelectorTextSource {
   caption: string;
@@ -49,8 +48,8 @@ export async function decodeRgb(bytes: Buffer, image: SelectorManifest['image'])
 
 /**
  * The image as `pixel_values` for one row: decoded to RGB as `decodeRgb` says, resized to a
- * `size` square as the manifest says (sharp's Lanczos-3; `cover` centre-crops, `contain` letterboxes
- * on black), channel-first, scaled to [0, 1] and normalised with the manifest's mean and std.
+ * `size` square as the manifest says (Lanczos-3 reducing, bicubic enlarging; `cover` centre-crops,
+ * `contain` letterboxes on black), channel-first, scaled to [0, 1] and normalised with the manifest's mean and std.
  * `tools/python/preprocess.py` is the same in PIL + numpy.
  */
 export async function imagePixels(bytes: Buffer, manifest: SelectorManifest): Promise<Float32Array> {
@@ -79,8 +78,9 @@ function fitToSquare(rgb: RgbImage, size: number, mode: SelectorManifest['image'
   if (mode === 'fill') return image.resize(size, size, { fit: 'fill' });
   const { width: w, height: h } = rgb;
   const shrink = mode === 'cover' ? Math.min(w / size, h / size) : Math.max(w / size, h / size);
-  const rw = Math.floor(w / shrink + 0.5);
-  const rh = Math.floor(h / shrink + 0.5);
+  // At least one pixel: a 4000 × 10 strip letterboxed into 224 would round its height to 0.
+  const rw = Math.max(1, Math.floor(w / shrink + 0.5));
+  const rh = Math.max(1, Math.floor(h / shrink + 0.5));
   const resized = image.resize(rw, rh, { fit: 'fill' });
   if (mode === 'cover') return resized.extract({ left: (rw - size + 1) >> 1, top: (rh - size + 1) >> 1, width: size, height: size });
   const left = (size - rw) >> 1;
