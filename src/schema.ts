@@ -5,6 +5,7 @@ import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema, ContainerType, NonEmptyArray } from 'type-graphql';
 import type { AppServices } from './app-services';
 import { authChecker } from './modules/projects/auth-checker';
+import { inputMistakesAsUserErrors } from './platform/mutation-input-errors';
 import { ProjectsResolver, MembershipsResolver, ApiKeysResolver } from './modules/projects/projects.resolver';
 import { ImagesResolver } from './modules/images/images.resolver';
 import { CandidatesResolver, ImageCandidatesResolver } from './modules/candidates/candidates.resolver';
@@ -57,8 +58,8 @@ function containerFor(services: AppServices | null): ContainerType {
   } as ContainerType;
 }
 
-export function buildAppSchema(services: AppServices | null): Promise<GraphQLSchema> {
-  return buildSchema({
+export async function buildAppSchema(services: AppServices | null): Promise<GraphQLSchema> {
+  const schema = await buildSchema({
     resolvers: resolvers as unknown as NonEmptyArray<Function>,
     container: containerFor(services),
     authChecker,
@@ -66,6 +67,7 @@ export function buildAppSchema(services: AppServices | null): Promise<GraphQLSch
     // Subscriptions bring their own sources (Postgres LISTEN/NOTIFY); type-graphql still asks for a pubSub.
     pubSub: createPubSub(),
   });
+  return inputMistakesAsUserErrors(schema);
 }
 
 export function printAppSchema(schema: GraphQLSchema): string {

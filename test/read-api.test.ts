@@ -699,14 +699,14 @@ describe('read api: pagination, filters, sorting and annotation mutations', () =
       expect(await countPrefs()).toBe(before);
     });
 
-    it('rejects rating 11 as BAD_USER_INPUT before anything runs', async () => {
+    it('rejects rating 11 as a userErrors entry before anything runs', async () => {
       const before = await countPrefs();
       const res = await record({ candidateId: cand(1), kind: 'RATING', rating: 11, rubricVersion: 'v1' });
-      expect(errorCodes(res)).toEqual(['BAD_USER_INPUT']);
-      expect(res.errors![0].extensions!.fields.map((f: any) => f.field)).toEqual(['rating']);
+      expect(res.errors).toBeUndefined();
+      expect(res.data!.recordPreference.userErrors).toEqual([expect.objectContaining({ code: 'INVALID', field: ['input', 'rating'] })]);
       expect(await countPrefs()).toBe(before);
       const negative = await record({ candidateId: cand(1), kind: 'RATING', rating: -0.5, rubricVersion: 'v1' });
-      expect(errorCodes(negative)).toEqual(['BAD_USER_INPUT']);
+      expect(negative.data!.recordPreference.userErrors).toEqual([expect.objectContaining({ code: 'INVALID', field: ['input', 'rating'] })]);
     });
 
     it('refuses a VIEWER with FORBIDDEN', async () => {

@@ -224,6 +224,7 @@ describe('scoring runs', () => {
     const peek = await gql(app.graphqlUrl, other.keys.OWNER, `query($id: ID!) { node(id: $id) { id } }`, { id: toGlobalId('Run', scoringRun.id) });
     expect(errorCodes(peek)).toEqual(['NOT_FOUND']);
     const badBatch = await gql(app.graphqlUrl, lab.keys.CURATOR, START_SCORING, { input: { batchSize: 0 } });
-    expect(errorCodes(badBatch)).toEqual(['BAD_USER_INPUT']);
+    expect(badBatch.errors).toBeUndefined();
+    expect(badBatch.data!.startScoringRun.userErrors).toEqual([expect.objectContaining({ code: 'INVALID', field: ['input', 'batchSize'] })]);
   });
 });

@@ -51,7 +51,8 @@ export async function asPayload<T extends object>(work: () => Promise<T>): Promi
   } catch (error) {
     if (error instanceof UserErrorsException) return { userErrors: error.errors } as T & { userErrors: UserError[] };
     if (error instanceof DomainError && fromDomain[error.code]) {
-      return { userErrors: [userError(fromDomain[error.code]!, error.message, error.field)] } as T & { userErrors: UserError[] };
+      // A dotted field (`input.selectorModelId`) is a path, as class-validator's are.
+      return { userErrors: [userError(fromDomain[error.code]!, error.message, error.field?.split('.'))] } as T & { userErrors: UserError[] };
     }
     throw error;
   }

@@ -77,7 +77,8 @@ export function buildReferenceSelector(options: ReferenceSelectorOptions = {}): 
   const manifest = selectorManifestSchema.parse({
     contract: SELECTOR_CONTRACT,
     description: `${profile === 'heavy' ? 'Heavy reference selector' : 'Reference selector'}: a seeded baseline with random weights (seed ${seed}), built from code; not a clinical model.`,
-    image: { size: imageSize, resize: 'cover', mean: CLIP_MEAN, std: CLIP_STD },
+    // Written out although they are the defaults, so the selector.json a lab reads says how to preprocess.
+    image: { size: imageSize, resize: 'cover', mean: CLIP_MEAN, std: CLIP_STD, alpha: 'drop', exifOrientation: 'ignore' },
     text: { maxLength, fields: ['caption', 'question', 'answer'], rounds: 'all', separator: ' ' },
     score: 'logit',
   } satisfies SelectorManifest);

@@ -11,6 +11,10 @@ export const TEXT_FIELDS = ['caption', 'mentions', 'question', 'answer'] as cons
 export type TextField = (typeof TEXT_FIELDS)[number];
 
 const channelTriple = z.tuple([z.number().finite(), z.number().finite(), z.number().finite()]);
+const byte = z.number().int().min(0).max(255);
+
+/** Flattening composites onto white unless the manifest names another colour: PMC figures are drawn on white. */
+export const DEFAULT_ALPHA_BACKGROUND: [number, number, number] = [255, 255, 255];
 
 export const selectorManifestSchema = z
   .object({
@@ -24,8 +28,22 @@ export const selectorManifestSchema = z
         resize: z.enum(['cover', 'contain', 'fill']),
         mean: channelTriple,
         std: channelTriple.refine((s) => s.every((v) => v > 0), 'std must be positive'),
+        /**
+         * What happens to an alpha channel. drop (default): keep every pixel's stored colour and
+         * ignore alpha, as PIL's `Image.convert('RGB')` does; flatten: composite onto
+         * `alphaBackground`, `floor((a·c + (255 − a)·bg) / 255)` per 8-bit channel.
+         */
+        alpha: z.enum(['drop', 'flatten']).default('drop'),
+        /** The RGB colour (0-255 each) flatten composites onto; default white. Only with `alpha: "flatten"`. */
+        alphaBackground: z.tuple([byte, byte, byte]).optional(),
+        /** ignore (default): pixels as stored, PIL's default; apply: rotate/flip per the EXIF tag, as `ImageOps.exif_transpose`. */
+        exifOrientation: z.enum(['ignore', 'apply']).default('ignore'),
       })
-      .strict(),
+      .strict()
+      .refine((image) => image.alphaBackground === undefined || image.alpha === 'flatten', {
+        message: 'alphaBackground only applies with alpha: "flatten"',
+        path: ['alphaBackground'],
+      }),
     text: z
       .object({
         maxLength: z.number().int().min(4).max(4096),
@@ -41,7 +59,10 @@ export const selectorManifestSchema = z
   })
   .strict();
 
+/** A manifest as validated, with defaults filled in. */
 export type SelectorManifest = z.infer<typeof selectorManifestSchema>;
+/** A manifest as written in selector.json (the fields with defaults may be left out). */
+export type SelectorManifestInput = z.input<typeof selectorManifestSchema>;
 
 /** The tensors of the contract, by name. */
 export const SELECTOR_INPUTS = {
