@@ -29,6 +29,7 @@ const BAD_INPUTS: Record<string, BadInput> = {
   importRecords: { input: { records: [] }, field: ['records'] },
   recordPreference: { input: { candidateId: 'not-checked-first', kind: 'RATING', rating: 11, rubricVersion: 'v1' }, field: ['input', 'rating'] },
   registerSelectorModel: { input: { name: tooLong(100) }, field: ['input', 'name'] },
+  reparseRun: { input: { runId: 'not-an-id' }, field: ['runId'] },
   revokeApiKey: { input: { id: 'not-an-id' }, field: ['id'] },
   setDemonstrationActive: { input: { id: 'not-an-id', active: true }, field: ['id'] },
   startClusteringRun: { input: { k: 0 }, field: ['input', 'k'] },
