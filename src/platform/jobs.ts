@@ -81,6 +81,10 @@ export async function startJobWorker(options: JobWorkerOptions): Promise<JobWork
         noHandleSignals: true,
         logger: quietLogger,
         events,
+        // Recording a job's outcome through graphile-worker's batcher: when the database is gone, a
+        // failed write ends the pool (and RestartingRunner starts a new one) instead of being an
+        // unawaited promise that rejects unhandled and leaves the job locked by a live pool forever.
+        preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
       }),
     pool,
     workerIds,

@@ -173,3 +173,42 @@ export function stopLeftoverPostgres(dataDir: string): void {
     }
   }
 }
+
+/** A real embedded Postgres owned by a process of its own, which a test stops and starts at will. */
+export class PostgresProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(dataDir: string, port: number): Promise<PostgresProcess> {
+    const child = spawn(process.execPath, ['-r', './scripts/register-ts.js', 'test/support/postgres-process.ts', dataDir, String(port)], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    liveGroups.add(child.pid!);
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /postgres ready (\S+)/.exec(output);
+        if (match) resolve(match[1]);
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`postgres process exited with ${code}:\n${output}`)));
+    });
+    return new PostgresProcess(child, url);
+  }
+
+  /** Fast shutdown, as `pg_ctl stop` does: sessions are terminated, the server exits. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+    liveGroups.delete(this.child.pid!);
+  }
+}
