@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { FakeOpenAIServer } from './fakes/openai-server';
 import { gql } from './support/graphql-client';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { START_GENERATION, RUN_STATE } from './support/pipeline-fixture';
 import { freePort, NpmProcess, PostgresProcess, stopLeftoverPostgres, tempDataDir, waitUntil } from './support/app-process';
 import { fromGlobalId } from '../src/platform/ids';
@@ -95,6 +97,18 @@ describe('a Postgres outage during a run', () => {
     const runGlobalId: string = started.data!.startGenerationRun.run.id;
     const runId = fromGlobalId(runGlobalId)!.id;
 
+    // A subscriber from before the outages must still hear the run end: the api's LISTEN
+    // connection reconnects by itself.
+    const ws = createClient({ url: graphqlUrl().replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
+    const heard: string[] = [];
+    const subscriptionEnded = new Promise<void>((resolve) => {
+      ws.subscribe(
+        { query: `subscription($id: ID!) { runUpdated(id: $id) { status done } }`, variables: { id: runGlobalId } },
+        { next: (event) => void heard.push(String((event.data as { runUpdated?: { status: string } })?.runUpdated?.status ?? JSON.stringify(event.errors))), error: () => resolve(), complete: () => resolve() },
+      );
+    });
+    await waitUntil('the subscription to deliver the current state', () => heard.length > 0, 10_000);
+
     const atOutage: number[] = [];
     for (let outage = 0; outage < OUTAGES; outage++) {
       const before = outage === 0 ? 0 : atOutage[outage - 1];
@@ -144,6 +158,9 @@ describe('a Postgres outage during a run', () => {
     // Counters were added once per stored candidate: nothing counted twice by a retried write.
     expect(r.run_prompt).toBe(r.cand_prompt);
     expect(api.running && worker.running).toBe(true);
+    await Promise.race([subscriptionEnded, new Promise((r) => setTimeout(r, 10_000))]);
+    expect(heard[heard.length - 1]).toBe('SUCCEEDED');
+    await ws.dispose();
 
     for (const p of [worker, api]) {
       p.signal('SIGTERM');
