@@ -1,5 +1,5 @@
 /**
- * Postgres goes away twice in the middle of a generation run and comes back: `npm start` (api and
+ * Postgres goes away three times (once crashing) in the middle of a generation run and comes back: `npm start` (api and
  * in-process worker) and a separate `npm run worker` both live through it, the api answers /readyz
  * 503 and GraphQL SERVICE_UNAVAILABLE while it is gone, both recover on their own, and the run ends
  * with exactly one candidate per item. A real embedded Postgres that the test stops and starts, real
@@ -19,7 +19,8 @@ import { fromGlobalId } from '../src/platform/ids';
 jest.setTimeout(150_000);
 
 const SAMPLES_PER_IMAGE = 20;
-const OUTAGES = 2;
+/** Fast shutdown, then an immediate one (a crash: recovery on restart), then fast again. */
+const OUTAGES = 3;
 const OUTAGE_MS = 3_000;
 
 describe('a Postgres outage during a run', () => {
@@ -78,7 +79,7 @@ describe('a Postgres outage during a run', () => {
 
   const candidates = async (runId: string) => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM candidates WHERE run_id = $1`, [runId]))[0].n;
 
-  it('both processes ride out two outages, answer 503 meanwhile, recover, and the run completes exactly once', async () => {
+  it('both processes ride out three outages, answer 503 meanwhile, recover, and the run completes exactly once', async () => {
     const api = npm(['start']);
     const key = (await api.waitFor(/Dev key:\s+(bmv_\S+)/))[1];
     const worker = npm(['run', 'worker']);
@@ -116,7 +117,8 @@ describe('a Postgres outage during a run', () => {
       atOutage.push(await candidates(runId));
       expect(atOutage[outage]).toBeLessThan(total);
 
-      await pg.stop();
+      if (outage === 1) await pg.crash();
+      else await pg.stop();
       const downAt = Date.now();
       await waitUntil('/readyz 503 during the outage', async () => (await readyz()) === 503, 5_000, () => api.log);
       const during = await gql(graphqlUrl(), key, '{ viewer { role } }');
@@ -166,6 +168,8 @@ describe('a Postgres outage during a run', () => {
       p.signal('SIGTERM');
       expect(await p.waitForExit()).toMatchObject({ code: 0 });
     }
-    console.info(`outage: candidates at the outages ${atOutage.join(', ')} of ${total}`);
+    const restarts = (api.log + worker.log).match(/job runner restarted/g)?.length ?? 0;
+    const unhandled = (api.log + worker.log).match(/unhandled rejection/g)?.length ?? 0;
+    console.info(`outage: candidates at the outages ${atOutage.join(', ')} of ${total}; job runner restarts ${restarts}; unhandled rejections logged ${unhandled}`);
   });
 });

@@ -179,6 +179,7 @@ export class PostgresProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly url: string,
+    private readonly dataDir: string,
   ) {}
 
   static async start(dataDir: string, port: number): Promise<PostgresProcess> {
@@ -200,7 +201,21 @@ export class PostgresProcess {
       child.stderr!.on('data', onData);
       child.once('exit', (code) => reject(new Error(`postgres process exited with ${code}:\n${output}`)));
     });
-    return new PostgresProcess(child, url);
+    return new PostgresProcess(child, url, dataDir);
+  }
+
+  /**
+   * Immediate shutdown (SIGQUIT to the postmaster), as a crash: no checkpoint, the next start runs
+   * crash recovery. The owning process is then killed too, as if the machine had lost both.
+   */
+  async crash(): Promise<void> {
+    const pid = Number(fs.readFileSync(path.join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGQUIT');
+    await waitUntil('postmaster gone after SIGQUIT', () => !processAlive(pid), 10_000);
+    const exited = new Promise((r) => this.child.once('exit', r));
+    process.kill(-this.child.pid!, 'SIGKILL');
+    await exited;
+    liveGroups.delete(this.child.pid!);
   }
 
   /** Fast shutdown, as `pg_ctl stop` does: sessions are terminated, the server exits. */
