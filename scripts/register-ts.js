@@ -3,7 +3,7 @@
  * that type-graphql and TypeORM read, which esbuild-based runners do not emit), and the output is
  * cached on disk under a hash of the file's path and content, so a second start compiles nothing
  * and a changed source is always recompiled (a stale build can never run).
- * Usage: node -r ./scripts/register-ts.js src/main.ts serve
+ * Usage: node -r ./scripts/register-ts.js src/main.ts serve   (TS_CACHE_DIR moves the cache)
  */
 'use strict';
 const fs = require('node:fs');

@@ -48,7 +48,11 @@ async function withServices<T>(config: AppConfig, work: (services: AppServices, 
 /** Where the database is, for the banner: the embedded server's URL lets a worker on this machine use it. */
 function describeDatabase(db: Database, config: AppConfig): string {
   if (!db.embeddedRole) return 'DATABASE_URL';
-  const how = db.embeddedRole === 'shared' ? 'shared with the process that started it' : 'started by this process, stopped when it exits';
+  const how = {
+    started: 'started by this process, stopped when it exits',
+    adopted: 'left running by a process that is gone; this one stops it when it exits',
+    shared: 'shared with the process that started it',
+  }[db.embeddedRole];
   return `embedded Postgres (${path.join(config.DATA_DIR, 'postgres')}; ${how})\n             ${db.url}`;
 }
 
