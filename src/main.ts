@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, AppConfig } from './platform/config';
 import { logger, setLogLevel } from './platform/logging';
+import { ProcessLifecycle } from './platform/lifecycle';
 import { UrlSigner } from './platform/signing';
 import { openDatabase, Database } from './bootstrap';
 import { startServer } from './server';
@@ -31,8 +32,12 @@ const USAGE = `Usage: npm run cli -- <command> [options]
                                           selector.json) to DIR (default DATA_DIR/selectors/<profile>)
 DATABASE_URL selects the database; without it an embedded Postgres runs under DATA_DIR (.data).`;
 
+/** Signals, a vanished parent and failed starts all end the process through here, within a bound. */
+const lifecycle = new ProcessLifecycle();
+
 async function withServices<T>(config: AppConfig, work: (services: AppServices, db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase(config, { migrate: true });
+  lifecycle.onShutdown('database', () => db.close());
   try {
     return await work(createServices(db.ds, config, new UrlSigner('cli-does-not-sign-urls-0000000000000', 60)), db);
   } finally {
@@ -40,47 +45,46 @@ async function withServices<T>(config: AppConfig, work: (services: AppServices, 
   }
 }
 
+/** Where the database is, for the banner: the embedded server's URL lets a worker on this machine use it. */
+function describeDatabase(db: Database, config: AppConfig): string {
+  if (!db.embeddedRole) return 'DATABASE_URL';
+  const how = {
+    started: 'started by this process, stopped when it exits',
+    adopted: 'left running by a process that is gone; this one stops it when it exits',
+    shared: 'shared with the process that started it',
+  }[db.embeddedRole];
+  return `embedded Postgres (${path.join(config.DATA_DIR, 'postgres')}; ${how})\n             ${db.url}`;
+}
+
 async function serve(config: AppConfig): Promise<void> {
-  const started = Date.now();
   const db = await openDatabase(config, { migrate: true });
+  lifecycle.onShutdown('database', () => db.close());
   const server = await startServer(db.ds, config);
+  lifecycle.onShutdown('api', () => server.close());
   const worker = config.RUN_WORKER ? await startWorker(server.services) : null;
+  if (worker) lifecycle.onShutdown('worker', () => worker.stop());
   const seed = process.env.SEED_DEMO === 'false' ? null : await seedDemo(server.services, config.DATA_DIR);
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  // Wall time since the process started (module loading included), not since this function began.
+  const seconds = (performance.now() / 1000).toFixed(1);
   console.log(`
 BioMed-VITAL API ready in ${seconds}s
   GraphQL:   ${server.graphqlUrl}  (HTTP and WebSocket)
   IDE:       ${server.url}/ide/
   Health:    ${server.url}/healthz  ${server.url}/readyz
   Worker:    ${worker ? 'in-process' : 'off (RUN_WORKER=false); run `npm run worker`'}   LLM: ${server.services.llm.client ? `${server.services.llm.client.provider} ${server.services.llm.client.visionModel}` : 'not configured (LLM runs answer LLM_UNAVAILABLE)'}
-  Database:  ${db.embedded ? `embedded Postgres (${path.join(config.DATA_DIR, 'postgres')})` : 'DATABASE_URL'}
+  Database:  ${describeDatabase(db, config)}
 ${seed?.apiKey ? `  Dev key:   ${seed.apiKey}   (demo project, OWNER; send as "Authorization: Bearer <key>")` : ''}
 `);
-  const shutdown = async (signal: string) => {
-    logger.info('shutting down', { signal });
-    await worker?.stop().catch((error) => logger.warn('worker stop failed', { error: String(error) }));
-    await server.close();
-    await db.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
 /** A worker process alone: no HTTP, any number of them beside the api processes. */
 async function runWorker(config: AppConfig): Promise<void> {
   const db = await openDatabase(config, { migrate: true });
+  lifecycle.onShutdown('database', () => db.close());
   const services = createServices(db.ds, config, new UrlSigner('workers-do-not-sign-urls-000000000000', 60));
   const worker = await startWorker(services);
-  console.log(`BioMed-VITAL worker ready (concurrency ${config.WORKER_CONCURRENCY}; LLM ${services.llm.client ? services.llm.client.visionModel : 'not configured'})`);
-  const shutdown = async (signal: string) => {
-    logger.info('worker shutting down', { signal });
-    await worker.stop();
-    await db.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  lifecycle.onShutdown('worker', () => worker.stop());
+  console.log(`BioMed-VITAL worker ready (concurrency ${config.WORKER_CONCURRENCY}; LLM ${services.llm.client ? services.llm.client.visionModel : 'not configured'}; database ${describeDatabase(db, config)})`);
 }
 
 function required(values: Record<string, unknown>, name: string): string {
@@ -117,6 +121,7 @@ async function main(): Promise<void> {
   });
   const config = loadConfig();
   setLogLevel(config.LOG_LEVEL);
+  lifecycle.install();
   switch (command) {
     case 'serve':
       return serve(config);
@@ -173,5 +178,6 @@ async function main(): Promise<void> {
 
 main().catch((error) => {
   console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
+  // Through the lifecycle, so that a failed start (a port in use) stops the Postgres it started.
+  void lifecycle.shutdown('failed', 1);
 });

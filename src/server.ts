@@ -11,7 +11,8 @@ import { getDistDirectory, renderAltair } from 'altair-static';
 import { DataSource } from 'typeorm';
 import { getOperationAST } from 'graphql';
 import { AppConfig } from './platform/config';
-import { DomainError, formatError, RateLimitedError, toGraphQLError } from './platform/errors';
+import { asServiceUnavailable, DomainError, formatError, RateLimitedError, toGraphQLError } from './platform/errors';
+import { checkReadiness } from './platform/db-availability';
 import { RequestRateLimiter } from './platform/rate-limit';
 import { migrationsApplied } from './platform/db';
 import { loadSigningSecret, UrlSigner } from './platform/signing';
@@ -88,6 +89,21 @@ function baseUrlOf(req: Request, config: AppConfig): string {
   return config.PUBLIC_URL?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
 }
 
+/** Listens, or fails at once with a readable reason (a port in use) instead of an unhandled 'error' event. */
+function listenOrFail(httpServer: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const fail = (error: NodeJS.ErrnoException) => {
+      const reason = error.code === 'EADDRINUSE' ? 'is already in use (EADDRINUSE): stop the other process or set PORT' : `cannot be listened on: ${error.message}`;
+      reject(new Error(`Port ${port} on ${host} ${reason}`));
+    };
+    httpServer.once('error', fail);
+    httpServer.listen(port, host, () => {
+      httpServer.off('error', fail);
+      resolve();
+    });
+  });
+}
+
 /** The api process: GraphQL over HTTP and WebSocket on one port, file downloads, health probes. */
 export async function startServer(ds: DataSource, config: AppConfig): Promise<RunningServer> {
   const signer = new UrlSigner(await loadSigningSecret(ds, config.URL_SIGNING_SECRET), config.SIGNED_URL_TTL_SECONDS);
@@ -154,13 +170,8 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
 
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', async (_req, res) => {
-    try {
-      await ds.query('SELECT 1');
-      const applied = await migrationsApplied(ds);
-      res.status(applied ? 200 : 503).json({ status: applied ? 'ready' : 'migrations pending', database: 'ok' });
-    } catch (error) {
-      res.status(503).json({ status: 'unavailable', database: String((error as Error).message) });
-    }
+    const readiness = await checkReadiness(ds, migrationsApplied);
+    res.status(readiness.status).json(readiness.body);
   });
 
   // A GraphQL IDE served from the npm package: works offline, no CDN.
@@ -195,6 +206,9 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
         } catch (error) {
           if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
           if (error instanceof DomainError) throw toGraphQLError(error);
+          // Authentication reads the database: an outage answers 503 SERVICE_UNAVAILABLE, not 500.
+          const unavailable = asServiceUnavailable(error);
+          if (unavailable) throw toGraphQLError(unavailable);
           throw error;
         }
       },
@@ -203,7 +217,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
 
   app.use(jsonErrorHandler(exposeDetails));
 
-  await new Promise<void>((resolve) => httpServer.listen(config.PORT, config.HOST, resolve));
+  await listenOrFail(httpServer, config.PORT, config.HOST);
   const address = httpServer.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;

@@ -2,6 +2,7 @@ import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ArgumentValidationError } from 'type-graphql';
 import { logger } from './logging';
+import { isDatabaseUnavailable } from './db-availability';
 
 /** The error codes clients can rely on (DESIGN.md §4). */
 export enum ErrorCode {
@@ -12,6 +13,8 @@ export enum ErrorCode {
   CONFLICT = 'CONFLICT',
   RATE_LIMITED = 'RATE_LIMITED',
   LLM_UNAVAILABLE = 'LLM_UNAVAILABLE',
+  /** The database is unreachable for now (an outage); the same request may succeed shortly. */
+  SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR = 'INTERNAL_SERVER_ERROR',
 }
 
@@ -23,6 +26,7 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.CONFLICT]: 409,
   [ErrorCode.RATE_LIMITED]: 429,
   [ErrorCode.LLM_UNAVAILABLE]: 503,
+  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
 };
 
 /** A failure the domain expects and names; mapped once to a GraphQL error or an HTTP status. */
@@ -53,6 +57,11 @@ const extraExtensions = (error: DomainError) => (error instanceof RateLimitedErr
 export const notFound = (what: string) => new DomainError(ErrorCode.NOT_FOUND, `${what} not found`);
 export const badInput = (message: string, field?: string) => new DomainError(ErrorCode.BAD_USER_INPUT, message, field);
 
+/** A database outage becomes SERVICE_UNAVAILABLE (retry shortly) instead of a masked internal error; null for other errors. */
+export function asServiceUnavailable(error: unknown): DomainError | null {
+  return isDatabaseUnavailable(error) ? new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly') : null;
+}
+
 export function toGraphQLError(error: DomainError): GraphQLError {
   return new GraphQLError(error.message, {
     extensions: { code: error.code, ...(error.field ? { field: error.field } : {}), ...extraExtensions(error), http: { status: error.httpStatus } },
@@ -74,7 +83,7 @@ const passThroughCodes = new Set<string>([
  */
 export function formatError(exposeDetails: boolean) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    const original = asServiceUnavailable(unwrapResolverError(error)) ?? unwrapResolverError(error);
     if (original instanceof DomainError) {
       const extensions = { code: original.code, ...(original.field ? { field: original.field } : {}), ...extraExtensions(original) };
       return { message: original.message, path: formatted.path, locations: formatted.locations, extensions };

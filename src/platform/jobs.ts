@@ -71,18 +71,29 @@ export async function startJobWorker(options: JobWorkerOptions): Promise<JobWork
     workerIds.add(workerPool.id);
     void beat(pool, [workerPool.id], processName);
   });
-  const runner: Runner = await runGraphileWorker({
-    pgPool: pool,
-    taskList: options.tasks as TaskList,
-    concurrency: options.concurrency,
-    pollInterval: options.pollIntervalMs,
-    noHandleSignals: true,
-    logger: quietLogger,
-    events,
-  });
-  const liveness = setInterval(() => void keepAlive(pool, [...workerIds], processName, options.deadAfterMs), options.heartbeatMs);
+  const runner = await RestartingRunner.start(
+    () =>
+      runGraphileWorker({
+        pgPool: pool,
+        taskList: options.tasks as TaskList,
+        concurrency: options.concurrency,
+        pollInterval: options.pollIntervalMs,
+        noHandleSignals: true,
+        logger: quietLogger,
+        events,
+        // Recording a job's outcome through graphile-worker's batcher: when the database is gone, a
+        // failed write ends the pool (and RestartingRunner starts a new one) instead of being an
+        // unawaited promise that rejects unhandled and leaves the job locked by a live pool forever.
+        preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      }),
+    pool,
+    workerIds,
+  );
+  const outage = new OutageClock();
+  pool.on('error', () => outage.failed());
+  const liveness = setInterval(() => void keepAlive(pool, [...workerIds], processName, options.deadAfterMs, outage), options.heartbeatMs);
   liveness.unref();
-  await keepAlive(pool, [...workerIds], processName, options.deadAfterMs);
+  await keepAlive(pool, [...workerIds], processName, options.deadAfterMs, outage);
   logger.info('worker started', { process: processName, concurrency: options.concurrency });
   return {
     stop: async () => {
@@ -94,7 +105,7 @@ export async function startJobWorker(options: JobWorkerOptions): Promise<JobWork
   };
 }
 
-async function beat(pool: Pool, workerIds: string[], processName: string): Promise<void> {
+async function beat(pool: Pool, workerIds: string[], processName: string, outage?: OutageClock): Promise<void> {
   if (!workerIds.length) return;
   await pool
     .query(
@@ -102,11 +113,17 @@ async function beat(pool: Pool, workerIds: string[], processName: string): Promi
        ON CONFLICT (worker_id) DO UPDATE SET beat_at = now()`,
       [workerIds, processName],
     )
-    .catch((error) => logger.warn('heartbeat failed', { error: String(error) }));
+    .catch((error) => {
+      outage?.failed();
+      logger.warn('heartbeat failed', { error: String(error) });
+    });
 }
 
-async function keepAlive(pool: Pool, workerIds: string[], processName: string, deadAfterMs: number): Promise<void> {
-  await beat(pool, workerIds, processName);
+async function keepAlive(pool: Pool, workerIds: string[], processName: string, deadAfterMs: number, outage?: OutageClock): Promise<void> {
+  await beat(pool, workerIds, processName, outage);
+  // Every worker lost the database too and could not beat: give them a full window to beat again
+  // before any of them is taken for dead, or live runs would be released and run twice.
+  if (outage?.within(deadAfterMs)) return;
   try {
     const { rows } = await pool.query<{ locked_by: string }>(
       `SELECT DISTINCT j.locked_by FROM graphile_worker._private_jobs j
@@ -121,6 +138,88 @@ async function keepAlive(pool: Pool, workerIds: string[], processName: string, d
     logger.warn('released the jobs of workers that stopped', { workers: dead });
   } catch (error) {
     logger.warn('liveness check failed', { error: String(error) });
+  }
+}
+
+/** When this process last failed to reach the database. */
+class OutageClock {
+  private lastFailureAt = 0;
+
+  failed(): void {
+    this.lastFailureAt = Date.now();
+  }
+
+  within(ms: number): boolean {
+    return Date.now() - this.lastFailureAt < ms;
+  }
+}
+
+const RESTART_MIN_MS = 250;
+const RESTART_MAX_MS = 5_000;
+
+/**
+ * graphile-worker's runner ends for good (its promise rejects) when it cannot record a job's outcome,
+ * which is what a database outage does to a busy worker; left alone, that rejection killed the
+ * process. This keeps one runner going: when it ends without being asked to, a new one starts with
+ * backoff once the database answers again. Jobs the ended runner still held are released at once for
+ * a retry (its pool has shut down, so nothing runs them any more), and its pool id stops beating.
+ */
+class RestartingRunner {
+  private stopping = false;
+
+  private constructor(
+    private runner: Runner | null,
+    private readonly startRunner: () => Promise<Runner>,
+    private readonly pool: Pool,
+    private readonly workerIds: Set<string>,
+  ) {}
+
+  static async start(startRunner: () => Promise<Runner>, pool: Pool, workerIds: Set<string>): Promise<RestartingRunner> {
+    const supervised = new RestartingRunner(await startRunner(), startRunner, pool, workerIds);
+    supervised.watch(supervised.runner!);
+    return supervised;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.runner?.stop().catch((error) => logger.warn('job runner stop failed', { error: String(error) }));
+  }
+
+  private watch(runner: Runner): void {
+    runner.promise.then(
+      () => this.restart(runner, null),
+      (error: unknown) => this.restart(runner, error),
+    );
+  }
+
+  private async restart(ended: Runner, error: unknown): Promise<void> {
+    if (this.stopping || ended !== this.runner) return;
+    this.runner = null;
+    const endedPools = [...this.workerIds];
+    logger.error('job runner stopped; restarting once the database answers', { error: error instanceof Error ? error.message : String(error) });
+    for (let delay = RESTART_MIN_MS; !this.stopping; delay = Math.min(delay * 2, RESTART_MAX_MS)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (this.stopping) return;
+      try {
+        await this.pool.query('SELECT 1');
+        await this.releaseEndedPools(endedPools);
+        const runner = await this.startRunner();
+        if (this.stopping) return void (await runner.stop().catch(() => undefined));
+        this.runner = runner;
+        this.watch(runner);
+        logger.info('job runner restarted');
+        return;
+      } catch (retryError) {
+        logger.warn('job runner restart failed; retrying', { error: String(retryError), retryInMs: Math.min(delay * 2, RESTART_MAX_MS) });
+      }
+    }
+  }
+
+  private async releaseEndedPools(poolIds: string[]): Promise<void> {
+    if (!poolIds.length) return;
+    await this.pool.query(`SELECT graphile_worker.force_unlock_workers($1::text[])`, [poolIds]);
+    await this.pool.query(`DELETE FROM worker_heartbeats WHERE worker_id = ANY($1::text[])`, [poolIds]);
+    for (const id of poolIds) this.workerIds.delete(id);
   }
 }
 

@@ -105,10 +105,19 @@ export class RunEventsListener {
   private async connect(): Promise<void> {
     const client = new Client({ connectionString: this.connectionString });
     client.on('notification', (message) => this.dispatch(message.payload));
-    client.on('error', (error) => this.reconnectAfter(error));
-    client.on('end', () => this.reconnectAfter(new Error('LISTEN connection ended')));
-    await client.connect();
-    await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
+    // Only the current client's loss counts: a late 'error' or 'end' from an attempt that failed
+    // during an outage must not tear down the connection that replaced it.
+    client.on('error', (error) => client === this.client && this.reconnectAfter(error));
+    client.on('end', () => client === this.client && this.reconnectAfter(new Error('LISTEN connection ended')));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
+    } catch (error) {
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      void client.end().catch(() => undefined);
+      throw error;
+    }
     this.client = client;
     this.retryMs = 250;
   }
