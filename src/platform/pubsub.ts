@@ -1,7 +1,7 @@
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { createPubSub } from '@graphql-yoga/subscription';
 import { logger } from './logging';
+import { ReconnectingListener } from './pg-listen';
 
 /**
  * Run progress crosses processes through Postgres LISTEN/NOTIFY. A notification carries only
@@ -68,21 +68,23 @@ type Topics = { run: [string, RunEvent] };
 export class RunEventsListener {
   private readonly local = createPubSub<Topics>();
   private readonly watched = new Map<string, number>();
-  private client: Client | null = null;
-  private stopped = false;
-  private retryMs = 250;
-  private reconnecting = false;
+  private readonly listener: ReconnectingListener;
 
-  constructor(private readonly connectionString: string) {}
-
-  async start(): Promise<void> {
-    await this.connect();
+  constructor(connectionString: string) {
+    this.listener = new ReconnectingListener(connectionString, RUN_EVENTS_CHANNEL, {
+      notification: (payload) => this.dispatch(payload),
+      reconnected: () => {
+        for (const runId of this.watched.keys()) this.local.publish('run', runId, { runId, seq: -1 });
+      },
+    });
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.client?.end().catch(() => undefined);
-    this.client = null;
+  start(): Promise<void> {
+    return this.listener.start();
+  }
+
+  stop(): Promise<void> {
+    return this.listener.stop();
   }
 
   /** Events for one run until the returned iterator is closed. */
@@ -102,26 +104,6 @@ export class RunEventsListener {
     return events as never;
   }
 
-  private async connect(): Promise<void> {
-    const client = new Client({ connectionString: this.connectionString });
-    client.on('notification', (message) => this.dispatch(message.payload));
-    // Only the current client's loss counts: a late 'error' or 'end' from an attempt that failed
-    // during an outage must not tear down the connection that replaced it.
-    client.on('error', (error) => client === this.client && this.reconnectAfter(error));
-    client.on('end', () => client === this.client && this.reconnectAfter(new Error('LISTEN connection ended')));
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${RUN_EVENTS_CHANNEL}`);
-    } catch (error) {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      void client.end().catch(() => undefined);
-      throw error;
-    }
-    this.client = client;
-    this.retryMs = 250;
-  }
-
   private dispatch(payload: string | undefined): void {
     try {
       const event = JSON.parse(payload ?? '') as RunEvent;
@@ -129,27 +111,5 @@ export class RunEventsListener {
     } catch {
       logger.warn('ignored a malformed run notification', { payload });
     }
-  }
-
-  private reconnectAfter(error: Error): void {
-    if (this.stopped || this.reconnecting) return;
-    this.reconnecting = true;
-    // The dead client may still emit 'error' or 'end'; an 'error' with no listener would crash the process.
-    this.client?.removeAllListeners();
-    this.client?.on('error', () => undefined);
-    this.client = null;
-    logger.warn('run events connection lost; reconnecting', { error: error.message });
-    const attempt = async () => {
-      if (this.stopped) return;
-      try {
-        await this.connect();
-        this.reconnecting = false;
-        for (const runId of this.watched.keys()) this.local.publish('run', runId, { runId, seq: -1 });
-      } catch {
-        this.retryMs = Math.min(this.retryMs * 2, 10_000);
-        setTimeout(attempt, this.retryMs).unref();
-      }
-    };
-    setTimeout(attempt, this.retryMs).unref();
   }
 }
