@@ -54,9 +54,10 @@ export class Adam {
     if (parameters.length !== firstMoments.length || gradients.length !== firstMoments.length) throw new RangeError(`Adam tracks ${firstMoments.length} tensors, got ${parameters.length} parameters and ${gradients.length} gradients`);
     const t = ++this.state.step;
     const { beta1, beta2, epsilon, learningRate } = this;
-    const firstCorrection = 1 - beta1 ** t;
-    const secondCorrectionRoot = Math.sqrt(1 - beta2 ** t);
-    const stepSize = learningRate / firstCorrection;
+    const oneMinusBeta1 = 1 - beta1;
+    const oneMinusBeta2 = 1 - beta2;
+    const stepSize = learningRate / (1 - beta1 ** t);
+    const inverseSecondCorrectionRoot = 1 / Math.sqrt(1 - beta2 ** t);
     const decay = 1 - learningRate * this.weightDecay;
     for (let k = 0; k < parameters.length; k++) {
       const p = parameters[k];
@@ -64,17 +65,32 @@ export class Adam {
       const m = firstMoments[k];
       const v = secondMoments[k];
       if (p.length !== m.length || g.length !== m.length) throw new RangeError(`Adam tensor ${k} has ${m.length} values, got ${p.length} parameters and ${g.length} gradients`);
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i];
-        m[i] = beta1 * m[i] + (1 - beta1) * gi;
-        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
-        // Read back the stored (float32) moments, so the state alone determines the next step.
-        const mi = m[i];
-        const vi = v[i];
-        // torch: p −= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)
-        p[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi) / secondCorrectionRoot + epsilon);
-      }
+      updateTensor(p, g, m, v, beta1, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, inverseSecondCorrectionRoot, epsilon, decay);
     }
+  }
+}
+
+/** One tensor's update; a flat function of numbers and typed arrays so V8 keeps the loop tight. */
+function updateTensor(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  beta1: number,
+  oneMinusBeta1: number,
+  beta2: number,
+  oneMinusBeta2: number,
+  stepSize: number,
+  inverseSecondCorrectionRoot: number,
+  epsilon: number,
+  decay: number,
+): void {
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i];
+    m[i] = beta1 * m[i] + oneMinusBeta1 * gi;
+    v[i] = beta2 * v[i] + oneMinusBeta2 * gi * gi;
+    // torch: p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε), reading back the stored (float32) moments.
+    p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) * inverseSecondCorrectionRoot + epsilon);
   }
 }
 
