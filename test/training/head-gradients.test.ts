@@ -109,3 +109,22 @@ describe('hinge loss', () => {
     }
   });
 });
+
+describe('logistic loss far from the decision boundary', () => {
+  it('stays finite and exact when margins are large either way', async () => {
+    const session = await TrainingStepSession.create(shape, { kind: 'logistic' });
+    try {
+      const scaled = { shape, tensors: parameters.tensors.map((t) => t.slice()) };
+      const last = scaled.tensors.length - 2;
+      scaled.tensors[last] = scaled.tensors[last].map((w) => w * 2_000);
+      const out = await session.run(scaled, batch);
+      expect(Math.min(...out.margins)).toBeLessThan(-50);
+      expect(Math.max(...out.margins)).toBeGreaterThan(50);
+      expect(Number.isFinite(out.loss)).toBe(true);
+      expect(out.loss).toBeCloseTo(referenceLoss(shape, scaled.tensors, batch, { kind: 'logistic' }), 2);
+      for (const g of out.gradients) expect(g.every(Number.isFinite)).toBe(true);
+    } finally {
+      await session.release();
+    }
+  });
+});

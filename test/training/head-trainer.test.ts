@@ -5,7 +5,8 @@
  */
 import { ort } from '../../src/platform/onnx';
 import { Adam } from '../../src/modules/training/adam';
-import { buildHeadInferenceGraph, HeadParameters } from '../../src/modules/training/head-graph';
+import { appendSelectorHead, buildHeadInferenceGraph, HeadParameters, joinEmbeddings } from '../../src/modules/training/head-graph';
+import { OnnxGraph } from '../../src/platform/onnx-graph';
 import { evaluatePairs, gatherBatch, HeadScorer, initialHeadParameters, PreferencePairs, trainHead, TrainingConfig, TrainingStepSession } from '../../src/modules/training/head-trainer';
 import { seededRandom } from '../../src/modules/training/random';
 import { randomFloats } from './head-reference';
@@ -58,6 +59,9 @@ describe('head trainer', () => {
     expect(second.epochs).toEqual(first.epochs);
     second.parameters.tensors.forEach((t, i) => expect(t).toEqual(first.parameters.tensors[i]));
     expect(other.parameters.tensors[0]).not.toEqual(first.parameters.tensors[0]);
+    // With more ONNX Runtime threads, runs still repeat each other.
+    const [threaded, threadedAgain] = [await trainHead(train, short, { intraOpThreads: 2 }), await trainHead(train, short, { intraOpThreads: 2 })];
+    threaded.parameters.tensors.forEach((t, i) => expect(t).toEqual(threadedAgain.parameters.tensors[i]));
     // Training moved the weights away from their seeded start.
     expect(first.parameters.tensors[0]).not.toEqual(initialHeadParameters({ inputDim: DIM, hidden: short.hidden }, short.seed).tensors[0]);
   });
@@ -115,6 +119,28 @@ describe('head trainer', () => {
     rejected.forEach((s, i) => expect(s).toBeCloseTo(training.rejectedScores[i], 5));
     // Scores vary: the comparison is not between constants.
     expect(new Set(Array.from(exported, (s) => s.toFixed(3))).size).toBeGreaterThan(40);
+  });
+
+  it('joins to an encoder: image and text embeddings concatenated in the graph score as joined rows do', async () => {
+    const parameters = initialHeadParameters({ inputDim: DIM, hidden: [8] }, 4);
+    const rows = 7;
+    const image = randomFloats(rows * IMAGE_DIM, 41);
+    const text = randomFloats(rows * TEXT_DIM, 42);
+    const graph = new OnnxGraph('encoder_and_head');
+    const imageEmbeds = graph.input('image_embeds', 'float32', ['batch', IMAGE_DIM]);
+    const textEmbeds = graph.input('text_embeds', 'float32', ['batch', TEXT_DIM]);
+    graph.op('Identity', [appendSelectorHead(graph, imageEmbeds, textEmbeds, parameters)], {}, 'score');
+    graph.output('score', 'float32', ['batch']);
+    const session = await ort.InferenceSession.create(graph.encode());
+    const out = await session.run({ image_embeds: new ort.Tensor('float32', image, [rows, IMAGE_DIM]), text_embeds: new ort.Tensor('float32', text, [rows, TEXT_DIM]) });
+    await session.release();
+    const scorer = await HeadScorer.create(parameters);
+    const joined = joinEmbeddings(image, IMAGE_DIM, text, TEXT_DIM);
+    expect(Array.from(joined.subarray(0, DIM))).toEqual([...image.subarray(0, IMAGE_DIM), ...text.subarray(0, TEXT_DIM)]);
+    const expected = await scorer.score(joined);
+    await scorer.release();
+    (out.score.data as Float32Array).forEach((s, i) => expect(s).toBeCloseTo(expected[i], 6));
+    expect(() => joinEmbeddings(image, IMAGE_DIM, text.subarray(1), TEXT_DIM)).toThrow('must have the same number of rows');
   });
 
   it('stops between steps when its signal is aborted', async () => {

@@ -105,6 +105,29 @@ export function appendHeadForward(graph: OnnxGraph, input: string, parameters: H
   return graph.op('Squeeze', [preActivations[preActivations.length - 1], axes], {}, `${prefix}score`);
 }
 
+/**
+ * Adds the head over an encoder's outputs: Concat(image_embeds [N, Di], text_embeds [N, Dt]) along
+ * the features, image first (the order `joinEmbeddings` uses for training rows), then the head.
+ * Returns the [N] score. This is how an export joins a trained head to its encoder.
+ */
+export function appendSelectorHead(graph: OnnxGraph, imageEmbeds: string, textEmbeds: string, parameters: HeadParameters, prefix = 'head.'): string {
+  const joined = graph.op('Concat', [imageEmbeds, textEmbeds], { axis: attr.int(1) }, `${prefix}embeds`);
+  return appendHeadForward(graph, joined, parameters, prefix);
+}
+
+/** Rows of joined embeddings, [N, Di + Dt]: each image row followed by its text row. */
+export function joinEmbeddings(imageEmbeds: Float32Array, imageDim: number, textEmbeds: Float32Array, textDim: number): Float32Array {
+  const rows = imageEmbeds.length / imageDim;
+  if (!Number.isInteger(rows) || textEmbeds.length !== rows * textDim) throw new RangeError(`image embeddings [${imageEmbeds.length}/${imageDim}] and text embeddings [${textEmbeds.length}/${textDim}] must have the same number of rows`);
+  const width = imageDim + textDim;
+  const joined = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    joined.set(imageEmbeds.subarray(r * imageDim, (r + 1) * imageDim), r * width);
+    joined.set(textEmbeds.subarray(r * textDim, (r + 1) * textDim), r * width + imageDim);
+  }
+  return joined;
+}
+
 /** An inference-only model of the trained head: `embeds` float32 [N, D] → `score` float32 [N]. */
 export function buildHeadInferenceGraph(parameters: HeadParameters, metadata: Record<string, string> = {}): Buffer {
   const graph = new OnnxGraph('selector_head');
