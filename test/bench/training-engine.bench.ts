@@ -2,29 +2,30 @@
  * npm run bench:training-engine — training throughput of the selector-head engine for the paper's
  * head (D = 1024 joined embeddings, hidden [512, 512, 512], batches of 256 pairs).
  *
- * Measures, in this process and on the same random pairs:
- *   train:     trainHead end to end (batch gathering, ONNX Runtime forward + backward, Adam in JS),
- *              in pairs per second over BENCH_EPOCHS epochs;
- *   worker:    the same through trainHeadInWorker (one worker thread);
- *   reference: the raw training step alone (session.run on tensors built beforehand, no Adam, no
- *              gathering), and forward-only inference of both sides of each pair with the exported
- *              head graph; both in pairs per second with the same threads.
- * It prints each figure, the ratio of train to the raw step, the Adam time per step, and the
- * machine's load average before and after (a busy machine lowers every figure).
+ * Measures, in this process and on the same random pairs, in BENCH_ROUNDS rounds whose order
+ * rotates (so a busy spell on a shared machine hits every kind alike), and prints the medians:
+ *   train:     one epoch of HeadTrainer (batch gathering, ONNX Runtime forward + backward, Adam in
+ *              JS), in pairs per second;
+ *   reference: the raw training step alone over the same number of batches (session.run on tensors
+ *              built beforehand, no Adam, no gathering), and forward-only inference of both sides
+ *              of each pair with the exported head graph; both in pairs per second, same threads;
+ *   Adam alone, in ms per step.
+ * Then one whole run of BENCH_ROUNDS epochs through trainHeadInWorker (worker start included).
+ * It prints the ratio of train to the raw step and the load average before and after.
  *
- * Environment: BENCH_PAIRS (default 5,120), BENCH_EPOCHS (3), BENCH_BATCH_SIZE (256),
+ * Environment: BENCH_PAIRS (default 5,120), BENCH_ROUNDS (5), BENCH_BATCH_SIZE (256),
  * BENCH_THREADS (ONNX Runtime intra-op threads, default 1).
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Adam } from '../../src/modules/training/adam';
 import { HeadShape } from '../../src/modules/training/head-graph';
-import { gatherBatch, HeadScorer, initialHeadParameters, PairBatch, PreferencePairs, trainHead, TrainingConfig, TrainingStepSession } from '../../src/modules/training/head-trainer';
+import { gatherBatch, HeadScorer, HeadTrainer, initialHeadParameters, PairBatch, PreferencePairs, TrainingConfig, TrainingStepSession } from '../../src/modules/training/head-trainer';
 import { seededRandom } from '../../src/modules/training/random';
 import { trainHeadInWorker } from '../../src/modules/training/training-worker';
 
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 5_120);
-const EPOCHS = Number(process.env.BENCH_EPOCHS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const BATCH = Number(process.env.BENCH_BATCH_SIZE ?? 256);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const shape: HeadShape = { inputDim: 1024, hidden: [512, 512, 512] };
@@ -46,65 +47,76 @@ function batches(pairs: PreferencePairs): PairBatch[] {
 const rate = (pairs: number, ms: number) => (pairs / ms) * 1000;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const pairs = randomPairs();
-  const config: TrainingConfig = { hidden: shape.hidden, loss: { kind: 'logistic' }, epochs: EPOCHS, batchSize: BATCH, learningRate: 1e-4, seed: 1 };
+  const config: TrainingConfig = { hidden: shape.hidden, loss: { kind: 'logistic' }, epochs: ROUNDS, batchSize: BATCH, learningRate: 1e-4, seed: 1 };
   const options = { intraOpThreads: THREADS };
-  console.log(`head ${shape.inputDim}→${shape.hidden.join('→')}→1, ${PAIRS} pairs × ${EPOCHS} epochs, batches of ${BATCH}, ${THREADS} ORT thread(s), ${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`head ${shape.inputDim}→${shape.hidden.join('→')}→1, ${PAIRS} pairs per epoch, ${ROUNDS} rounds, batches of ${BATCH}, ${THREADS} ORT thread(s), ${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
-  // Warm-up: one short run so session creation and first-run allocation do not count.
-  await trainHead({ ...pairs, chosen: pairs.chosen.subarray(0, BATCH * shape.inputDim), rejected: pairs.rejected.subarray(0, BATCH * shape.inputDim), weights: pairs.weights!.subarray(0, BATCH) }, { ...config, epochs: 1 }, options);
+  const trainer = await HeadTrainer.create(pairs, config, options);
+  const prepared = batches(pairs);
+  const parameters = initialHeadParameters(shape, 1);
+  const session = await TrainingStepSession.create(shape, config.loss, options);
+  const scorer = await HeadScorer.create(parameters, options);
+  const adam = new Adam(parameters.tensors.map((t) => t.length), { learningRate: 1e-4 });
+  let adamMs = 0;
 
+  const measure = {
+    // The engine: gather a shuffled batch, ORT forward + backward, Adam in JS.
+    train: async () => void (await trainer.runEpoch()),
+    // Reference: the same number of raw ORT steps on tensors built beforehand, no Adam.
+    rawStep: async () => {
+      for (const batch of prepared) await session.run(parameters, batch);
+    },
+    // Reference: forward-only inference of both sides with the exported head graph.
+    forward: async () => {
+      for (const batch of prepared) (await scorer.score(batch.chosen), await scorer.score(batch.rejected));
+    },
+    // Adam alone on gradients of the right size.
+    adam: async () => {
+      const gradients = parameters.tensors.map((t) => t.map((_, i) => Math.sin(i)));
+      const started = performance.now();
+      for (let i = 0; i < prepared.length; i++) adam.step(parameters.tensors, gradients);
+      adamMs += performance.now() - started;
+    },
+  };
+  type Kind = keyof typeof measure;
+  const kinds = Object.keys(measure) as Kind[];
+  // Warm-up, then rounds in rotating order so a busy spell on the machine hits every kind alike.
+  await session.run(parameters, prepared[0]);
+  await scorer.score(prepared[0].chosen);
+  const times: Record<Kind, number[]> = { train: [], rawStep: [], forward: [], adam: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < kinds.length; k++) {
+      const kind = kinds[(k + round) % kinds.length];
+      const started = performance.now();
+      await measure[kind]();
+      times[kind].push(performance.now() - started);
+    }
+  }
+  const finalLoss = trainer.result().epochs[ROUNDS - 1].meanLoss;
+  await Promise.all([trainer.release(), session.release(), scorer.release()]);
+
+  // On a worker thread: a whole run of ROUNDS epochs, worker start and copying the pairs included.
   let started = performance.now();
-  const trained = await trainHead(pairs, config, options);
-  const trainMs = performance.now() - started;
-
-  started = performance.now();
   await trainHeadInWorker(pairs, config, options);
   const workerMs = performance.now() - started;
 
-  // Reference 1: the raw step (forward + backward in ONNX Runtime), tensors ready, no Adam.
-  const parameters = initialHeadParameters(shape, 1);
-  const prepared = batches(pairs);
-  const session = await TrainingStepSession.create(shape, config.loss, options);
-  await session.run(parameters, prepared[0]);
-  let stepMs = 0;
-  let adamMs = 0;
-  const adam = new Adam(parameters.tensors.map((t) => t.length), { learningRate: 1e-4 });
-  for (let epoch = 0; epoch < EPOCHS; epoch++) {
-    for (const batch of prepared) {
-      let t = performance.now();
-      const out = await session.run(parameters, batch);
-      stepMs += performance.now() - t;
-      t = performance.now();
-      adam.step(parameters.tensors, out.gradients);
-      adamMs += performance.now() - t;
-    }
-  }
-  await session.release();
-
-  // Reference 2: forward-only inference of both sides with the exported head graph.
-  const scorer = await HeadScorer.create(trained.parameters, options);
-  await scorer.score(prepared[0].chosen);
-  started = performance.now();
-  for (let epoch = 0; epoch < EPOCHS; epoch++) {
-    for (const batch of prepared) {
-      await scorer.score(batch.chosen);
-      await scorer.score(batch.rejected);
-    }
-  }
-  const forwardMs = performance.now() - started;
-  await scorer.release();
-
-  const total = PAIRS * EPOCHS;
-  const steps = prepared.length * EPOCHS;
-  console.log(`train (gather + ORT forward/backward + Adam): ${fmt(rate(total, trainMs))} pairs/s  (${(trainMs / 1000).toFixed(1)} s, final epoch loss ${trained.epochs[trained.epochs.length - 1].meanLoss.toFixed(4)})`);
-  console.log(`train on a worker thread:                     ${fmt(rate(total, workerMs))} pairs/s  (includes worker start and copying the pairs)`);
-  console.log(`reference, raw ORT step (no Adam):            ${fmt(rate(total, stepMs))} pairs/s  (${(stepMs / steps).toFixed(1)} ms/step)`);
-  console.log(`reference, forward-only inference:            ${fmt(rate(total, forwardMs))} pairs/s`);
-  console.log(`Adam over ${fmt(parameters.tensors.reduce((n, t) => n + t.length, 0))} parameters: ${(adamMs / steps).toFixed(1)} ms/step`);
-  console.log(`train / raw step: ${(stepMs / trainMs).toFixed(2)}; load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const perEpoch = (kind: Kind) => rate(PAIRS, median(times[kind]));
+  const steps = prepared.length;
+  console.log(`train (gather + ORT forward/backward + Adam): ${fmt(perEpoch('train'))} pairs/s  (median of ${ROUNDS} epochs; final epoch loss ${finalLoss.toFixed(4)})`);
+  console.log(`reference, raw ORT step (no Adam):            ${fmt(perEpoch('rawStep'))} pairs/s  (${(median(times.rawStep) / steps).toFixed(1)} ms/step)`);
+  console.log(`reference, forward-only inference:            ${fmt(perEpoch('forward'))} pairs/s`);
+  console.log(`Adam over ${fmt(parameters.tensors.reduce((n, t) => n + t.length, 0))} parameters:          ${(median(times.adam) / steps).toFixed(1)} ms/step`);
+  console.log(`train on a worker thread (whole run):         ${fmt(rate(PAIRS * ROUNDS, workerMs))} pairs/s  (includes worker start and copying the pairs)`);
+  console.log(`train / raw step: ${(perEpoch('train') / perEpoch('rawStep')).toFixed(2)}; load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
 main().catch((error) => {

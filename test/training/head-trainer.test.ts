@@ -7,7 +7,7 @@ import { ort } from '../../src/platform/onnx';
 import { Adam } from '../../src/modules/training/adam';
 import { appendSelectorHead, buildHeadInferenceGraph, HeadParameters, joinEmbeddings } from '../../src/modules/training/head-graph';
 import { OnnxGraph } from '../../src/platform/onnx-graph';
-import { evaluatePairs, gatherBatch, HeadScorer, initialHeadParameters, PreferencePairs, trainHead, TrainingConfig, TrainingStepSession } from '../../src/modules/training/head-trainer';
+import { evaluatePairs, gatherBatch, HeadScorer, HeadTrainer, initialHeadParameters, PreferencePairs, trainHead, TrainingConfig, TrainingStepSession } from '../../src/modules/training/head-trainer';
 import { seededRandom } from '../../src/modules/training/random';
 import { randomFloats } from './head-reference';
 
@@ -59,6 +59,12 @@ describe('head trainer', () => {
     expect(second.epochs).toEqual(first.epochs);
     second.parameters.tensors.forEach((t, i) => expect(t).toEqual(first.parameters.tensors[i]));
     expect(other.parameters.tensors[0]).not.toEqual(first.parameters.tensors[0]);
+    // Driven epoch by epoch, the trainer gives what trainHead gives.
+    const stepwise = await HeadTrainer.create(train, short);
+    const metrics = [await stepwise.runEpoch(), await stepwise.runEpoch()];
+    await stepwise.release();
+    expect(metrics).toEqual(first.epochs);
+    stepwise.result().parameters.tensors.forEach((t, i) => expect(t).toEqual(first.parameters.tensors[i]));
     // With more ONNX Runtime threads, runs still repeat each other.
     const [threaded, threadedAgain] = [await trainHead(train, short, { intraOpThreads: 2 }), await trainHead(train, short, { intraOpThreads: 2 })];
     threaded.parameters.tensors.forEach((t, i) => expect(t).toEqual(threadedAgain.parameters.tensors[i]));

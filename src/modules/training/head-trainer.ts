@@ -173,45 +173,87 @@ export class TrainingStepSession {
   }
 }
 
-/** Trains a head from seeded initial weights; see the module comment for what makes it reproducible. */
+/**
+ * A training run in progress: seeded initial weights, Adam state and a loaded step session; each
+ * `runEpoch` makes one seeded-shuffled pass over the pairs. `trainHead` drives it to the end; a
+ * caller that checkpoints or measures between epochs can drive it itself. Call `release` when done.
+ */
+export class HeadTrainer {
+  private readonly epochs: EpochMetrics[] = [];
+
+  private constructor(
+    private readonly pairs: PreferencePairs,
+    private readonly weights: Float32Array,
+    private readonly config: TrainingConfig,
+    private readonly parameters: HeadParameters,
+    private readonly adam: Adam,
+    private readonly session: TrainingStepSession,
+  ) {}
+
+  static async create(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}): Promise<HeadTrainer> {
+    const count = validatePairs(pairs);
+    validateTrainingConfig(config);
+    const shape: HeadShape = { inputDim: pairs.dim, hidden: [...config.hidden] };
+    const parameters = initialHeadParameters(shape, config.seed);
+    const adam = new Adam(
+      parameters.tensors.map((t) => t.length),
+      { learningRate: config.learningRate, weightDecay: config.weightDecay ?? 0 },
+    );
+    const session = await TrainingStepSession.create(shape, config.loss, options);
+    return new HeadTrainer(pairs, pairs.weights ?? new Float32Array(count).fill(1), config, parameters, adam, session);
+  }
+
+  get epochsDone(): number {
+    return this.epochs.length;
+  }
+
+  async runEpoch(signal?: AbortSignal): Promise<EpochMetrics> {
+    const { pairs, weights, config, parameters } = this;
+    const count = weights.length;
+    const epoch = this.epochs.length + 1;
+    const order = permutation(count, seededRandom(`head-shuffle:${epoch}`, config.seed));
+    let weightedLoss = 0;
+    let weightTotal = 0;
+    let aligned = 0;
+    let steps = 0;
+    for (let start = 0; start < count; start += config.batchSize) {
+      signal?.throwIfAborted();
+      const batch = gatherBatch(pairs, weights, order.subarray(start, Math.min(start + config.batchSize, count)));
+      const step = await this.session.run(parameters, batch);
+      if (!Number.isFinite(step.loss)) throw new Error(`training diverged: loss ${step.loss} at epoch ${epoch}, step ${steps + 1}`);
+      this.adam.step(parameters.tensors, step.gradients);
+      const batchWeight = sum(batch.weights);
+      weightedLoss += step.loss * batchWeight;
+      weightTotal += batchWeight;
+      aligned += alignedCount(step.margins);
+      steps++;
+    }
+    const metrics: EpochMetrics = { epoch, meanLoss: weightedLoss / weightTotal, alignment: aligned / count, steps };
+    this.epochs.push(metrics);
+    return metrics;
+  }
+
+  /** The weights and metrics so far (the live tensors: copy them to keep training afterwards). */
+  result(): TrainingResult {
+    return { parameters: this.parameters, epochs: [...this.epochs], steps: this.adam.steps };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** Trains a head from seeded initial weights for `config.epochs`; see the module comment for what makes it reproducible. */
 export async function trainHead(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}): Promise<TrainingResult> {
-  const count = validatePairs(pairs);
-  validateTrainingConfig(config);
-  const shape: HeadShape = { inputDim: pairs.dim, hidden: [...config.hidden] };
-  const parameters = initialHeadParameters(shape, config.seed);
-  const weights = pairs.weights ?? new Float32Array(count).fill(1);
-  const adam = new Adam(
-    parameters.tensors.map((t) => t.length),
-    { learningRate: config.learningRate, weightDecay: config.weightDecay ?? 0 },
-  );
-  const session = await TrainingStepSession.create(shape, config.loss, options);
+  const trainer = await HeadTrainer.create(pairs, config, options);
   try {
-    const epochs: EpochMetrics[] = [];
-    for (let epoch = 1; epoch <= config.epochs; epoch++) {
-      const order = permutation(count, seededRandom(`head-shuffle:${epoch}`, config.seed));
-      let weightedLoss = 0;
-      let weightTotal = 0;
-      let aligned = 0;
-      let steps = 0;
-      for (let start = 0; start < count; start += config.batchSize) {
-        hooks.signal?.throwIfAborted();
-        const batch = gatherBatch(pairs, weights, order.subarray(start, Math.min(start + config.batchSize, count)));
-        const step = await session.run(parameters, batch);
-        if (!Number.isFinite(step.loss)) throw new Error(`training diverged: loss ${step.loss} at epoch ${epoch}, step ${steps + 1}`);
-        adam.step(parameters.tensors, step.gradients);
-        const batchWeight = sum(batch.weights);
-        weightedLoss += step.loss * batchWeight;
-        weightTotal += batchWeight;
-        aligned += alignedCount(step.margins);
-        steps++;
-      }
-      const metrics: EpochMetrics = { epoch, meanLoss: weightedLoss / weightTotal, alignment: aligned / count, steps };
-      epochs.push(metrics);
+    while (trainer.epochsDone < config.epochs) {
+      const metrics = await trainer.runEpoch(hooks.signal);
       await hooks.onEpoch?.(metrics);
     }
-    return { parameters, epochs, steps: adam.steps };
+    return trainer.result();
   } finally {
-    await session.release();
+    await trainer.release();
   }
 }
 
