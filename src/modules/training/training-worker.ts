@@ -8,7 +8,10 @@ import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainingConfig
  * pool exists; the trainer itself is plain data in, plain data out, so the pool can call it as is.
  *
  * The pairs are copied to the worker (structured clone); the trained tensors come back transferred.
- * Epoch metrics are posted as they happen; aborting the signal terminates the worker.
+ * Epoch metrics are posted as they happen. Cancelling is cooperative: the worker is asked to stop
+ * and does so between steps, releasing its ONNX Runtime session; the promise settles once it has.
+ * Never `worker.terminate()` a worker inside `session.run`: onnxruntime-node then throws a
+ * Napi::Error during teardown, which aborts the whole process.
  */
 
 interface WorkerInput {
@@ -17,7 +20,12 @@ interface WorkerInput {
   options: EngineOptions;
 }
 
-type WorkerMessage = { type: 'epoch'; metrics: EpochMetrics } | { type: 'done'; result: TrainingResult; threadId: number };
+type WorkerMessage =
+  | { type: 'epoch'; metrics: EpochMetrics }
+  | { type: 'done'; result: TrainingResult; threadId: number }
+  | { type: 'failed'; name: string; message: string };
+
+type ParentMessage = { type: 'cancel' };
 
 export interface WorkerTrainingResult extends TrainingResult {
   /** The worker thread that trained (never the caller's). */
@@ -28,30 +36,37 @@ export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig
   return new Promise((resolve, reject) => {
     hooks.signal?.throwIfAborted();
     const worker = new Worker(bootstrapSource(), { eval: true, workerData: { pairs, config, options } satisfies WorkerInput });
-    let settled = false;
-    const settle = (finish: () => void) => {
-      if (settled) return;
-      settled = true;
-      hooks.signal?.removeEventListener('abort', onAbort);
-      finish();
+    // Why the caller stopped the run (abort, or a failing epoch callback); reported once the worker has stopped.
+    let stopReason: { error: unknown } | undefined;
+    let outcome: { ok: true; value: WorkerTrainingResult } | { ok: false; error: unknown } | undefined;
+    const stop = (error: unknown) => {
+      if (stopReason) return;
+      stopReason = { error };
+      worker.postMessage({ type: 'cancel' } satisfies ParentMessage);
     };
-    const onAbort = () => settle(() => (void worker.terminate(), reject(hooks.signal!.reason)));
+    const onAbort = () => stop(hooks.signal!.reason);
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
     // Epoch callbacks run in order, and the result waits for the last of them.
     let callbacks = Promise.resolve();
-    let done = false;
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'epoch') {
-        callbacks = callbacks.then(() => hooks.onEpoch?.(message.metrics));
-        callbacks.catch((error) => settle(() => (void worker.terminate(), reject(error))));
+        callbacks = callbacks.then(() => hooks.onEpoch?.(message.metrics)).catch(stop);
+      } else if (message.type === 'done') {
+        outcome = { ok: true, value: { ...message.result, threadId: message.threadId } };
       } else {
-        done = true;
-        callbacks.then(() => settle(() => resolve({ ...message.result, threadId: message.threadId })), () => undefined);
+        const error = Object.assign(new Error(message.message), { name: message.name });
+        outcome = { ok: false, error };
       }
     });
-    worker.on('error', (error) => settle(() => reject(error)));
+    worker.on('error', (error) => (outcome ??= { ok: false, error }));
     worker.on('exit', (code) => {
-      if (!done) settle(() => reject(new Error(`training worker exited with code ${code} before finishing`)));
+      hooks.signal?.removeEventListener('abort', onAbort);
+      void callbacks.then(() => {
+        if (stopReason) reject(stopReason.error);
+        else if (!outcome) reject(new Error(`training worker exited with code ${code} before finishing`));
+        else if (outcome.ok) resolve(outcome.value);
+        else reject(outcome.error);
+      });
     });
   });
 }
@@ -66,12 +81,25 @@ function bootstrapSource(): string {
   return `${register} require(${self}).serveTrainingWorker();`;
 }
 
-/** Worker side: trains once from workerData and posts epochs and the result. */
+/** Worker side: trains once from workerData and posts epochs and the result, or why it stopped. */
 export async function serveTrainingWorker(): Promise<void> {
   if (isMainThread || !parentPort) throw new Error('serveTrainingWorker runs only inside a worker thread');
   const port = parentPort;
   const { pairs, config, options } = workerData as WorkerInput;
-  const result = await trainHead(pairs, config, options, { onEpoch: (metrics) => port.postMessage({ type: 'epoch', metrics } satisfies WorkerMessage) });
-  const transfer = result.parameters.tensors.map((t) => t.buffer as ArrayBuffer);
-  port.postMessage({ type: 'done', result, threadId } satisfies WorkerMessage, transfer);
+  const controller = new AbortController();
+  const onMessage = (message: ParentMessage) => {
+    if (message.type === 'cancel') controller.abort(new Error('training cancelled'));
+  };
+  port.on('message', onMessage);
+  try {
+    const result = await trainHead(pairs, config, options, { signal: controller.signal, onEpoch: (metrics) => port.postMessage({ type: 'epoch', metrics } satisfies WorkerMessage) });
+    const transfer = result.parameters.tensors.map((t) => t.buffer as ArrayBuffer);
+    port.postMessage({ type: 'done', result, threadId } satisfies WorkerMessage, transfer);
+  } catch (error) {
+    const { name, message } = error instanceof Error ? error : new Error(String(error));
+    port.postMessage({ type: 'failed', name, message } satisfies WorkerMessage);
+  } finally {
+    // The listener keeps the port, and so the thread, alive: remove it and the worker exits.
+    port.off('message', onMessage);
+  }
 }
