@@ -10,8 +10,9 @@ import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainingConfig
  * The pairs are copied to the worker (structured clone); the trained tensors come back transferred.
  * Epoch metrics are posted as they happen. Cancelling is cooperative: the worker is asked to stop
  * and does so between steps, releasing its ONNX Runtime session; the promise settles once it has.
- * Never `worker.terminate()` a worker inside `session.run`: onnxruntime-node then throws a
- * Napi::Error during teardown, which aborts the whole process.
+ * Never `worker.terminate()` a worker while its `session.run` is in flight: onnxruntime-node 1.30
+ * then throws a Napi::Error during teardown and the whole process aborts (seen here; terminating a
+ * worker whose sessions are idle and released is fine).
  */
 
 interface WorkerInput {
