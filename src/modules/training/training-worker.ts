@@ -1,0 +1,106 @@
+import path from 'node:path';
+import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
+import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainingConfig, TrainingHooks, TrainingResult } from './head-trainer';
+
+/**
+ * Runs `trainHead` on a worker thread of its own, so the JS half of each step (batch gathering, Adam
+ * over ~1M parameters) never holds the event loop. A stopgap until the shared worker-thread compute
+ * pool exists; the trainer itself is plain data in, plain data out, so the pool can call it as is.
+ *
+ * The pairs are copied to the worker (structured clone); the trained tensors come back transferred.
+ * Epoch metrics are posted as they happen. Cancelling is cooperative: the worker is asked to stop
+ * and does so between steps, releasing its ONNX Runtime session; the promise settles once it has.
+ * Never `worker.terminate()` a worker while its `session.run` is in flight: onnxruntime-node 1.30
+ * then throws a Napi::Error during teardown and the whole process aborts (seen here; terminating a
+ * worker whose sessions are idle and released is fine).
+ */
+
+interface WorkerInput {
+  pairs: PreferencePairs;
+  config: TrainingConfig;
+  options: EngineOptions;
+}
+
+type WorkerMessage =
+  | { type: 'epoch'; metrics: EpochMetrics }
+  | { type: 'done'; result: TrainingResult; threadId: number }
+  | { type: 'failed'; name: string; message: string };
+
+type ParentMessage = { type: 'cancel' };
+
+export interface WorkerTrainingResult extends TrainingResult {
+  /** The worker thread that trained (never the caller's). */
+  threadId: number;
+}
+
+export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}): Promise<WorkerTrainingResult> {
+  return new Promise((resolve, reject) => {
+    hooks.signal?.throwIfAborted();
+    const worker = new Worker(bootstrapSource(), { eval: true, workerData: { pairs, config, options } satisfies WorkerInput });
+    // Why the caller stopped the run (abort, or a failing epoch callback); reported once the worker has stopped.
+    let stopReason: { error: unknown } | undefined;
+    let outcome: { ok: true; value: WorkerTrainingResult } | { ok: false; error: unknown } | undefined;
+    const stop = (error: unknown) => {
+      if (stopReason) return;
+      stopReason = { error };
+      worker.postMessage({ type: 'cancel' } satisfies ParentMessage);
+    };
+    const onAbort = () => stop(hooks.signal!.reason);
+    hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    // Epoch callbacks run in order, and the result waits for the last of them.
+    let callbacks = Promise.resolve();
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'epoch') {
+        callbacks = callbacks.then(() => hooks.onEpoch?.(message.metrics)).catch(stop);
+      } else if (message.type === 'done') {
+        outcome = { ok: true, value: { ...message.result, threadId: message.threadId } };
+      } else {
+        const error = Object.assign(new Error(message.message), { name: message.name });
+        outcome = { ok: false, error };
+      }
+    });
+    worker.on('error', (error) => (outcome ??= { ok: false, error }));
+    worker.on('exit', (code) => {
+      hooks.signal?.removeEventListener('abort', onAbort);
+      void callbacks.then(() => {
+        if (stopReason) reject(stopReason.error);
+        else if (!outcome) reject(new Error(`training worker exited with code ${code} before finishing`));
+        else if (outcome.ok) resolve(outcome.value);
+        else reject(outcome.error);
+      });
+    });
+  });
+}
+
+/**
+ * The worker's entry: under ts-node or jest (this file is .ts) it registers ts-node first, as the
+ * worker does not inherit the parent's loader; compiled, it requires the .js file directly.
+ */
+function bootstrapSource(): string {
+  const self = JSON.stringify(__filename);
+  const register = path.extname(__filename) === '.ts' ? `require('ts-node').register({ transpileOnly: true, projectSearchDir: ${JSON.stringify(__dirname)} });` : '';
+  return `${register} require(${self}).serveTrainingWorker();`;
+}
+
+/** Worker side: trains once from workerData and posts epochs and the result, or why it stopped. */
+export async function serveTrainingWorker(): Promise<void> {
+  if (isMainThread || !parentPort) throw new Error('serveTrainingWorker runs only inside a worker thread');
+  const port = parentPort;
+  const { pairs, config, options } = workerData as WorkerInput;
+  const controller = new AbortController();
+  const onMessage = (message: ParentMessage) => {
+    if (message.type === 'cancel') controller.abort(new Error('training cancelled'));
+  };
+  port.on('message', onMessage);
+  try {
+    const result = await trainHead(pairs, config, options, { signal: controller.signal, onEpoch: (metrics) => port.postMessage({ type: 'epoch', metrics } satisfies WorkerMessage) });
+    const transfer = result.parameters.tensors.map((t) => t.buffer as ArrayBuffer);
+    port.postMessage({ type: 'done', result, threadId } satisfies WorkerMessage, transfer);
+  } catch (error) {
+    const { name, message } = error instanceof Error ? error : new Error(String(error));
+    port.postMessage({ type: 'failed', name, message } satisfies WorkerMessage);
+  } finally {
+    // The listener keeps the port, and so the thread, alive: remove it and the worker exits.
+    port.off('message', onMessage);
+  }
+}
