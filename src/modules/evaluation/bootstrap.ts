@@ -4,6 +4,8 @@
  * evaluation must give the same interval for the same data and seed on every run and machine.
  */
 
+import { mulberry32 } from '../../platform/random';
+
 /** A percentile interval and the resamples behind it. */
 export interface BootstrapInterval {
   low: number | null;
@@ -29,20 +31,8 @@ export interface BootstrapOptions {
 export const DEFAULT_BOOTSTRAP_RESAMPLES = 1000;
 export const DEFAULT_BOOTSTRAP_LEVEL = 0.95;
 
-/**
- * Mulberry32: a small, fast 32-bit generator with a full 2^32 period, good enough for resampling
- * and trivially reproducible from its seed. Returns uniform floats in [0, 1).
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The bootstrap's generator: mulberry32 from the integer seed (platform/random). */
+export const seededRandom = (seed: number): (() => number) => mulberry32(seed);
 
 /**
  * The q-quantile of ascending `sorted` values with linear interpolation between order statistics
