@@ -1,24 +1,28 @@
 /**
  * Dataset exports, the pure half: one dataset row in, one record out. No I/O here; the streaming
  * lives in dataset-exports.service.ts, the HTTP route in dataset-exports.routes.ts:
- * `GET /exports/datasets/<dataset id>/<format>` with an API key of the project (any role).
+ * `GET /exports/datasets/<dataset id>/<format>` with a signed link or an API key of the project
+ * (any role). Ids: `id` and `*_id` fields are the API's global ids, `*_uuid` the raw row ids.
  *
  * Formats (items always in rank order, rank 1 first; `image` is a path inside the image archive,
  * so a training script unpacks the archive next to the JSON; null for an image known only by its
  * record):
  * - `llava.json`: one JSON array of `{id, image, conversations:[{from:"human"|"gpt", value}]}`, as
- *   BioMed-VITAL releases its data. `id` is the candidate id; one gpt turn per round with the round's
+ *   BioMed-VITAL releases its data. `id` is the candidate's global id; one gpt turn per round with the round's
  *   first answer; the first human turn starts with `<image>\n`.
- * - `jsonl`: one object per line, the LLaVA sample's fields and then: rank, score, image_id,
+ * - `jsonl`: one object per line, the LLaVA sample's fields and then: candidate_uuid, rank, score, image_id, image_uuid,
  *   pair_id, pmid, fig_label, modalities, caption, mentions, cluster_id, alternative_answers (per
  *   round, the second answer of the two-answer form, else null), form, status, generation_run_id,
  *   model, prompt_template_version, sample_index.
  * - `trl.jsonl`: preference pairs in TRL's conversational format, `{prompt, chosen, rejected}` (lists
- *   of `{role, content}`) plus id, candidate_id, other_candidate_id, round, rank, image, source,
- *   kinds, votes. See `buildPreferencePairs` for the rules.
+ *   of `{role, content}`) plus id, candidate_id, candidate_uuid, other_candidate_id,
+ *   other_candidate_uuid, round, rank, image, source, kinds, votes. See `buildPreferencePairs`.
+ * - `trl-vision.jsonl`: the same pairs in TRL's vision format (`images` column, typed content parts);
+ *   see `toTrlVisionRecord`.
+ * - `card.md` / `card.json`: the dataset card (dataset-card.ts), also at the archive's root.
  * - `images.tar`: `images/<sha256>.<ext>` for each distinct image of the items that has bytes, by
- *   image id; then, when some have none, `MISSING.txt` with one line per such image,
- *   `<image id>\t<reason>` (`not-in-storage`: hash known, bytes gone; `no-file`: imported without
+ *   image id, after the card; then, when some have none, `MISSING.txt` with one line per such image,
+ *   `<image uuid>\t<reason>` (`not-in-storage`: hash known, bytes gone; `no-file`: imported without
  *   its figure).
  */
 // Types only, and the id codec: this module loads nothing with decorators, so that it stays a plain function library.
