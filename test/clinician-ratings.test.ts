@@ -60,7 +60,7 @@ describe('clinician ratings of one answer', () => {
     const res = await fetch(`${app.url}${datasetExportPath(fx.datasetId, 'trl.jsonl')}`, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
     expect(res.status).toBe(200);
     const pairs = (await res.text()).split('\n').filter(Boolean).map((line) => JSON.parse(line));
-    const pair = pairs.find((p) => p.id === `${target.candidateId}:round:${target.roundIndex}`);
+    const pair = pairs.find((p) => p.id === `${toGlobalId('Candidate', target.candidateId)}:round:${target.roundIndex}`);
     expect(pair).toMatchObject({
       source: 'CLINICIAN',
       kinds: ['RATING'],

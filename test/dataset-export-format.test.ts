@@ -13,11 +13,16 @@ import {
   RoundPreference,
   toJsonlRecord,
   toLlavaSample,
+  toTrlRecord,
+  toTrlVisionRecord,
   TrlSourceRow,
 } from '../src/modules/datasets/dataset-export.format';
+import { assertTrlVisionPreferenceRow, TRL_DOC_VISION_CONTENT } from './support/trl-formats';
 import type { StoredRound } from '../src/modules/candidates/conversation';
 
 const HASH = 'a'.repeat(64);
+/** The API's global id, encoded here rather than with the code under test (`Node.id`: base64url of `<Type>:<id>`). */
+const gid = (type: string, id: string) => Buffer.from(`${type}:${id}`, 'utf8').toString('base64url');
 const ROUNDS: StoredRound[] = [
   { question: 'What modality?', answers: ['CT.', 'MRI.'] },
   { question: 'Where is the lesion?', answers: ['Left lobe.', 'Right lobe.'] },
@@ -108,8 +113,9 @@ describe('export names and paths', () => {
     expect(exportFileName('胸部', 1, 'images.tar')).toBe('dataset-v1.images.tar');
   });
 
-  it('formats are the four known ones', () => {
+  it('formats are the known ones', () => {
     expect(['llava.json', 'jsonl', 'trl.jsonl', 'images.tar'].every(isExportFormat)).toBe(true);
+    expect(['trl-vision.jsonl', 'card.md', 'card.json'].every(isExportFormat)).toBe(true);
     expect(['csv', 'json', 'tar', '', 'LLAVA.JSON'].some(isExportFormat)).toBe(false);
   });
 
@@ -132,7 +138,7 @@ describe('export names and paths', () => {
 describe('LLaVA and JSONL records', () => {
   it('LLaVA: first answers, <image> before the first question only', () => {
     expect(toLlavaSample(item())).toEqual({
-      id: 'cand-1',
+      id: gid('Candidate', 'cand-1'),
       image: `images/${HASH}.jpg`,
       conversations: [
         { from: 'human', value: '<image>\nWhat modality?' },
@@ -151,9 +157,11 @@ describe('LLaVA and JSONL records', () => {
     const record = toJsonlRecord(item());
     expect(record).toEqual({
       ...toLlavaSample(item()),
+      candidate_uuid: 'cand-1',
       rank: 1,
       score: 0.9,
-      image_id: 'img-1',
+      image_id: gid('Image', 'img-1'),
+      image_uuid: 'img-1',
       pair_id: '123_F1',
       pmid: '123',
       fig_label: 'Figure 1',
@@ -164,7 +172,7 @@ describe('LLaVA and JSONL records', () => {
       alternative_answers: ['MRI.', 'Right lobe.', '2 cm.'],
       form: 'TWO_ANSWERS',
       status: 'OK',
-      generation_run_id: 'run-1',
+      generation_run_id: gid('Run', 'run-1'),
       model: 'gpt-4o',
       prompt_template_version: 'generation/v1',
       sample_index: 0,
@@ -357,5 +365,79 @@ describe('TRL preference pairs', () => {
       expect(pairs.map((p) => p.id)).toEqual(['cand-1:round:1', 'cand-1:vs:cand-2', 'cand-1:vs:cand-3']);
       expect(pairs[1].votes).toEqual({ chosen: 2, rejected: 0 });
     });
+  });
+});
+
+describe('TRL records: global ids, and the vision format', () => {
+  const roundPair = () => buildPreferencePairs(trlRow({ roundPrefs: [pairwise(CLIN, 'u1', 1, 'B')] }))[0];
+  const otherRounds: StoredRound[] = [{ question: 'Anything else?', answers: ['No.', 'n'] }];
+  const vsPair = (prompted: boolean) =>
+    buildPreferencePairs(
+      trlRow({
+        candidatePrefs: [
+          {
+            source: CLIN,
+            author: 'u1',
+            winner: 'other',
+            otherCandidateId: 'cand-2',
+            otherImageId: 'img-1',
+            otherRounds: prompted ? [{ question: ROUNDS[0].question, answers: ['Ultrasound.', 'x'] }] : otherRounds,
+            otherRank: null,
+          },
+        ],
+      }),
+    )[0];
+
+  it('trl.jsonl: candidate ids are global ids, the raw ones beside them', () => {
+    const record = toTrlRecord(roundPair());
+    const c1 = gid('Candidate', 'cand-1');
+    expect(record).toMatchObject({ id: `${c1}:round:1`, candidate_id: c1, candidate_uuid: 'cand-1', other_candidate_id: null, other_candidate_uuid: null, round: 1 });
+    const vs = toTrlRecord(vsPair(true));
+    expect(vs).toMatchObject({ id: `${c1}:vs:${gid('Candidate', 'cand-2')}`, other_candidate_id: gid('Candidate', 'cand-2'), other_candidate_uuid: 'cand-2' });
+    // Everything but the ids is the pair as built.
+    const { id: _a, candidate_id: _b, other_candidate_id: _c, ...same } = roundPair();
+    expect(record).toMatchObject(same);
+  });
+
+  it("the reference itself passes the shape check, and what TRL's doc rules out fails it", () => {
+    const doc = { images: ['sky.png'], prompt: [{ role: 'user', content: TRL_DOC_VISION_CONTENT }], chosen: [{ role: 'assistant', content: [{ type: 'text', text: 'It is blue.' }] }], rejected: [{ role: 'assistant', content: [{ type: 'text', text: 'It is green.' }] }] };
+    expect(() => assertTrlVisionPreferenceRow(doc)).not.toThrow();
+    expect(() => assertTrlVisionPreferenceRow({ ...doc, images: undefined })).toThrow(/images/);
+    expect(() => assertTrlVisionPreferenceRow({ ...doc, image: 'sky.png', images: undefined })).toThrow(/images/);
+    expect(() => assertTrlVisionPreferenceRow({ ...doc, prompt: [{ role: 'user', content: '<image>\nWhat color is the sky?' }] })).toThrow(/typed parts/);
+    expect(() => assertTrlVisionPreferenceRow({ ...doc, prompt: [{ role: 'user', content: [{ type: 'text', text: 'What color?' }] }] })).toThrow(/image part/);
+  });
+
+  it('trl-vision.jsonl: an images column and typed parts, one image part where <image> was, same texts', () => {
+    const pair = roundPair();
+    const vision = toTrlVisionRecord(pair);
+    assertTrlVisionPreferenceRow(vision);
+    expect(vision.images).toEqual([`images/${HASH}.png`]);
+    expect(vision.prompt[0]).toEqual({ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What modality?' }] });
+    expect(vision.prompt.slice(1)).toEqual(pair.prompt.slice(1).map((m) => ({ role: m.role, content: [{ type: 'text', text: m.content }] })));
+    expect(vision.chosen).toEqual([{ role: 'assistant', content: [{ type: 'text', text: 'Right lobe.' }] }]);
+    expect(vision.rejected).toEqual([{ role: 'assistant', content: [{ type: 'text', text: 'Left lobe.' }] }]);
+    const { prompt: _p, chosen: _c, rejected: _r, image, ...rest } = toTrlRecord(pair);
+    expect(image).toBe(vision.images[0]);
+    expect(vision).toMatchObject(rest);
+    expect(Object.keys(vision)).not.toContain('image');
+  });
+
+  it('an implicit prompt puts the image part in both chosen and rejected; a shared opening keeps it in the prompt', () => {
+    const implicit = toTrlVisionRecord(vsPair(false));
+    assertTrlVisionPreferenceRow(implicit);
+    expect(implicit.prompt).toEqual([]);
+    expect(implicit.chosen[0].content).toEqual([{ type: 'image' }, { type: 'text', text: 'Anything else?' }]);
+    expect(implicit.rejected[0].content).toEqual([{ type: 'image' }, { type: 'text', text: 'What modality?' }]);
+    const shared = toTrlVisionRecord(vsPair(true));
+    assertTrlVisionPreferenceRow(shared);
+    expect(shared.prompt).toEqual([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What modality?' }] }]);
+  });
+
+  it('a figure without bytes: no images and no image part, still the documented shape', () => {
+    const vision = toTrlVisionRecord(buildPreferencePairs(trlRow({ contentHash: null, roundPrefs: [pairwise(CLIN, 'u1', 0, 'A')] }))[0]);
+    assertTrlVisionPreferenceRow(vision);
+    expect(vision.images).toEqual([]);
+    expect(vision.prompt).toEqual([{ role: 'user', content: [{ type: 'text', text: 'What modality?' }] }]);
   });
 });

@@ -163,19 +163,24 @@ describe('datasets', () => {
     expect(after).toBe(before);
   });
 
-  it('exports what it froze: the LLaVA JSON and JSONL downloads round-trip to the items, with the same key', async () => {
+  it('exports what it froze: the LLaVA JSON and JSONL downloads round-trip to the items, by their signed links or the same key', async () => {
     const { dataset } = await create({ name: 'export', topFraction: 0.5 });
     const res = await gql(app.graphqlUrl, lab.keys.VIEWER, `query($id: ID!) { node(id: $id) { ... on Dataset { exports { format url } } } }`, { id: dataset.id });
     const urls = Object.fromEntries(res.data!.node.exports.map((e: { format: string; url: string }) => [e.format, e.url]));
-    expect(Object.keys(urls).sort()).toEqual(['IMAGES_TAR', 'JSONL', 'LLAVA_JSON', 'TRL_JSONL']);
+    expect(Object.keys(urls).sort()).toEqual(['CARD_JSON', 'CARD_MD', 'IMAGES_TAR', 'JSONL', 'LLAVA_JSON', 'TRL_JSONL', 'TRL_VISION_JSONL']);
     const items = await allItems(dataset.id);
+    /** The link without its signature: then only a key of the project opens it. */
+    const unsigned = (url: string) => url.split('?')[0];
 
-    const llava = await fetch(urls.LLAVA_JSON, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
+    const llava = await fetch(urls.LLAVA_JSON);
     expect(llava.status).toBe(200);
     const samples = (await llava.json()) as { id: string; image: string; conversations: { from: string; value: string }[] }[];
-    expect(samples.map((s) => s.id)).toEqual(items.map((i) => i.candidateId));
+    // `id` is the candidate's global id: it is what `DatasetItem.candidate.id` gives.
+    expect(samples.map((s) => s.id)).toEqual(items.map((i) => toGlobalId('Candidate', i.candidateId)));
+    const withKey = await fetch(unsigned(urls.LLAVA_JSON), { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
+    expect(await withKey.json()).toEqual(samples);
     const rounds: { id: string; rounds: { question: string; answers: string[] }[] }[] = await app.ds.query(`SELECT id, rounds FROM candidates WHERE id = ANY($1::uuid[])`, [items.map((i) => i.candidateId)]);
-    const roundsById = new Map(rounds.map((r) => [r.id, r.rounds]));
+    const roundsById = new Map(rounds.map((r) => [toGlobalId('Candidate', r.id), r.rounds]));
     for (const sample of samples) {
       const expected = roundsById.get(sample.id)!.flatMap((r, i) => [
         { from: 'human', value: i === 0 ? `<image>\n${r.question}` : r.question },
@@ -184,14 +189,39 @@ describe('datasets', () => {
       expect(sample.conversations).toEqual(expected);
     }
 
-    const jsonl = await fetch(urls.JSONL, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
+    const jsonl = await fetch(unsigned(urls.JSONL), { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
     const records = (await jsonl.text()).trim().split('\n').map((line) => JSON.parse(line));
-    expect(records.map((r) => [r.id, r.rank, r.score])).toEqual(items.map((i) => [i.candidateId, i.rank, i.score]));
+    expect(records.map((r) => [r.id, r.candidate_uuid, r.rank, r.score])).toEqual(items.map((i) => [toGlobalId('Candidate', i.candidateId), i.candidateId, i.rank, i.score]));
 
-    const foreign = await fetch(urls.LLAVA_JSON, { headers: { authorization: `Bearer ${other.keys.OWNER}` } });
+    const foreign = await fetch(unsigned(urls.LLAVA_JSON), { headers: { authorization: `Bearer ${other.keys.OWNER}` } });
     expect(foreign.status).toBe(404);
-    const anonymous = await fetch(urls.LLAVA_JSON);
+    const anonymous = await fetch(unsigned(urls.LLAVA_JSON));
     expect(anonymous.status).toBe(401);
+  });
+
+  it("the dataset card of a created dataset: composition, the rule's selector and the content hash as frozen, counted again in SQL", async () => {
+    const { dataset } = await create({ name: 'carded', topK: 9, description: 'For the card' });
+    const uuid = fromGlobalId(dataset.id)!.id;
+    const res = await gql(app.graphqlUrl, lab.keys.VIEWER, `query($id: ID!) { node(id: $id) { ... on Dataset { exports { format url } } } }`, { id: dataset.id });
+    const url = res.data!.node.exports.find((e: { format: string }) => e.format === 'CARD_JSON').url;
+    const card: any = await (await fetch(url)).json();
+    const modalities: { m: string; n: number }[] = await app.ds.query(
+      `SELECT m::text AS m, count(*)::int AS n FROM dataset_items di JOIN candidates c ON c.id = di.candidate_id JOIN images i ON i.id = c.image_id, unnest(i.modalities) m WHERE di.dataset_id = $1 GROUP BY 1`,
+      [uuid],
+    );
+    expect(card.composition.byModality).toEqual(Object.fromEntries(modalities.map((r) => [r.m, r.n])));
+    expect(Object.values(card.composition.bySource).reduce((a: number, b) => a + (b as number), 0)).toBe(9);
+    const [selector] = await app.ds.query(`SELECT name, version, files_hash FROM selector_models WHERE id = $1`, [selectorId]);
+    expect(card.selection.selector).toEqual({ id: selectorGlobalId(selectorId), name: selector.name, version: selector.version, filesHash: selector.files_hash });
+    expect(card.selection.rule).toMatchObject({ topK: 9 });
+    expect(card.selection.alignmentStatus).toBe('not evaluated');
+    expect(card.dataset).toMatchObject({ id: dataset.id, uuid, name: 'carded', version: 1, description: 'For the card', itemCount: 9, contentHash: dataset.contentHash });
+    const [{ n, cost }] = await app.ds.query(`SELECT count(*)::int AS n, coalesce(sum(cost_usd), 0)::float8 AS cost FROM candidates WHERE id IN (SELECT candidate_id FROM dataset_items WHERE dataset_id = $1)`, [uuid]);
+    expect(card.generation.totals).toMatchObject({ candidates: n, costUsd: expect.closeTo(cost, 9) });
+    const md = await (await fetch(res.data!.node.exports.find((e: { format: string }) => e.format === 'CARD_MD').url)).text();
+    expect(md).toContain(`| content hash (SHA-256) | ${dataset.contentHash} |`);
+    expect(md).toContain(`Selector ${selector.name} version ${selector.version}`);
+    for (const r of modalities) expect(md).toContain(`| ${r.m} | ${r.n} |`);
   });
 
   it("keeps other projects out: their keys, selectors and datasets", async () => {

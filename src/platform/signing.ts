@@ -18,10 +18,25 @@ export class UrlSigner {
   }
 
   verify(resource: string, expires: number, signature: string, now = Date.now()): boolean {
-    if (!Number.isInteger(expires) || expires < Math.floor(now / 1000)) return false;
+    return this.check(resource, expires, signature, now) === 'valid';
+  }
+
+  /**
+   * `expired` only for a link this server signed (the signature matches), so that a forged or
+   * tampered link never learns more than `invalid`.
+   */
+  check(resource: string, expires: number, signature: string, now = Date.now()): 'valid' | 'expired' | 'invalid' {
+    if (!Number.isInteger(expires)) return 'invalid';
     const expected = Buffer.from(this.mac(resource, expires));
     const given = Buffer.from(signature);
-    return expected.length === given.length && crypto.timingSafeEqual(expected, given);
+    if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) return 'invalid';
+    return expires < Math.floor(now / 1000) ? 'expired' : 'valid';
+  }
+
+  /** `<path>?expires=…&signature=…` and when it stops working. */
+  signPath(path: string, now = Date.now()): { query: string; expiresAt: Date } {
+    const { expires, signature } = this.sign(path, now);
+    return { query: `expires=${expires}&signature=${signature}`, expiresAt: new Date(expires * 1000) };
   }
 
   private mac(resource: string, expires: number): string {

@@ -1,27 +1,32 @@
 /**
  * Dataset exports, the pure half: one dataset row in, one record out. No I/O here; the streaming
  * lives in dataset-exports.service.ts, the HTTP route in dataset-exports.routes.ts:
- * `GET /exports/datasets/<dataset id>/<format>` with an API key of the project (any role).
+ * `GET /exports/datasets/<dataset id>/<format>` with a signed link or an API key of the project
+ * (any role). Ids: `id` and `*_id` fields are the API's global ids, `*_uuid` the raw row ids.
  *
  * Formats (items always in rank order, rank 1 first; `image` is a path inside the image archive,
  * so a training script unpacks the archive next to the JSON; null for an image known only by its
  * record):
  * - `llava.json`: one JSON array of `{id, image, conversations:[{from:"human"|"gpt", value}]}`, as
- *   BioMed-VITAL releases its data. `id` is the candidate id; one gpt turn per round with the round's
+ *   BioMed-VITAL releases its data. `id` is the candidate's global id; one gpt turn per round with the round's
  *   first answer; the first human turn starts with `<image>\n`.
- * - `jsonl`: one object per line, the LLaVA sample's fields and then: rank, score, image_id,
+ * - `jsonl`: one object per line, the LLaVA sample's fields and then: candidate_uuid, rank, score, image_id, image_uuid,
  *   pair_id, pmid, fig_label, modalities, caption, mentions, cluster_id, alternative_answers (per
  *   round, the second answer of the two-answer form, else null), form, status, generation_run_id,
  *   model, prompt_template_version, sample_index.
  * - `trl.jsonl`: preference pairs in TRL's conversational format, `{prompt, chosen, rejected}` (lists
- *   of `{role, content}`) plus id, candidate_id, other_candidate_id, round, rank, image, source,
- *   kinds, votes. See `buildPreferencePairs` for the rules.
+ *   of `{role, content}`) plus id, candidate_id, candidate_uuid, other_candidate_id,
+ *   other_candidate_uuid, round, rank, image, source, kinds, votes. See `buildPreferencePairs`.
+ * - `trl-vision.jsonl`: the same pairs in TRL's vision format (`images` column, typed content parts);
+ *   see `toTrlVisionRecord`.
+ * - `card.md` / `card.json`: the dataset card (dataset-card.ts), also at the archive's root.
  * - `images.tar`: `images/<sha256>.<ext>` for each distinct image of the items that has bytes, by
- *   image id; then, when some have none, `MISSING.txt` with one line per such image,
- *   `<image id>\t<reason>` (`not-in-storage`: hash known, bytes gone; `no-file`: imported without
+ *   image id, after the card; then, when some have none, `MISSING.txt` with one line per such image,
+ *   `<image uuid>\t<reason>` (`not-in-storage`: hash known, bytes gone; `no-file`: imported without
  *   its figure).
  */
-// Types only: this module loads nothing with decorators, so that it stays a plain function library.
+// Types only, and the id codec: this module loads nothing with decorators, so that it stays a plain function library.
+import { toGlobalId } from '../../platform/ids';
 import type { StoredRound } from '../candidates/conversation';
 import type { PairwiseChoice, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
 
@@ -30,7 +35,7 @@ type Source = `${PreferenceSource}`;
 type Kind = `${PreferenceKind}`;
 type Choice = `${PairwiseChoice}`;
 
-export const EXPORT_FORMATS = ['llava.json', 'jsonl', 'trl.jsonl', 'images.tar'] as const;
+export const EXPORT_FORMATS = ['llava.json', 'jsonl', 'trl.jsonl', 'trl-vision.jsonl', 'images.tar', 'card.md', 'card.json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export const isExportFormat = (value: string): value is ExportFormat => (EXPORT_FORMATS as readonly string[]).includes(value);
@@ -39,8 +44,19 @@ export const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = {
   'llava.json': 'application/json; charset=utf-8',
   jsonl: 'application/x-ndjson; charset=utf-8',
   'trl.jsonl': 'application/x-ndjson; charset=utf-8',
+  'trl-vision.jsonl': 'application/x-ndjson; charset=utf-8',
   'images.tar': 'application/x-tar',
+  'card.md': 'text/markdown; charset=utf-8',
+  'card.json': 'application/json; charset=utf-8',
 };
+
+/**
+ * Ids in exports: `id` and every `*_id` field carry the API's global id (what `node(id:)` and the
+ * `Node.id` fields take and give), so an exported row joins back to the API as it is; `*_uuid`
+ * fields beside them carry the raw row id (the database's, and MISSING.txt's).
+ */
+export const candidateGlobalId = (uuid: string): string => toGlobalId('Candidate', uuid);
+const nullableGlobalId = (type: string, uuid: string | null): string | null => (uuid == null ? null : toGlobalId(type, uuid));
 
 /** `<dataset-name>-v<version>.<format>`, the name reduced to characters every file system accepts. */
 export function exportFileName(name: string, version: number, format: ExportFormat): string {
@@ -67,6 +83,9 @@ const EXTENSIONS: Record<string, string> = {
 /** The archive's folder of images; `image` paths are relative to where the archive is unpacked. */
 export const IMAGE_DIR = 'images';
 export const MISSING_FILE = 'MISSING.txt';
+/** The dataset card's files at the archive's root, before the images. */
+export const CARD_MARKDOWN_FILE = 'card.md';
+export const CARD_JSON_FILE = 'card.json';
 
 /** `images/<sha256>.<ext>`; null when only the image's record is known (no bytes were ever stored). */
 export function imagePath(contentHash: string | null, mimeType: string | null): string | null {
@@ -140,14 +159,16 @@ export function llavaConversation(rounds: StoredRound[]): LlavaTurn[] {
 }
 
 export function toLlavaSample(row: ExportItemRow): LlavaSample {
-  return { id: row.candidateId, image: imagePath(row.contentHash, row.mimeType), conversations: llavaConversation(row.rounds) };
+  return { id: candidateGlobalId(row.candidateId), image: imagePath(row.contentHash, row.mimeType), conversations: llavaConversation(row.rounds) };
 }
 
 /** A line of the `.jsonl` export: the LLaVA sample's fields first, then what a data scientist filters on. */
 export interface JsonlRecord extends LlavaSample {
+  candidate_uuid: string;
   rank: number;
   score: number | null;
   image_id: string;
+  image_uuid: string;
   pair_id: string | null;
   pmid: string | null;
   fig_label: string | null;
@@ -168,9 +189,11 @@ export interface JsonlRecord extends LlavaSample {
 export function toJsonlRecord(row: ExportItemRow): JsonlRecord {
   return {
     ...toLlavaSample(row),
+    candidate_uuid: row.candidateId,
     rank: row.rank,
     score: row.score,
-    image_id: row.imageId,
+    image_id: toGlobalId('Image', row.imageId),
+    image_uuid: row.imageId,
     pair_id: row.pairId,
     pmid: row.pmid,
     fig_label: row.figLabel,
@@ -181,7 +204,7 @@ export function toJsonlRecord(row: ExportItemRow): JsonlRecord {
     alternative_answers: row.rounds.map((r) => r.answers[1] ?? null),
     form: row.form,
     status: row.status,
-    generation_run_id: row.runId,
+    generation_run_id: nullableGlobalId('Run', row.runId),
     model: row.model,
     prompt_template_version: row.promptTemplateVersion,
     sample_index: row.sampleIndex,
@@ -251,6 +274,10 @@ export interface TrlPair {
   kinds: Kind[];
   votes: { chosen: number; rejected: number };
 }
+
+/** `<candidate>:round:<k>` or `<candidate>:vs:<other candidate>`, with whichever ids are given. */
+const trlPairId = (candidate: string, round: number | null, other: string | null): string =>
+  other == null ? `${candidate}:round:${round}` : `${candidate}:vs:${other}`;
 
 /** Higher first: a clinician's judgement of a pair decides it whenever there is one. */
 export const SOURCE_PRECEDENCE: readonly Source[] = ['CLINICIAN', 'MODEL'];
@@ -367,7 +394,7 @@ export function buildPreferencePairs(row: TrlSourceRow): TrlPair[] {
       prompt: messages.slice(0, 2 * roundIndex + 1),
       chosen: [{ role: 'assistant', content: round.answers[decision.winner] }],
       rejected: [{ role: 'assistant', content: round.answers[1 - decision.winner] }],
-      id: `${row.candidateId}:round:${roundIndex}`,
+      id: trlPairId(row.candidateId, roundIndex, null),
       candidate_id: row.candidateId,
       other_candidate_id: null,
       round: roundIndex,
@@ -408,7 +435,7 @@ export function buildPreferencePairs(row: TrlSourceRow): TrlPair[] {
       prompt: winning.slice(0, promptLength),
       chosen,
       rejected,
-      id: `${row.candidateId}:vs:${otherId}`,
+      id: trlPairId(row.candidateId, null, otherId),
       candidate_id: row.candidateId,
       other_candidate_id: otherId,
       round: null,
@@ -420,4 +447,97 @@ export function buildPreferencePairs(row: TrlSourceRow): TrlPair[] {
     });
   }
   return pairs;
+}
+
+/** A line of `trl.jsonl`: the pair with the API's global ids, the raw row ids beside them. */
+export interface TrlRecord {
+  prompt: ChatMessage[];
+  chosen: ChatMessage[];
+  rejected: ChatMessage[];
+  /** `<candidate id>:round:<k>` or `<candidate id>:vs:<other candidate id>`, global ids. */
+  id: string;
+  candidate_id: string;
+  candidate_uuid: string;
+  other_candidate_id: string | null;
+  other_candidate_uuid: string | null;
+  round: number | null;
+  rank: number;
+  image: string | null;
+  source: Source;
+  kinds: Kind[];
+  votes: { chosen: number; rejected: number };
+}
+
+export function toTrlRecord(pair: TrlPair): TrlRecord {
+  const candidate = candidateGlobalId(pair.candidate_id);
+  const other = pair.other_candidate_id == null ? null : candidateGlobalId(pair.other_candidate_id);
+  return {
+    prompt: pair.prompt,
+    chosen: pair.chosen,
+    rejected: pair.rejected,
+    id: trlPairId(candidate, pair.round, other),
+    candidate_id: candidate,
+    candidate_uuid: pair.candidate_id,
+    other_candidate_id: other,
+    other_candidate_uuid: pair.other_candidate_id,
+    round: pair.round,
+    rank: pair.rank,
+    image: pair.image,
+    source: pair.source,
+    kinds: pair.kinds,
+    votes: pair.votes,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// TRL vision preference pairs
+// ---------------------------------------------------------------------------------------------
+
+/** A part of a vision message's content, as TRL's vision datasets type them. */
+export type ContentPart = { type: 'image' } | { type: 'text'; text: string };
+
+export interface VisionMessage {
+  role: ChatMessage['role'];
+  content: ContentPart[];
+}
+
+/**
+ * A line of `trl-vision.jsonl`: TRL's conversational vision preference format (the `images` column,
+ * content as typed parts), then the same fields as `trl.jsonl` but `image`.
+ */
+export interface TrlVisionRecord extends Omit<TrlRecord, 'prompt' | 'chosen' | 'rejected' | 'image'> {
+  images: string[];
+  prompt: VisionMessage[];
+  chosen: VisionMessage[];
+  rejected: VisionMessage[];
+}
+
+/**
+ * Messages with typed content. The message that opens the conversation carries `<image>\n` in the
+ * text formats; here it becomes an `{type: "image"}` part before its text, so that each side holds
+ * one image part per entry of `images`. A figure without bytes (no path) gets no image part and
+ * an empty `images`.
+ */
+function visionMessages(messages: ChatMessage[], opensConversation: boolean, withImage: boolean): VisionMessage[] {
+  return messages.map((m, i) => {
+    if (opensConversation && i === 0 && m.content.startsWith(IMAGE_TOKEN)) {
+      const text: ContentPart = { type: 'text', text: m.content.slice(IMAGE_TOKEN.length) };
+      return { role: m.role, content: withImage ? [{ type: 'image' }, text] : [text] };
+    }
+    return { role: m.role, content: [{ type: 'text', text: m.content }] };
+  });
+}
+
+export function toTrlVisionRecord(pair: TrlPair): TrlVisionRecord {
+  const { prompt, chosen, rejected, image, ...rest } = toTrlRecord(pair);
+  const withImage = image != null;
+  // With an empty prompt (implicit prompt), chosen and rejected each open the conversation.
+  const completionsOpen = prompt.length === 0;
+  return {
+    images: withImage ? [image] : [],
+    prompt: visionMessages(prompt, true, withImage),
+    chosen: visionMessages(chosen, completionsOpen, withImage),
+    rejected: visionMessages(rejected, completionsOpen, withImage),
+    ...rest,
+  };
 }

@@ -1,7 +1,8 @@
 import { pipeline } from 'node:stream/promises';
 import { Router, Request, Response } from 'express';
 import type { AppServices } from '../../app-services';
-import { DomainError } from '../../platform/errors';
+import { DomainError, ErrorCode } from '../../platform/errors';
+import type { UrlSigner } from '../../platform/signing';
 import { fromGlobalId, isUuid, toGlobalId } from '../../platform/ids';
 import { logger } from '../../platform/logging';
 import { DatasetExport } from './dataset-exports.service';
@@ -10,6 +11,16 @@ import { ExportFormat, isExportFormat } from './dataset-export.format';
 /** Where a dataset's export downloads (relative to the API origin); `datasetId` is the dataset's UUID. */
 export function datasetExportPath(datasetId: string, format: ExportFormat): string {
   return `/exports/datasets/${toGlobalId('Dataset', datasetId)}/${format}`;
+}
+
+/**
+ * The export's path with a signed, expiring query string (the `Image.url` scheme), so that the link
+ * alone downloads it: for `pandas.read_json`, `wget` or a training job, which send no header.
+ */
+export function signedDatasetExportPath(signer: UrlSigner, datasetId: string, format: ExportFormat): { path: string; expiresAt: Date } {
+  const path = datasetExportPath(datasetId, format);
+  const { query, expiresAt } = signer.signPath(path);
+  return { path: `${path}?${query}`, expiresAt };
 }
 
 /** The dataset's UUID from a path segment that holds its Relay id (what `Dataset.id` shows) or the UUID itself. */
@@ -30,13 +41,38 @@ function logEnd(error: unknown, disconnected: boolean, fields: Record<string, un
   else logger.error('export failed', { ...fields, error: String((error as Error)?.message ?? error) });
 }
 
+/** A link expired: its signature is genuine, so saying so tells the holder nothing new. */
+class LinkExpired extends Error {}
+
 /**
- * GET /exports/datasets/:datasetId/:format — a dataset as `llava.json`, `jsonl`, `trl.jsonl` or
- * `images.tar`, streamed as it is read (no Content-Length). Authorized by an API key of the
- * dataset's project, any role; an unknown id, another project's, or an unknown format answers 404.
+ * The export a request may read: by its signed query string (`expires` and `signature`, checked
+ * against the canonical path of this dataset and format, so a changed id, format or expiry is
+ * refused) or else by an API key of the dataset's project.
+ */
+async function openAuthorized(services: AppServices, req: Request, datasetId: string | null, format: ExportFormat): Promise<DatasetExport> {
+  const { expires, signature } = req.query;
+  if (typeof expires === 'string' || typeof signature === 'string') {
+    const verdict =
+      datasetId && typeof expires === 'string' && typeof signature === 'string' && /^\d+$/.test(expires)
+        ? services.signer.check(datasetExportPath(datasetId, format), Number(expires), signature)
+        : 'invalid';
+    if (verdict === 'expired') throw new LinkExpired();
+    if (verdict === 'invalid') throw new DomainError(ErrorCode.FORBIDDEN, 'The link is invalid');
+    return services.datasetExports.openSigned(datasetId!, format);
+  }
+  const ctx = await services.auth.authenticateHeader(req.headers.authorization);
+  if (!datasetId) throw new DomainError(ErrorCode.NOT_FOUND, 'Dataset not found');
+  return services.datasetExports.open(ctx, datasetId, format);
+}
+
+/**
+ * GET /exports/datasets/:datasetId/:format — a dataset as `llava.json`, `jsonl`, `trl.jsonl`,
+ * `trl-vision.jsonl`, `images.tar`, `card.md` or `card.json`, streamed as it is read (no
+ * Content-Length). Authorized by the signed query string `Dataset.exports` gives (no header needed;
+ * a tampered one answers 403, an expired one 410 Gone) or by an API key of the dataset's project,
+ * any role; an unknown id, another project's, or an unknown format answers 404.
  */
 export function datasetExportsRouter(services: AppServices): Router {
-  const exports = services.datasetExports;
   const router = Router();
   // A text export holds a pooled connection for the whole download: cap them, so slow clients cannot starve the API.
   let streaming = 0;
@@ -53,10 +89,9 @@ export function datasetExportsRouter(services: AppServices): Router {
     if (!isExportFormat(format)) return void res.status(404).json({ error: 'NOT_FOUND', message: 'Unknown export format' });
     let opened: DatasetExport;
     try {
-      const ctx = await services.auth.authenticateHeader(req.headers.authorization);
-      if (!datasetId) return void res.status(404).json({ error: 'NOT_FOUND', message: 'Dataset not found' });
-      opened = await exports.open(ctx, datasetId, format);
+      opened = await openAuthorized(services, req, datasetId, format);
     } catch (error) {
+      if (error instanceof LinkExpired) return void res.status(410).json({ error: 'LINK_EXPIRED', message: 'The link has expired; ask Dataset.exports for a new one' });
       if (error instanceof DomainError) return void res.status(error.httpStatus).json({ error: error.code, message: error.message });
       throw error;
     }

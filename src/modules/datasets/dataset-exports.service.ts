@@ -8,6 +8,7 @@ import { Image } from '../images/image.entity';
 import { ImagesService } from '../images/images.service';
 import { DatasetsService } from './datasets.service';
 import { Dataset } from './dataset.entity';
+import { buildDatasetCard, renderCardJson, renderCardMarkdown } from './dataset-card';
 import {
   buildPreferencePairs,
   EXPORT_CONTENT_TYPES,
@@ -15,12 +16,17 @@ import {
   ExportItemRow,
   exportFileName,
   imagePath,
+  CARD_JSON_FILE,
+  CARD_MARKDOWN_FILE,
   MISSING_FILE,
   missingFileSize,
   MissingReason,
   missingLine,
   toJsonlRecord,
   toLlavaSample,
+  toTrlRecord,
+  toTrlVisionRecord,
+  TrlPair,
   TrlSourceRow,
 } from './dataset-export.format';
 
@@ -226,6 +232,20 @@ export class DatasetExportsService {
   async open(ctx: RequestContext, datasetId: string, format: ExportFormat): Promise<DatasetExport> {
     const dataset = isUuid(datasetId) ? await this.datasets.findById(ctx, datasetId) : null;
     if (!dataset) throw notFound('Dataset');
+    return this.opened(dataset, format);
+  }
+
+  /**
+   * For a request that holds a signed link to this dataset and format (checked by the route): the
+   * signature stands for the project's key, so the dataset is looked up by its id alone.
+   */
+  async openSigned(datasetId: string, format: ExportFormat): Promise<DatasetExport> {
+    const dataset = isUuid(datasetId) ? await this.ds.getRepository(Dataset).findOneBy({ id: datasetId }) : null;
+    if (!dataset) throw notFound('Dataset');
+    return this.opened(dataset, format);
+  }
+
+  private opened(dataset: Dataset, format: ExportFormat): DatasetExport {
     return {
       dataset,
       fileName: exportFileName(dataset.name, dataset.version, format),
@@ -241,10 +261,20 @@ export class DatasetExportsService {
       case 'jsonl':
         return inChunks(this.jsonLines(dataset, signal));
       case 'trl.jsonl':
-        return inChunks(this.trlLines(dataset, signal));
+        return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlRecord(pair))));
+      case 'trl-vision.jsonl':
+        return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlVisionRecord(pair))));
       case 'images.tar':
         return this.imageArchive(dataset, signal);
+      case 'card.md':
+        return this.card(dataset, renderCardMarkdown);
+      case 'card.json':
+        return this.card(dataset, renderCardJson);
     }
+  }
+
+  private async *card(dataset: Dataset, render: (card: Awaited<ReturnType<typeof buildDatasetCard>>) => string): AsyncGenerator<Buffer> {
+    yield Buffer.from(render(await buildDatasetCard(this.ds, dataset)), 'utf8');
   }
 
   /** One JSON array, one sample per line. */
@@ -264,9 +294,9 @@ export class DatasetExportsService {
     }
   }
 
-  private async *trlLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
+  private async *trlLines(dataset: Dataset, signal: AbortSignal, line: (pair: TrlPair) => string): AsyncGenerator<string> {
     for await (const row of streamRows<TrlSourceRow>(this.ds, trlQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      for (const pair of buildPreferencePairs(row)) yield JSON.stringify(pair) + '\n';
+      for (const pair of buildPreferencePairs(row)) yield line(pair) + '\n';
     }
   }
 
@@ -311,6 +341,12 @@ export class DatasetExportsService {
 
   private async packImages(dataset: Dataset, pack: tar.Pack, signal: AbortSignal): Promise<void> {
     const mtime = dataset.createdAt;
+    // The card first: whoever unpacks the images finds what they are and where they came from.
+    const card = await buildDatasetCard(this.ds, dataset);
+    for (const [name, text] of [[CARD_MARKDOWN_FILE, renderCardMarkdown(card)], [CARD_JSON_FILE, renderCardJson(card)]]) {
+      const bytes = Buffer.from(text, 'utf8');
+      await new Promise<void>((resolve, reject) => pack.entry({ name, size: bytes.length, mtime }, bytes, (error) => (error ? reject(error) : resolve())));
+    }
     // Hash known, bytes gone: an anomaly (uploads store bytes first), so these few ids are kept in memory.
     const notInStorage: string[] = [];
     for await (const image of this.imagesWithFile(dataset, signal)) {

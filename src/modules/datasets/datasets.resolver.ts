@@ -1,5 +1,6 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
-import { datasetExportPath } from './dataset-exports.routes';
+import { GraphQLDateTime } from 'graphql-scalars';
+import { signedDatasetExportPath } from './dataset-exports.routes';
 import { asPayload, UserError } from '../../platform/user-errors';
 import { Role } from '../projects/role';
 import { SelectorModel } from '../selectors/selector-model.entity';
@@ -23,7 +24,10 @@ export enum DatasetExportFormat {
   LLAVA_JSON = 'llava.json',
   JSONL = 'jsonl',
   TRL_JSONL = 'trl.jsonl',
+  TRL_VISION_JSONL = 'trl-vision.jsonl',
   IMAGES_TAR = 'images.tar',
+  CARD_MD = 'card.md',
+  CARD_JSON = 'card.json',
 }
 registerEnumType(DatasetExportFormat, {
   name: 'DatasetExportFormat',
@@ -31,14 +35,18 @@ registerEnumType(DatasetExportFormat, {
     LLAVA_JSON: { description: 'One JSON array of {id, image, conversations}, as BioMed-VITAL releases its data.' },
     JSONL: { description: 'One JSON object per line: the LLaVA sample with rank, score, ids, figure and provenance.' },
     TRL_JSONL: { description: 'TRL preference pairs {prompt, chosen, rejected} (conversational), one per line, from the preferences.' },
-    IMAGES_TAR: { description: 'The images the exports reference, at the paths their `image` fields give.' },
+    TRL_VISION_JSONL: { description: "The same pairs in TRL's vision format: an `images` column and content as typed parts ({type: image} / {type: text, text})." },
+    IMAGES_TAR: { description: 'The images the exports reference, at the paths their `image` fields give, with the dataset card (card.md, card.json).' },
+    CARD_MD: { description: 'The dataset card, markdown: composition, selection rule and selector, generation and rating provenance, content hash.' },
+    CARD_JSON: { description: 'The dataset card as JSON, the same data as card.md.' },
   },
 });
 
-@ObjectType({ description: 'A download of the dataset: GET the url with the same API key (Authorization: Bearer); streamed, any size.' })
+@ObjectType({ description: 'A download of the dataset, streamed, any size: the url is signed and works without a header until expiresAt (then 410; ask again).' })
 export class DatasetExport {
   @Field(() => DatasetExportFormat) format: DatasetExportFormat;
-  @Field() url: string;
+  @Field({ description: 'Signed, expiring link (SIGNED_URL_TTL_SECONDS); without its query string the path takes an API key instead.' }) url: string;
+  @Field(() => GraphQLDateTime) expiresAt: Date;
 }
 
 @ObjectType()
@@ -59,7 +67,10 @@ export class DatasetsResolver {
 
   @FieldResolver(() => [DatasetExport])
   exports(@Root() dataset: Dataset, @Ctx() { baseUrl }: GraphQLContext): DatasetExport[] {
-    return Object.values(DatasetExportFormat).map((format) => ({ format, url: `${baseUrl}${datasetExportPath(dataset.id, format)}` }));
+    return Object.values(DatasetExportFormat).map((format) => {
+      const { path, expiresAt } = signedDatasetExportPath(this.services.signer, dataset.id, format);
+      return { format, url: `${baseUrl}${path}`, expiresAt };
+    });
   }
 
   @FieldResolver(() => SelectorModel, { nullable: true, description: 'The selector (and so its version) whose scores ranked the items.' })
