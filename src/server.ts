@@ -21,6 +21,7 @@ import { GraphQLContext } from './modules/projects/graphql-context';
 import { imageFilesRouter } from './modules/images/image-files.routes';
 import { datasetExportsRouter } from './modules/datasets/dataset-exports.routes';
 import { attachGraphQLWebSocket } from './websocket';
+import { closeComputePool } from './platform/compute-pool';
 
 export interface RunningServer {
   url: string;
@@ -185,6 +186,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
       await apollo.stop();
       await services.runEvents.stop();
       await services.selectors.close();
+      await closeComputePool();
     },
   };
 }
