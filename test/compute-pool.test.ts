@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OnnxRuntime, ort, ThreadedSession } from '../src/platform/onnx';
-import { closeComputePool } from '../src/platform/compute-pool';
+import { closeComputePool, ComputePool } from '../src/platform/compute-pool';
 import { loadTokenizer } from '../src/platform/tokenizer';
 import { buildReferenceSelector, ReferenceProfile } from '../src/modules/selectors/reference-selector';
 import { selectorManifestSchema } from '../src/modules/selectors/selector-manifest';
@@ -94,6 +94,16 @@ describe('ONNX sessions in worker threads', () => {
     }
   });
 
+  it('loads the session again when its thread dies, and scores the same', async () => {
+    const { session, rows, runner } = await threadedSelector('reference', 6);
+    sessions.push(session);
+    const before = Array.from(await runner.score(rows));
+    // End the session's thread the way a crash would (process.exit in a worker ends only that thread).
+    const thread = (session as unknown as { thread: ComputePool }).thread;
+    await expect(thread.call('node:process', 'exit', [1])).rejects.toThrow();
+    expect(Array.from(await runner.score(rows))).toEqual(before);
+  });
+
   it('reports a model that does not load, and the thread is gone', async () => {
     const model = buildReferenceSelector().model;
     await expect(new OnnxRuntime(options).loadInThread(model.subarray(0, 100))).rejects.toThrow();
@@ -103,7 +113,7 @@ describe('ONNX sessions in worker threads', () => {
     const { session, rows, runner } = await threadedSelector('reference', 2);
     sessions.push(session);
     await session.release();
-    await expect(runner.score(rows)).rejects.toThrow();
+    await expect(runner.score(rows)).rejects.toThrow('The compute pool is closed');
     sessions.pop();
   });
 });

@@ -17,6 +17,7 @@ import type { ComputeCall } from './compute-worker';
  */
 export class ComputePool {
   private readonly pool: Piscina;
+  private destroyed = false;
 
   /**
    * `threads`: most threads at once. `keepThreads`: keep them all alive while the pool lives (for
@@ -39,12 +40,15 @@ export class ComputePool {
 
   /** Calls `fn` exported by `module` (a path without extension: `.ts` from sources, `.js` from dist) in a thread. */
   call<T>(module: string, fn: string, args: unknown[], transferList?: readonly Transferable[]): Promise<T> {
+    // piscina would start new threads for a task sent after destroy.
+    if (this.destroyed) return Promise.reject(new Error('The compute pool is closed'));
     const task: ComputeCall = { module, fn, args };
     return this.pool.run(task, { transferList: transferList as Transferable[] | undefined }) as Promise<T>;
   }
 
   /** Ends every thread; tasks still queued or running reject. */
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await this.pool.destroy();
   }
 }

@@ -1,4 +1,4 @@
-import { describeInputs, describeOutputs, OnnxOptions, OnnxRuntime, ExecutionProvider, ort, TensorSignature } from './onnx';
+import { describeInputs, describeOutputs, OnnxOptions, OnnxRuntime, ExecutionProvider, ort, SESSION_MISSING, TensorSignature } from './onnx';
 
 /**
  * The ONNX Runtime side of a session thread (see ThreadedSession in onnx.ts): these functions run
@@ -35,8 +35,12 @@ export interface SelectorOutput {
 
 export async function loadSession(id: string, model: Uint8Array, options: OnnxOptions): Promise<LoadedInThread> {
   const loaded = await new OnnxRuntime(options).load(model);
-  sessions.set(id, loaded.session);
-  return { provider: loaded.provider, inputs: describeInputs(loaded.session), outputs: describeOutputs(loaded.session) };
+  // Two batches that both found the session missing load it twice; the first copy stays.
+  const kept = sessions.get(id);
+  if (kept) await loaded.session.release();
+  else sessions.set(id, loaded.session);
+  const session = kept ?? loaded.session;
+  return { provider: loaded.provider, inputs: describeInputs(session), outputs: describeOutputs(session) };
 }
 
 /** Runs the selector contract's three inputs and returns the first output. */
@@ -72,6 +76,6 @@ function ownedPixels(pixels: Float32Array): Float32Array {
 
 function sessionById(id: string): ort.InferenceSession {
   const session = sessions.get(id);
-  if (!session) throw new Error(`No ONNX session ${id} in this thread`);
+  if (!session) throw new Error(`${SESSION_MISSING} ${id} in this thread`);
   return session;
 }

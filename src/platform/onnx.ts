@@ -68,22 +68,25 @@ export class OnnxRuntime {
    * A session in a thread of its own, so inference never holds the event loop: the model is sent
    * once, the session stays loaded there, and each run sends only its inputs. The thread creates the
    * session with these same options (CUDA fallback included), so scores are those of `load`.
+   * `model` may be a reader, called again if the thread dies and the session must be loaded anew.
    */
-  async loadInThread(model: Uint8Array): Promise<ThreadedSession> {
+  async loadInThread(model: Uint8Array | (() => Promise<Uint8Array>)): Promise<ThreadedSession> {
+    const readModel = typeof model === 'function' ? model : async () => model;
     // One thread per session: a batch is never split, and each session's thread keeps one copy of it.
     const thread = new ComputePool({ threads: 1, keepThreads: true });
-    const id = crypto.randomUUID();
+    const options = { ...this.options, quietFallback: true };
+    const session = new ThreadedSession(thread, async (id) => thread.call<LoadedInThread>(ONNX_THREAD_MODULE, 'loadSession', [id, await readModel(), options]));
     try {
-      const loaded = await thread.call<LoadedInThread>(ONNX_THREAD_MODULE, 'loadSession', [id, model, { ...this.options, quietFallback: true }]);
-      if (loaded.provider !== this.options.executionProvider && !this.warnedFallback) {
-        this.warnedFallback = true;
-        logger.warn('CUDA execution provider unavailable; falling back to CPU');
-      }
-      return new ThreadedSession(thread, id, loaded);
+      await session.load();
     } catch (error) {
       await thread.destroy();
       throw error;
     }
+    if (session.provider !== this.options.executionProvider && !this.warnedFallback) {
+      this.warnedFallback = true;
+      logger.warn('CUDA execution provider unavailable; falling back to CPU');
+    }
+    return session;
   }
 
   private sessionOptions(provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
@@ -125,29 +128,45 @@ export class SessionCache {
 }
 
 const ONNX_THREAD_MODULE = path.join(__dirname, 'onnx-thread');
+/** How a session thread says it does not hold the session (see onnx-thread.ts). */
+export const SESSION_MISSING = 'No ONNX session';
 
 /** An ONNX session loaded in its own compute thread (OnnxRuntime.loadInThread). */
 export class ThreadedSession {
-  readonly provider: ExecutionProvider;
-  readonly inputs: TensorSignature[];
-  readonly outputs: TensorSignature[];
+  provider: ExecutionProvider = 'cpu';
+  inputs: TensorSignature[] = [];
+  outputs: TensorSignature[] = [];
+  private readonly id = crypto.randomUUID();
+  private reloading: Promise<void> | null = null;
 
   constructor(
     private readonly thread: ComputePool,
-    private readonly id: string,
-    loaded: LoadedInThread,
-  ) {
+    private readonly loadIn: (id: string) => Promise<LoadedInThread>,
+  ) {}
+
+  /** Loads (or loads again) the session in the thread. */
+  async load(): Promise<void> {
+    const loaded = await this.loadIn(this.id);
     this.provider = loaded.provider;
     this.inputs = loaded.inputs;
     this.outputs = loaded.outputs;
   }
 
   /**
-   * Runs one batch of selector inputs in the session's thread. The token buffers are transferred
-   * (unusable here afterwards); pixels in a SharedArrayBuffer are shared, any others copied.
+   * Runs one batch of selector inputs in the session's thread. Pixels in a SharedArrayBuffer are
+   * shared, other buffers are copied (so a batch can be sent again). A thread that died (a native
+   * crash ends only its thread; piscina starts another) has lost the session: it is loaded again
+   * and the batch retried, once, instead of the selector failing for the life of the process.
    */
-  runSelector(feeds: SelectorFeeds): Promise<SelectorOutput> {
-    return this.thread.call<SelectorOutput>(ONNX_THREAD_MODULE, 'runSelector', [this.id, feeds], [feeds.inputIds.buffer as ArrayBuffer, feeds.attentionMask.buffer as ArrayBuffer]);
+  async runSelector(feeds: SelectorFeeds): Promise<SelectorOutput> {
+    try {
+      return await this.run(feeds);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith(SESSION_MISSING)) throw error;
+      this.reloading ??= this.load().finally(() => (this.reloading = null));
+      await this.reloading;
+      return this.run(feeds);
+    }
   }
 
   /** Releases the session and ends its thread. */
@@ -157,6 +176,10 @@ export class ThreadedSession {
     } finally {
       await this.thread.destroy();
     }
+  }
+
+  private run(feeds: SelectorFeeds): Promise<SelectorOutput> {
+    return this.thread.call<SelectorOutput>(ONNX_THREAD_MODULE, 'runSelector', [this.id, feeds]);
   }
 }
 
@@ -169,7 +192,7 @@ export class ThreadedSessionCache {
   get(key: string, loadModel: () => Promise<Uint8Array>): Promise<ThreadedSession> {
     let entry = this.sessions.get(key);
     if (!entry) {
-      entry = loadModel().then((bytes) => this.runtime.loadInThread(bytes));
+      entry = this.runtime.loadInThread(loadModel);
       // A failed load is not cached: the next caller tries again.
       entry.catch(() => this.sessions.delete(key));
       this.sessions.set(key, entry);

@@ -198,11 +198,15 @@ const LOOP_SAMPLE_MS = 1;
 /** An interval from the event-loop histogram (ns) as the delay beyond the sampling interval, in ms. */
 const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS).toFixed(1);
 
-const RUN_STATE = `query($id: ID!) { node(id: $id) { ... on Run { status total done failed metrics itemsPerSecond } } }`;
+const POLL_MS = 1000;
+
+const RUN_STATE = `query($id: ID!) { node(id: $id) { ... on Run { status total done failed metrics itemsPerSecond finishedAt } } }`;
 
 /**
- * Polls the run over HTTP every 100 ms until it ends. A poll that fails (a stall, or a kept-alive
- * connection the server is closing) is retried and counted.
+ * Polls the run over HTTP every POLL_MS until it ends. A poll that fails (a stall, or a kept-alive
+ * connection the server is closing) is retried and counted. The run's end is its finishedAt, so the
+ * poll interval does not round the time; polls are sparse because each one costs CPU that the run
+ * shares (with inference off the event loop, every poll is answered at once).
  */
 async function waitForRun(app: TestApp, key: string, runId: string, timeoutMs = 3_600_000): Promise<{ run: Record<string, any>; failedPolls: number }> {
   const deadline = Date.now() + timeoutMs;
@@ -213,7 +217,7 @@ async function waitForRun(app: TestApp, key: string, runId: string, timeoutMs = 
     if (!run) failedPolls++;
     else if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(run.status)) return { run, failedPolls };
     if (Date.now() > deadline) throw new Error(`run not finished after ${timeoutMs} ms: ${JSON.stringify(run ?? res?.errors)}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
 
@@ -253,7 +257,8 @@ async function main(): Promise<void> {
     const runId = res.data?.startScoringRun?.run?.id;
     if (!runId) throw new Error(`start failed: ${JSON.stringify(res)}`);
     const { run, failedPolls } = await waitForRun(app, lab.keys.CURATOR, runId);
-    const seconds = (Date.now() - started) / 1000;
+    // The server's clock is this process's clock.
+    const seconds = ((run.finishedAt ? Date.parse(run.finishedAt) : Date.now()) - started) / 1000;
     const cpuAfter = machineCpu();
     const ownCpu = process.cpuUsage(ownCpuBefore);
     loopDelay.disable();
