@@ -1,4 +1,5 @@
-import { describeInputs, describeOutputs, OnnxOptions, OnnxRuntime, ExecutionProvider, ort, SESSION_MISSING, TensorSignature } from './onnx';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { describeInputs, describeOutputs, OnnxOptions, OnnxRuntime, ExecutionProvider, ort, TensorSignature } from './onnx';
 
 /**
  * The ONNX Runtime side of a session thread (see ThreadedSession in onnx.ts): these functions run
@@ -6,11 +7,6 @@ import { describeInputs, describeOutputs, OnnxOptions, OnnxRuntime, ExecutionPro
  */
 
 const sessions = new Map<string, ort.InferenceSession>();
-/**
- * ONNX Runtime refuses tensors over a SharedArrayBuffer ("Invalid argument"), so shared pixels are
- * copied into this thread's own buffer (reused while the batch size stays the same).
- */
-let ownPixels: Float32Array | null = null;
 
 export interface LoadedInThread {
   provider: ExecutionProvider;
@@ -18,7 +14,10 @@ export interface LoadedInThread {
   outputs: TensorSignature[];
 }
 
-/** One batch of selector inputs, row-major; `pixels` may live in a SharedArrayBuffer (no copy to the thread). */
+/**
+ * One batch of selector inputs, row-major. Their buffers are transferred to the thread and back
+ * with the result (ONNX Runtime refuses tensors over a SharedArrayBuffer), so nothing is copied.
+ */
 export interface SelectorFeeds {
   rows: number;
   imageSize: number;
@@ -28,10 +27,8 @@ export interface SelectorFeeds {
   attentionMask: BigInt64Array;
 }
 
-export interface SelectorOutput {
-  scores: Float32Array;
-  dims: readonly number[];
-}
+/** The scores and the output's shape, or `missing` when this thread does not hold the session; with the inputs handed back. */
+export type SelectorOutput = ({ missing: false; scores: Float32Array; dims: readonly number[] } | { missing: true }) & { feeds: SelectorFeeds };
 
 export async function loadSession(id: string, model: Uint8Array, options: OnnxOptions): Promise<LoadedInThread> {
   const loaded = await new OnnxRuntime(options).load(model);
@@ -45,12 +42,13 @@ export async function loadSession(id: string, model: Uint8Array, options: OnnxOp
 
 /** Runs the selector contract's three inputs and returns the first output. */
 export async function runSelector(id: string, feeds: SelectorFeeds): Promise<SelectorOutput> {
-  const session = sessionById(id);
+  const session = sessions.get(id);
+  if (!session) return handedBack({ missing: true, feeds });
   const { rows, imageSize, maxLength } = feeds;
   const outputName = session.outputNames[0];
   const result = await session.run(
     {
-      pixel_values: new ort.Tensor('float32', ownedPixels(feeds.pixels), [rows, 3, imageSize, imageSize]),
+      pixel_values: new ort.Tensor('float32', feeds.pixels, [rows, 3, imageSize, imageSize]),
       input_ids: new ort.Tensor('int64', feeds.inputIds, [rows, maxLength]),
       attention_mask: new ort.Tensor('int64', feeds.attentionMask, [rows, maxLength]),
     },
@@ -58,7 +56,7 @@ export async function runSelector(id: string, feeds: SelectorFeeds): Promise<Sel
   );
   const output = result[outputName];
   // A copy of just the scores: the output's data may be a view on a larger buffer, all of which a clone would send.
-  return { scores: Float32Array.from(output.data as Float32Array), dims: [...output.dims] };
+  return handedBack({ missing: false, scores: Float32Array.from(output.data as Float32Array), dims: [...output.dims], feeds });
 }
 
 export async function releaseSession(id: string): Promise<void> {
@@ -67,15 +65,9 @@ export async function releaseSession(id: string): Promise<void> {
   await session?.release();
 }
 
-function ownedPixels(pixels: Float32Array): Float32Array {
-  if (!(pixels.buffer instanceof SharedArrayBuffer)) return pixels;
-  if (ownPixels?.length !== pixels.length) ownPixels = new Float32Array(pixels.length);
-  ownPixels.set(pixels);
-  return ownPixels;
-}
-
-function sessionById(id: string): ort.InferenceSession {
-  const session = sessions.get(id);
-  if (!session) throw new Error(`${SESSION_MISSING} ${id} in this thread`);
-  return session;
+/** The result, with the input buffers transferred back to the caller for its next batch. */
+function handedBack(output: SelectorOutput): SelectorOutput {
+  const { pixels, inputIds, attentionMask } = output.feeds;
+  const transferable = { [transferableSymbol]: [pixels.buffer, inputIds.buffer, attentionMask.buffer], [valueSymbol]: output };
+  return move(transferable as never) as unknown as SelectorOutput;
 }

@@ -5,6 +5,9 @@ import { logger } from './logging';
 import { ComputePool } from './compute-pool';
 import type { LoadedInThread, SelectorFeeds, SelectorOutput } from './onnx-thread';
 
+/** A batch's scores and output shape, with its input buffers handed back. */
+export type SelectorScores = Extract<SelectorOutput, { missing: false }>;
+
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface OnnxOptions {
@@ -128,8 +131,6 @@ export class SessionCache {
 }
 
 const ONNX_THREAD_MODULE = path.join(__dirname, 'onnx-thread');
-/** How a session thread says it does not hold the session (see onnx-thread.ts). */
-export const SESSION_MISSING = 'No ONNX session';
 
 /** An ONNX session loaded in its own compute thread (OnnxRuntime.loadInThread). */
 export class ThreadedSession {
@@ -153,20 +154,20 @@ export class ThreadedSession {
   }
 
   /**
-   * Runs one batch of selector inputs in the session's thread. Pixels in a SharedArrayBuffer are
-   * shared, other buffers are copied (so a batch can be sent again). A thread that died (a native
-   * crash ends only its thread; piscina starts another) has lost the session: it is loaded again
-   * and the batch retried, once, instead of the selector failing for the life of the process.
+   * Runs one batch of selector inputs in the session's thread. The feeds' buffers are transferred
+   * there and handed back in the result's `feeds` (unusable here meanwhile; lost if the run fails).
+   * A thread that died (a native crash ends only its thread; piscina starts another) has lost the
+   * session: it is loaded again and the batch sent again, once, instead of the selector failing for
+   * the life of the process.
    */
-  async runSelector(feeds: SelectorFeeds): Promise<SelectorOutput> {
-    try {
-      return await this.run(feeds);
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith(SESSION_MISSING)) throw error;
-      this.reloading ??= this.load().finally(() => (this.reloading = null));
-      await this.reloading;
-      return this.run(feeds);
-    }
+  async runSelector(feeds: SelectorFeeds): Promise<SelectorScores> {
+    const output = await this.run(feeds);
+    if (!output.missing) return output;
+    this.reloading ??= this.load().finally(() => (this.reloading = null));
+    await this.reloading;
+    const again = await this.run(output.feeds);
+    if (again.missing) throw new Error('The ONNX session thread lost the session again right after loading it');
+    return again;
   }
 
   /** Releases the session and ends its thread. */
@@ -179,7 +180,7 @@ export class ThreadedSession {
   }
 
   private run(feeds: SelectorFeeds): Promise<SelectorOutput> {
-    return this.thread.call<SelectorOutput>(ONNX_THREAD_MODULE, 'runSelector', [this.id, feeds]);
+    return this.thread.call<SelectorOutput>(ONNX_THREAD_MODULE, 'runSelector', [this.id, feeds], [feeds.pixels.buffer, feeds.inputIds.buffer, feeds.attentionMask.buffer] as ArrayBuffer[]);
   }
 }
 

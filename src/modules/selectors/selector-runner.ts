@@ -62,9 +62,9 @@ const SPARE_PIXELS_MAX_BYTES = 64 * 1024 * 1024;
 export class SelectorRunner {
   /**
    * The last batch's pixel buffer, free for the next batch of the same size: a fresh one costs
-   * zeroing and page faults over megabytes each batch. In a SharedArrayBuffer, so sending it to
-   * the session's thread copies nothing on the event loop (the thread copies it). Taken while in use, so concurrent batches (two runs with one
-   * selector) never share one.
+   * zeroing and page faults over megabytes each batch. It travels to the session's thread and back
+   * (transferred, not copied). Taken while in use, so concurrent batches (two runs with one selector)
+   * never share one.
    */
   private sparePixels: Float32Array | null = null;
 
@@ -88,19 +88,15 @@ export class SelectorRunner {
     );
     const plane = 3 * size * size;
     const spare = this.sparePixels;
-    const pixels = spare?.length === n * plane ? spare : new Float32Array(new SharedArrayBuffer(n * plane * Float32Array.BYTES_PER_ELEMENT));
+    const pixels = spare?.length === n * plane ? spare : new Float32Array(n * plane);
     if (pixels === spare) this.sparePixels = null;
     // Every element is written: row i fills [i * plane, (i + 1) * plane).
     rows.forEach((row, i) => pixels.set(row.pixels, i * plane));
     if (timings) timings.tokenizeMs += performance.now() - started;
 
     started = performance.now();
-    let output;
-    try {
-      output = await this.session.runSelector({ rows: n, imageSize: size, maxLength, pixels, inputIds, attentionMask });
-    } finally {
-      if (pixels.byteLength <= SPARE_PIXELS_MAX_BYTES) this.sparePixels = pixels;
-    }
+    const output = await this.session.runSelector({ rows: n, imageSize: size, maxLength, pixels, inputIds, attentionMask });
+    if (output.feeds.pixels.byteLength <= SPARE_PIXELS_MAX_BYTES) this.sparePixels = output.feeds.pixels;
     if (timings) timings.inferMs += performance.now() - started;
     const { scores, dims } = output;
     if (scores.length !== n) throw new Error(`The selector returned ${scores.length} scores for ${n} rows (shape [${dims.join(', ')}])`);
