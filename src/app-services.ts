@@ -22,6 +22,7 @@ import { GenerationService } from './modules/generation/generation.service';
 import { RatingService } from './modules/rating/rating.service';
 import { ClusteringService } from './modules/clustering/clustering.service';
 import { OnnxRuntime } from './platform/onnx';
+import { configureComputePool } from './platform/compute-pool';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -60,6 +61,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const candidates = new CandidatesService(ds);
   const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
   const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
+  configureComputePool(config.COMPUTE_THREADS);
   const onnx = new OnnxRuntime({
     executionProvider: config.ONNX_EXECUTION_PROVIDER,
     intraOpThreads: config.ONNX_INTRA_OP_THREADS,

@@ -27,6 +27,7 @@ import { apolloLogger, EDGE_ERROR, EdgeError, graphqlOverHttpStatusPlugin, jsonE
 import { assertCostWithin, queryCostPlugin } from './platform/query-cost';
 import { assertNoNulBytes, nulBytePlugin } from './platform/input-checks';
 import { AccessChangesListener } from './platform/access-events';
+import { closeComputePool } from './platform/compute-pool';
 
 export interface RunningServer {
   url: string;
@@ -233,6 +234,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
       await services.runEvents.stop();
       await accessChanges.stop();
       await services.selectors.close();
+      await closeComputePool();
     },
   };
 }

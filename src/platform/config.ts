@@ -78,6 +78,8 @@ const envSchema = z
   ONNX_INTRA_OP_THREADS: z.coerce.number().int().min(0).max(256).default(0),
   ONNX_INTER_OP_THREADS: z.coerce.number().int().min(0).max(256).default(0),
   ONNX_CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  /** Threads for clustering and other stateless compute (0: half the CPUs); each loaded selector has a thread of its own besides. */
+  COMPUTE_THREADS: z.coerce.number().int().min(0).max(256).default(0),
   SELECTOR_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   /** Folders a curator may register selectors from by server-side path (comma-separated); empty allows none. */
   SELECTOR_IMPORT_DIRS: z

@@ -1,5 +1,12 @@
+import crypto from 'node:crypto';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { logger } from './logging';
+import { ComputePool } from './compute-pool';
+import type { LoadedInThread, SelectorFeeds, SelectorOutput } from './onnx-thread';
+
+/** A batch's scores and output shape, with its input buffers handed back. */
+export type SelectorScores = Extract<SelectorOutput, { missing: false }>;
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -8,6 +15,8 @@ export interface OnnxOptions {
   intraOpThreads: number;
   interOpThreads: number;
   cudaDeviceId: number;
+  /** Leave the CPU fallback's warning to the caller (a session thread's owner warns once per process). */
+  quietFallback?: boolean;
 }
 
 export interface LoadedSession {
@@ -51,11 +60,36 @@ export class OnnxRuntime {
       try {
         return { session: await ort.InferenceSession.create(model, this.sessionOptions('cuda')), provider: 'cuda' };
       } catch (error) {
-        if (!this.warnedFallback) logger.warn('CUDA execution provider unavailable; falling back to CPU', { error: (error as Error).message?.split('\n')[0] });
+        if (!this.warnedFallback && !this.options.quietFallback) logger.warn('CUDA execution provider unavailable; falling back to CPU', { error: (error as Error).message?.split('\n')[0] });
         this.warnedFallback = true;
       }
     }
     return { session: await ort.InferenceSession.create(model, this.sessionOptions('cpu')), provider: 'cpu' };
+  }
+
+  /**
+   * A session in a thread of its own, so inference never holds the event loop: the model is sent
+   * once, the session stays loaded there, and each run sends only its inputs. The thread creates the
+   * session with these same options (CUDA fallback included), so scores are those of `load`.
+   * `model` may be a reader, called again if the thread dies and the session must be loaded anew.
+   */
+  async loadInThread(model: Uint8Array | (() => Promise<Uint8Array>)): Promise<ThreadedSession> {
+    const readModel = typeof model === 'function' ? model : async () => model;
+    // One thread per session: a batch is never split, and each session's thread keeps one copy of it.
+    const thread = new ComputePool({ threads: 1, keepThreads: true });
+    const options = { ...this.options, quietFallback: true };
+    const session = new ThreadedSession(thread, async (id) => thread.call<LoadedInThread>(ONNX_THREAD_MODULE, 'loadSession', [id, await readModel(), options]));
+    try {
+      await session.load();
+    } catch (error) {
+      await thread.destroy();
+      throw error;
+    }
+    if (session.provider !== this.options.executionProvider && !this.warnedFallback) {
+      this.warnedFallback = true;
+      logger.warn('CUDA execution provider unavailable; falling back to CPU');
+    }
+    return session;
   }
 
   private sessionOptions(provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
@@ -93,6 +127,84 @@ export class SessionCache {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(entries.map((e) => e.then((s) => s.session.release()).catch(() => undefined)));
+  }
+}
+
+const ONNX_THREAD_MODULE = path.join(__dirname, 'onnx-thread');
+
+/** An ONNX session loaded in its own compute thread (OnnxRuntime.loadInThread). */
+export class ThreadedSession {
+  provider: ExecutionProvider = 'cpu';
+  inputs: TensorSignature[] = [];
+  outputs: TensorSignature[] = [];
+  private readonly id = crypto.randomUUID();
+  private reloading: Promise<void> | null = null;
+
+  constructor(
+    private readonly thread: ComputePool,
+    private readonly loadIn: (id: string) => Promise<LoadedInThread>,
+  ) {}
+
+  /** Loads (or loads again) the session in the thread. */
+  async load(): Promise<void> {
+    const loaded = await this.loadIn(this.id);
+    this.provider = loaded.provider;
+    this.inputs = loaded.inputs;
+    this.outputs = loaded.outputs;
+  }
+
+  /**
+   * Runs one batch of selector inputs in the session's thread. The feeds' buffers are transferred
+   * there and handed back in the result's `feeds` (unusable here meanwhile; lost if the run fails).
+   * A thread that died (a native crash ends only its thread; piscina starts another) has lost the
+   * session: it is loaded again and the batch sent again, once, instead of the selector failing for
+   * the life of the process.
+   */
+  async runSelector(feeds: SelectorFeeds): Promise<SelectorScores> {
+    const output = await this.run(feeds);
+    if (!output.missing) return output;
+    this.reloading ??= this.load().finally(() => (this.reloading = null));
+    await this.reloading;
+    const again = await this.run(output.feeds);
+    if (again.missing) throw new Error('The ONNX session thread lost the session again right after loading it');
+    return again;
+  }
+
+  /** Releases the session and ends its thread. */
+  async release(): Promise<void> {
+    try {
+      await this.thread.call(ONNX_THREAD_MODULE, 'releaseSession', [this.id]);
+    } finally {
+      await this.thread.destroy();
+    }
+  }
+
+  private run(feeds: SelectorFeeds): Promise<SelectorOutput> {
+    return this.thread.call<SelectorOutput>(ONNX_THREAD_MODULE, 'runSelector', [this.id, feeds], [feeds.pixels.buffer, feeds.inputIds.buffer, feeds.attentionMask.buffer] as ArrayBuffer[]);
+  }
+}
+
+/** Keeps one threaded session per key (a selector model version) for the life of the process. */
+export class ThreadedSessionCache {
+  private readonly sessions = new Map<string, Promise<ThreadedSession>>();
+
+  constructor(private readonly runtime: OnnxRuntime) {}
+
+  get(key: string, loadModel: () => Promise<Uint8Array>): Promise<ThreadedSession> {
+    let entry = this.sessions.get(key);
+    if (!entry) {
+      entry = this.runtime.loadInThread(loadModel);
+      // A failed load is not cached: the next caller tries again.
+      entry.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, entry);
+    }
+    return entry;
+  }
+
+  async close(): Promise<void> {
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(entries.map((e) => e.then((s) => s.release()).catch(() => undefined)));
   }
 }
 

@@ -9,7 +9,7 @@ import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
 import { paceOf } from '../generation/generation-params';
-import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
+import { clusteringText, imageFeatureVector, joinFeatures, kMeansInThread, missingImageFeatures } from './features';
 
 interface ClusterImage {
   id: string;
@@ -43,7 +43,7 @@ export class ClusteringJob implements RunHandler {
     for (const image of images) {
       rows.push(joinFeatures(embeddings.get(image.textHash) ?? [], await this.imageFeatures(run.projectId, image), { text: params.textWeight, image: params.imageWeight }));
     }
-    const result = kMeans(rows, params.k, params.seed);
+    const result = await kMeansInThread(rows, params.k, params.seed);
     await this.ds.query(
       `UPDATE images i SET cluster_id = a.cluster_id, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS a(id, cluster_id) WHERE i.id = a.id AND i.project_id = $3`,
       [images.map((i) => i.id), result.assignments, run.projectId],

@@ -1,4 +1,4 @@
-import { ort, TensorSignature } from '../../platform/onnx';
+import type { TensorSignature, ThreadedSession } from '../../platform/onnx';
 import type { TextTokenizer } from '../../platform/tokenizer';
 import { SELECTOR_INPUTS, SelectorManifest } from './selector-manifest';
 
@@ -58,17 +58,18 @@ export function contractProblems(inputs: TensorSignature[], outputs: TensorSigna
 /** Largest batch pixel buffer kept for the next batch. */
 const SPARE_PIXELS_MAX_BYTES = 64 * 1024 * 1024;
 
-/** A loaded selector: turns rows into one score per row with ONNX Runtime. */
+/** A loaded selector: turns rows into one score per row with ONNX Runtime, in the session's own thread. */
 export class SelectorRunner {
   /**
    * The last batch's pixel buffer, free for the next batch of the same size: a fresh one costs
-   * zeroing and page faults over megabytes each batch. Taken while in use, so concurrent batches
-   * (two runs with one selector) never share one.
+   * zeroing and page faults over megabytes each batch. It travels to the session's thread and back
+   * (transferred, not copied). Taken while in use, so concurrent batches (two runs with one selector)
+   * never share one.
    */
   private sparePixels: Float32Array | null = null;
 
   constructor(
-    readonly session: ort.InferenceSession,
+    readonly session: ThreadedSession,
     readonly tokenizer: TextTokenizer,
     readonly manifest: SelectorManifest,
   ) {}
@@ -94,24 +95,11 @@ export class SelectorRunner {
     if (timings) timings.tokenizeMs += performance.now() - started;
 
     started = performance.now();
-    const outputName = this.session.outputNames[0];
-    let result: ort.InferenceSession.OnnxValueMapType;
-    try {
-      result = await this.session.run(
-        {
-          pixel_values: new ort.Tensor('float32', pixels, [n, 3, size, size]),
-          input_ids: new ort.Tensor('int64', inputIds, [n, maxLength]),
-          attention_mask: new ort.Tensor('int64', attentionMask, [n, maxLength]),
-        },
-        [outputName],
-      );
-    } finally {
-      if (pixels.byteLength <= SPARE_PIXELS_MAX_BYTES) this.sparePixels = pixels;
-    }
+    const output = await this.session.runSelector({ rows: n, imageSize: size, maxLength, pixels, inputIds, attentionMask });
+    if (output.feeds.pixels.byteLength <= SPARE_PIXELS_MAX_BYTES) this.sparePixels = output.feeds.pixels;
     if (timings) timings.inferMs += performance.now() - started;
-    const output = result[outputName];
-    const data = output.data as Float32Array;
-    if (data.length !== n) throw new Error(`The selector returned ${data.length} scores for ${n} rows (shape [${output.dims.join(', ')}])`);
-    return data;
+    const { scores, dims } = output;
+    if (scores.length !== n) throw new Error(`The selector returned ${scores.length} scores for ${n} rows (shape [${dims.join(', ')}])`);
+    return scores;
   }
 }

@@ -6,7 +6,7 @@ import { DataSource, EntityManager, In } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { BlobStorage } from '../../platform/storage';
-import { describeInputs, describeOutputs, OnnxRuntime, SessionCache } from '../../platform/onnx';
+import { OnnxRuntime, ThreadedSessionCache } from '../../platform/onnx';
 import { loadTokenizer } from '../../platform/tokenizer';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { DomainError, ErrorCode } from '../../platform/errors';
@@ -42,7 +42,7 @@ const firstLine = (error: unknown) => String((error as Error)?.message ?? error)
  * content-addressed, and versions it by name. Workers get a cached runner per version.
  */
 export class SelectorsService {
-  private readonly sessions: SessionCache;
+  private readonly sessions: ThreadedSessionCache;
   private readonly runners = new Map<string, Promise<SelectorRunner>>();
 
   constructor(
@@ -53,7 +53,7 @@ export class SelectorsService {
     private readonly images: ImagesService,
     private readonly options: SelectorsOptions,
   ) {
-    this.sessions = new SessionCache(runtime);
+    this.sessions = new ThreadedSessionCache(runtime);
   }
 
   async list(ctx: RequestContext, page: PageArgs, activeOnly?: boolean | null): Promise<ConnectionShape<SelectorModel>> {
@@ -170,7 +170,7 @@ export class SelectorsService {
       if (!blob) throw new Error(`The stored ${SELECTOR_FILE_NAMES[name]} of selector ${model.name} v${model.version} is missing`);
       return blob.bytes;
     };
-    const [{ session }, tokenizerBytes] = await Promise.all([this.sessions.get(model.id, () => read('model')), read('tokenizer')]);
+    const [session, tokenizerBytes] = await Promise.all([this.sessions.get(model.id, () => read('model')), read('tokenizer')]);
     return new SelectorRunner(session, loadTokenizer(tokenizerBytes.toString('utf8')), manifest);
   }
 
@@ -197,16 +197,15 @@ export class SelectorsService {
 
     let loaded;
     try {
-      loaded = await this.runtime.load(bytes.model);
+      loaded = await this.runtime.loadInThread(bytes.model);
     } catch (error) {
       throw errors('model', UserErrorCode.INVALID, `model.onnx does not load in ONNX Runtime: ${firstLine(error)}`);
     }
     try {
-      const inputs = describeInputs(loaded.session);
-      const outputs = describeOutputs(loaded.session);
+      const { inputs, outputs } = loaded;
       const problems = contractProblems(inputs, outputs, manifest);
       if (problems.length) throw errors('model', UserErrorCode.INVALID, `model.onnx does not fit the selector contract: ${problems.join('; ')}`);
-      const runner = new SelectorRunner(loaded.session, tokenizer, manifest);
+      const runner = new SelectorRunner(loaded, tokenizer, manifest);
       const sample = await this.dryRunSample(ctx, manifest);
       let score: number;
       try {
@@ -217,7 +216,7 @@ export class SelectorsService {
       if (!Number.isFinite(score)) throw errors('model', UserErrorCode.INVALID, `The dry run gave a score of ${score}, not a finite number`);
       return { bytes, manifest, signature: { inputs, outputs }, dryRunScore: score };
     } finally {
-      await loaded.session.release().catch(() => undefined);
+      await loaded.release().catch(() => undefined);
     }
   }
 
