@@ -130,10 +130,10 @@ class Client:
                 return
             after = info["endCursor"]
 
-    def _connection_of(self, root: str, args: str, types: str, fields: str, variables: Mapping[str, Any], page_size: int) -> Iterator[Dict[str, Any]]:
+    def _connection_of(self, root: str, types: str, fields: str, variables: Mapping[str, Any], page_size: int) -> Iterator[Dict[str, Any]]:
         declared = "".join(f", ${name}: {kind}" for name, kind in _pairs(types))
         passed = "".join(f", {name}: ${name}" for name, _ in _pairs(types))
-        query = f"query($first: Int!, $after: String{declared}) {{ {root}(first: $first, after: $after{passed}{args}) {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {fields} }} }} }} }}"
+        query = f"query($first: Int!, $after: String{declared}) {{ {root}(first: $first, after: $after{passed}) {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {fields} }} }} }} }}"
         return self.paginate(query, {k: camel_keys(v) for k, v in variables.items()}, path=root, page_size=page_size)
 
     # ----- reading -------------------------------------------------------------------------------
@@ -144,33 +144,33 @@ class Client:
 
     def images(self, filter: Optional[Mapping[str, Any]] = None, *, order_by: Optional[Mapping[str, Any]] = None, fields: str = IMAGE_FIELDS, page_size: int = 100) -> Iterator[Image]:
         """Every image (``filter``: modalities, captionSearch, clusterId, hasBytes, hasCandidates)."""
-        return self._connection_of("images", "", "filter: ImageFilter, orderBy: ImageOrder", fields, {"filter": filter, "orderBy": order_by}, page_size)  # type: ignore[return-value]
+        return self._connection_of("images", "filter: ImageFilter, orderBy: ImageOrder", fields, {"filter": filter, "orderBy": order_by}, page_size)  # type: ignore[return-value]
 
     def candidates(self, filter: Optional[Mapping[str, Any]] = None, *, order_by: Optional[Mapping[str, Any]] = None, fields: str = CANDIDATE_FIELDS, page_size: int = 100) -> Iterator[Candidate]:
         """Every candidate (``filter``: runId, imageId, statuses, score, hasPreferences)."""
-        return self._connection_of("candidates", "", "filter: CandidateFilter, orderBy: CandidateOrder", fields, {"filter": filter, "orderBy": order_by}, page_size)  # type: ignore[return-value]
+        return self._connection_of("candidates", "filter: CandidateFilter, orderBy: CandidateOrder", fields, {"filter": filter, "orderBy": order_by}, page_size)  # type: ignore[return-value]
 
     def preferences(self, filter: Optional[Mapping[str, Any]] = None, *, fields: str = "id kind source rating rationale choice accepted roundIndex answerIndex judgeModel createdAt candidate { id }", page_size: int = 100) -> Iterator[Dict[str, Any]]:
         """Every preference (``filter``: kinds, sources, candidateId, annotatorId)."""
-        return self._connection_of("preferences", "", "filter: PreferenceFilter", fields, {"filter": filter}, page_size)
+        return self._connection_of("preferences", "filter: PreferenceFilter", fields, {"filter": filter}, page_size)
 
     def demonstrations(self, filter: Optional[Mapping[str, Any]] = None, *, fields: str = "id active externalId image { id pairId } turns { from value }", page_size: int = 100) -> Iterator[Dict[str, Any]]:
         """Every clinician demonstration (``filter``: active, modalities)."""
-        return self._connection_of("demonstrations", "", "filter: DemonstrationFilter", fields, {"filter": filter}, page_size)
+        return self._connection_of("demonstrations", "filter: DemonstrationFilter", fields, {"filter": filter}, page_size)
 
     def runs(self, kinds: Optional[Sequence[str]] = None, statuses: Optional[Sequence[str]] = None, *, page_size: int = 100) -> Iterator[Run]:
         """Every run, newest first."""
-        for node in self._connection_of("runs", "", "kinds: [RunKind!], statuses: [RunStatus!]", RUN_FIELDS, {"kinds": kinds, "statuses": statuses}, page_size):
+        for node in self._connection_of("runs", "kinds: [RunKind!], statuses: [RunStatus!]", RUN_FIELDS, {"kinds": kinds, "statuses": statuses}, page_size):
             yield Run.from_api(node)
 
     def datasets(self, *, page_size: int = 100) -> Iterator[Dataset]:
         """Every dataset version."""
-        for node in self._connection_of("datasets", "", "", DATASET_FIELDS, {}, page_size):
+        for node in self._connection_of("datasets", "", DATASET_FIELDS, {}, page_size):
             yield Dataset.from_api(node)
 
     def selector_models(self, *, active_only: bool = False, page_size: int = 100) -> Iterator[SelectorModel]:
         """Every registered selector version, newest first."""
-        for node in self._connection_of("selectorModels", "", "activeOnly: Boolean", SELECTOR_FIELDS, {"activeOnly": active_only or None}, page_size):
+        for node in self._connection_of("selectorModels", "activeOnly: Boolean", SELECTOR_FIELDS, {"activeOnly": active_only or None}, page_size):
             yield SelectorModel.from_api(node)
 
     def run(self, run: RunRef) -> Run:

@@ -7,11 +7,13 @@ import email.parser
 import email.policy
 import io
 import json
+import sys
+import types
 import unittest
 
 from support import ScriptedServer, json_reply, png
 
-from biomed_vital import ApiError, Client, PlainProgress, Run
+from biomed_vital import ApiError, Client, PlainProgress, Run, TqdmProgress, make_progress
 from biomed_vital import multipart
 from biomed_vital.transport import retry_after_seconds
 
@@ -164,6 +166,60 @@ class ProgressTest(unittest.TestCase):
         self.assertEqual(out.getvalue().splitlines(), [
             "scoring queued: 0/4 (0 failed)", "scoring running: 1/4 (0 failed)", "scoring running: 3/4 (0 failed)", "scoring succeeded: 4/4 (1 failed)",
         ])
+
+    def test_uses_tqdm_when_it_is_installed(self) -> None:
+        class FakeBar:
+            bars: list = []
+
+            def __init__(self, **kwargs: object) -> None:
+                self.kwargs, self.total, self.n, self.descriptions, self.closed = kwargs, None, 0, [], False
+                FakeBar.bars.append(self)
+
+            def set_description(self, text: str, refresh: bool = True) -> None:
+                self.descriptions.append(text)
+
+            def set_postfix(self, ordered_dict: object = None, refresh: bool = True, **kwargs: object) -> None:
+                self.postfix = kwargs
+
+            def update(self, n: int) -> None:
+                self.n += n
+
+            def refresh(self) -> None:
+                pass
+
+            def close(self) -> None:
+                self.closed = True
+
+        package, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+        auto.tqdm = FakeBar  # type: ignore[attr-defined]
+        package.auto = auto  # type: ignore[attr-defined]
+        saved = {name: sys.modules.get(name) for name in ("tqdm", "tqdm.auto")}
+        sys.modules.update({"tqdm": package, "tqdm.auto": auto})
+        try:
+            progress = make_progress(io.StringIO())
+        finally:
+            for name, module in saved.items():
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+        self.assertIsInstance(progress, TqdmProgress)
+        progress.update(self.run_state("RUNNING", 2))
+        progress.close(self.run_state("SUCCEEDED", 3, 1))
+        bar = FakeBar.bars[0]
+        self.assertEqual((bar.total, bar.n, bar.closed, bar.postfix), (4, 4, True, {"failed": 1}))
+        self.assertEqual(bar.descriptions[-1], "scoring succeeded")
+
+    def test_falls_back_to_the_plain_line_without_tqdm(self) -> None:
+        saved = sys.modules.get("tqdm")
+        sys.modules["tqdm"] = None  # type: ignore[assignment]  # makes `import tqdm` fail
+        try:
+            self.assertIsInstance(make_progress(io.StringIO()), PlainProgress)
+        finally:
+            if saved is None:
+                sys.modules.pop("tqdm", None)
+            else:
+                sys.modules["tqdm"] = saved
 
 
 if __name__ == "__main__":
