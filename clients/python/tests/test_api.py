@@ -77,7 +77,8 @@ class NotebookFlowTest(unittest.TestCase):
 
     def test_02_imports_records_with_their_image_files(self) -> None:
         with open(os.environ["BMV_RECORDS_FILE"]) as f:
-            records = json.load(f)[:4]
+            all_records = json.load(f)
+        records = all_records[:4]
         # Three of the shared figures, under the file names the first three records give.
         files = [(records[i]["imgs"], read_bytes(os.path.join(self.images_dir, name))) for i, name in enumerate(IMPORTED)]
         summary = self.client.import_records(records, images=files + [("stray.png", png(7))])
@@ -88,12 +89,18 @@ class NotebookFlowTest(unittest.TestCase):
             self.client.import_records([{"pair_id": "1_F1", "imgs": "x.jpg", "fig_caption": 42}])
         self.assertEqual(caught.exception.code, "INVALID")
         self.assertEqual(caught.exception.field[:3], ["input", "records", "0"])
+        # The records as a JSON file (sent as `recordsFile`), the way the README shows it.
+        path = os.path.join(self.tmp.name, "records.json")
+        with open(path, "w") as f:
+            json.dump(all_records[4:5], f)
+        from_file = self.client.import_records(path, create_demonstrations=False)
+        self.assertEqual((from_file.images_created, from_file.images_with_bytes, from_file.demonstrations_created), (1, 0, 0))
         self.assertEqual(len(list(self.client.demonstrations())), 4)
 
     def test_03_iterates_connections_over_many_pages(self) -> None:
         images = list(self.client.images(page_size=2))
         total = self.client.query("{ images(first: 1) { totalCount } }")["images"]["totalCount"]
-        self.assertEqual(total, 6)
+        self.assertEqual(total, 7)
         self.assertEqual(len(images), total)
         self.assertEqual(len({i["id"] for i in images}), total)
         with_bytes = list(self.client.images({"has_bytes": True}, page_size=1, fields="id fileName"))
