@@ -17,6 +17,8 @@ jest.setTimeout(240_000);
 const REPO = path.resolve(__dirname, '..');
 /** Must match UNRATEABLE in clients/python/tests/test_api.py: the judge never scores these figures. */
 const UNRATEABLE = 'UNRATEABLE';
+/** … and UNGENERATABLE: the model refuses to write conversations for these. */
+const UNGENERATABLE = 'UNGENERATABLE';
 
 const isJudge = (body: any) => (body?.messages ?? []).some((m: any) => m.role === 'system' && String(m.content).includes('You judge'));
 const promptText = (body: any): string =>
@@ -26,7 +28,7 @@ const promptText = (body: any): string =>
     .join('\n');
 
 function judge(body: any): ChatBehaviour {
-  if (!isJudge(body)) return defaultChatBehaviour(body);
+  if (!isJudge(body)) return promptText(body).includes(UNGENERATABLE) ? { refusal: 'I cannot help with this figure.' } : defaultChatBehaviour(body);
   if (promptText(body).includes(UNRATEABLE)) return { reply: 'A careful answer, but I will not put a number on it.' };
   return { reply: JSON.stringify({ score: 7, rationale: 'Grounded in the figure.' }) };
 }

@@ -1,6 +1,7 @@
 """The BioMed-VITAL API from Python: ``Client(url, key)``."""
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import urllib.parse
@@ -332,13 +333,23 @@ class Client:
         return state
 
     def failures(self, run: RunRef, limit: int = 100) -> List[RunFailure]:
-        """The newest ``limit`` failures of a run."""
-        found: List[RunFailure] = []
-        for failure in self.run_failures(run, page_size=min(100, max(1, limit))):
-            found.append(failure)
-            if len(found) >= limit:
-                break
-        return found
+        """The newest ``limit`` failures of a run. A generation run keeps its failed items as
+        candidates (FAILED, PARSE_FAILED, REFUSED), so for one those are the failures, keyed
+        ``candidate:<id>``, with the model's reply."""
+        state = run if isinstance(run, Run) else self.run(run)
+        if state.kind == "GENERATION":
+            candidates = self.candidates(
+                {"runId": state.id, "statuses": ["FAILED", "PARSE_FAILED", "REFUSED"]},
+                fields="id status failureReason rawOutput createdAt provenance { attempts }",
+                page_size=min(100, max(1, limit)),
+            )
+            found = (
+                RunFailure(id=c["id"], item_key=f"candidate:{c['id']}", reason=c.get("failureReason") or c["status"], raw_output=c.get("rawOutput"), attempts=c["provenance"]["attempts"], created_at=c.get("createdAt"))
+                for c in candidates
+            )
+        else:
+            found = self.run_failures(state, page_size=min(100, max(1, limit)))
+        return list(itertools.islice(found, limit))
 
     # ----- exports -------------------------------------------------------------------------------
 

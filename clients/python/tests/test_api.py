@@ -26,6 +26,8 @@ UPLOADED = ["bio_patch.png", "med_img_1.png"]
 IMPORTED = ["synpic32933.jpg", "synpic42202.jpg", "xy_chromosome.jpg"]
 #: test/python-client.test.ts has the fake judge refuse to score figures with this in the caption.
 UNRATEABLE = "UNRATEABLE"
+#: … and the fake model refuses to write conversations for figures with this in the caption.
+UNGENERATABLE = "UNGENERATABLE"
 
 
 def read_bytes(path: str) -> bytes:
@@ -143,6 +145,19 @@ class NotebookFlowTest(unittest.TestCase):
         self.assertEqual(len(error.failures), error.run.total)
         self.assertTrue(all(f.item_key.startswith("candidate:") and f.reason for f in error.failures))
         self.assertIn(error.failures[0].reason, str(error))
+
+    def test_05b_a_failing_generation_run_raises_with_its_failed_candidates(self) -> None:
+        images = [self.client.upload_image((f"refused-{i}.png", png(50 + i)), caption=f"{UNGENERATABLE} figure {i}", modalities=["OTHER"])["id"] for i in range(2)]
+        run = self.client.start_generation_run(images, demonstrations_per_prompt=0)
+        with self.assertRaises(RunFailedError) as caught:
+            self.client.wait(run, progress=False, poll_interval=0.1)
+        error = caught.exception
+        self.assertEqual((error.run.status, error.run.failed, error.run.total), ("FAILED", 2, 2))
+        self.assertEqual(len(error.failures), 2)
+        statuses = {c["id"]: c["status"] for c in self.client.candidates({"run_id": run.id}, fields="id status")}
+        self.assertEqual(set(statuses.values()), {"REFUSED"})
+        self.assertEqual({f.item_key for f in error.failures}, {f"candidate:{cid}" for cid in statuses})
+        self.assertTrue(all(f.raw_output for f in error.failures))
 
     def test_06_rates_and_scores_with_a_selector_found_by_name(self) -> None:
         rating = self.client.wait(self.client.start_rating_run(self.state["generation"]), progress=False, poll_interval=0.1)
