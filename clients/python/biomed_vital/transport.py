@@ -37,6 +37,20 @@ def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Op
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+class _KeepKeyOnOrigin(urllib.request.HTTPRedirectHandler):
+    """urllib copies every header onto a redirect; a redirect to another origin (say, an object
+    store) must not carry the API key."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Optional[urllib.request.Request]:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin(newurl) != origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+_opener = urllib.request.build_opener(_KeepKeyOnOrigin)
+
+
 class Transport:
     """Sends requests for one API: ``Authorization`` goes to the API's origin and nowhere else (a
     signed export link on another host needs none, and must not receive the key)."""
@@ -76,7 +90,7 @@ class Transport:
         while True:
             request = urllib.request.Request(url, data=body, method=method, headers=self.headers_for(url, headers))
             try:
-                return urllib.request.urlopen(request, timeout=self.timeout)
+                return _opener.open(request, timeout=self.timeout)
             except urllib.error.HTTPError as error:
                 wait = self._wait_before_retry(error, attempt)
                 if wait is None:

@@ -97,6 +97,16 @@ class KeyScopeTest(unittest.TestCase):
         self.assertEqual(api.requests[0]["headers"].get("Authorization"), "Bearer secret-key")
         self.assertNotIn("Authorization", elsewhere.requests[0]["headers"])
 
+    def test_drops_the_key_when_the_api_redirects_to_another_origin(self) -> None:
+        elsewhere = ScriptedServer([(200, {}, b"object store bytes")])
+        self.addCleanup(elsewhere.close)
+        api = ScriptedServer([(302, {"Location": elsewhere.origin + "/bucket/export.jsonl"}, b"")])
+        self.addCleanup(api.close)
+        with Client(api.origin + "/graphql", "secret-key").transport.open("GET", api.origin + "/exports/datasets/d/jsonl") as r:
+            self.assertEqual(r.read(), b"object store bytes")
+        self.assertEqual(api.requests[0]["headers"].get("Authorization"), "Bearer secret-key")
+        self.assertNotIn("Authorization", elsewhere.requests[0]["headers"])
+
     def test_an_export_error_body_becomes_an_api_error(self) -> None:
         server = ScriptedServer([json_reply(404, {"error": "NOT_FOUND", "message": "Dataset not found"})])
         self.addCleanup(server.close)
