@@ -10,7 +10,7 @@ export enum SortDirection {
   ASC = 'ASC',
   DESC = 'DESC',
 }
-registerEnumType(SortDirection, { name: 'SortDirection' });
+registerEnumType(SortDirection, { name: 'SortDirection', description: 'Sort order.', valuesConfig: { ASC: { description: 'Smallest (or oldest) first.' }, DESC: { description: 'Largest (or newest) first.' } } });
 
 @ObjectType()
 export class PageInfo {

@@ -10,7 +10,18 @@ export enum UserErrorCode {
   TOO_LARGE = 'TOO_LARGE',
   UNSUPPORTED_MEDIA = 'UNSUPPORTED_MEDIA',
 }
-registerEnumType(UserErrorCode, { name: 'UserErrorCode' });
+registerEnumType(UserErrorCode, {
+  name: 'UserErrorCode',
+  description: 'Why a mutation refused its input (in `userErrors`); nothing was written.',
+  valuesConfig: {
+    INVALID: { description: 'A value is out of its range, length or format, or the combination of values is not allowed.' },
+    NOT_FOUND: { description: 'A referenced id does not exist or belongs to another project.' },
+    DUPLICATE: { description: 'The same thing exists already (for example an image with the same bytes).' },
+    CONFLICT: { description: 'The object is in a state that does not allow this now (for example a run still running).' },
+    TOO_LARGE: { description: 'A file or a list is over its limit.' },
+    UNSUPPORTED_MEDIA: { description: 'A file is not a readable image of a supported type.' },
+  },
+});
 
 @ObjectType({ description: 'An expected failure of a mutation; nothing was written.' })
 export class UserError {

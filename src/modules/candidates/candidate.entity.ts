@@ -10,7 +10,16 @@ export enum CandidateStatus {
   REFUSED = 'REFUSED',
   FAILED = 'FAILED',
 }
-registerEnumType(CandidateStatus, { name: 'CandidateStatus' });
+registerEnumType(CandidateStatus, {
+  name: 'CandidateStatus',
+  description: 'What became of one generated candidate.',
+  valuesConfig: {
+    OK: { description: 'The reply parsed into enough rounds; the candidate can be rated, scored and exported.' },
+    PARSE_FAILED: { description: 'The reply had too few rounds or could not be read; the raw reply is kept (see reparseRun).' },
+    REFUSED: { description: 'The model refused; the raw reply is kept.' },
+    FAILED: { description: 'No reply: the item ran out of attempts (see failureReason).' },
+  },
+});
 
 export enum CandidateForm {
   SINGLE_ANSWER = 'SINGLE_ANSWER',
@@ -18,7 +27,8 @@ export enum CandidateForm {
 }
 registerEnumType(CandidateForm, {
   name: 'CandidateForm',
-  valuesConfig: { TWO_ANSWERS: { description: 'Each question has answers A and B, for clinician annotation.' } },
+  description: 'How many answers each question of a candidate has.',
+  valuesConfig: { SINGLE_ANSWER: { description: 'One answer per question, as the reference generates.' }, TWO_ANSWERS: { description: 'Each question has answers A and B, for clinician annotation.' } },
 });
 
 @ObjectType({ description: 'How a candidate was produced.' })

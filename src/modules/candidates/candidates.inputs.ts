@@ -28,7 +28,8 @@ export enum CandidateSortField {
 }
 registerEnumType(CandidateSortField, {
   name: 'CandidateSortField',
-  valuesConfig: { SCORE: { description: 'By the score of `orderBy.selectorModelId`; unscored candidates are left out.' } },
+  description: 'What candidates are sorted by.',
+  valuesConfig: { CREATED_AT: { description: 'When the candidate was created.' }, SCORE: { description: 'By the score of `orderBy.selectorModelId`; unscored candidates are left out.' } },
 });
 
 @InputType()

@@ -4,7 +4,7 @@ export enum Speaker {
   HUMAN = 'human',
   GPT = 'gpt',
 }
-registerEnumType(Speaker, { name: 'Speaker', valuesConfig: { HUMAN: { description: 'The user asking.' }, GPT: { description: 'The assistant answering.' } } });
+registerEnumType(Speaker, { name: 'Speaker', description: 'Who speaks a conversation turn (LLaVA `from`).', valuesConfig: { HUMAN: { description: 'The user asking.' }, GPT: { description: 'The assistant answering.' } } });
 
 /** One message in LLaVA's conversation format. */
 @ObjectType()

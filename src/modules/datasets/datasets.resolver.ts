@@ -31,6 +31,7 @@ export enum DatasetExportFormat {
 }
 registerEnumType(DatasetExportFormat, {
   name: 'DatasetExportFormat',
+  description: 'A download format of a dataset; the URL path uses its file suffix (llava.json, jsonl, trl.jsonl, images.tar).',
   valuesConfig: {
     LLAVA_JSON: { description: 'One JSON array of {id, image, conversations}, as BioMed-VITAL releases its data.' },
     JSONL: { description: 'One JSON object per line: the LLaVA sample with rank, score, ids, figure and provenance.' },

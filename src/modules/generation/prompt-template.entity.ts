@@ -6,7 +6,14 @@ export enum PromptKind {
   GENERATION = 'GENERATION',
   RATING = 'RATING',
 }
-registerEnumType(PromptKind, { name: 'PromptKind' });
+registerEnumType(PromptKind, {
+  name: 'PromptKind',
+  description: 'What a prompt template is for.',
+  valuesConfig: {
+    GENERATION: { description: 'Writes candidate conversations for an image (generation runs).' },
+    RATING: { description: 'Asks the judge to rate an answer 0-10 (rating runs).' },
+  },
+});
 
 /**
  * A prompt as sent, under an immutable version. Templates are written in code and recorded here on

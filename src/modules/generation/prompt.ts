@@ -15,6 +15,7 @@ export enum DemonstrationStrategy {
 }
 registerEnumType(DemonstrationStrategy, {
   name: 'DemonstrationStrategy',
+  description: 'How a generation run draws the demonstrations of each prompt.',
   valuesConfig: {
     PER_MODALITY: { description: 'One demonstration per modality in turn, as the reference code draws them.' },
     PER_CLUSTER: { description: 'One demonstration per diversity cluster in turn.' },

@@ -56,7 +56,7 @@ export class ImageFilter {
 export enum ImageSortField {
   CREATED_AT = 'CREATED_AT',
 }
-registerEnumType(ImageSortField, { name: 'ImageSortField' });
+registerEnumType(ImageSortField, { name: 'ImageSortField', description: 'What images are sorted by.', valuesConfig: { CREATED_AT: { description: 'When the image was created.' } } });
 
 @InputType()
 export class ImageOrder {

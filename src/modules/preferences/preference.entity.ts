@@ -7,7 +7,14 @@ export enum PreferenceSource {
   CLINICIAN = 'CLINICIAN',
   MODEL = 'MODEL',
 }
-registerEnumType(PreferenceSource, { name: 'PreferenceSource' });
+registerEnumType(PreferenceSource, {
+  name: 'PreferenceSource',
+  description: 'Who made a judgement.',
+  valuesConfig: {
+    CLINICIAN: { description: 'A project member, with recordPreference.' },
+    MODEL: { description: 'The judge model of a rating run.' },
+  },
+});
 
 export enum PreferenceKind {
   PAIRWISE = 'PAIRWISE',
@@ -16,6 +23,7 @@ export enum PreferenceKind {
 }
 registerEnumType(PreferenceKind, {
   name: 'PreferenceKind',
+  description: 'The kind of a judgement; it decides which Preference fields are set.',
   valuesConfig: {
     PAIRWISE: { description: 'A vs B (two answers of a round, or two candidates), or a tie.' },
     RATING: { description: '0-10 score against a versioned rubric, with rationale.' },
@@ -28,7 +36,15 @@ export enum PairwiseChoice {
   B = 'B',
   TIE = 'TIE',
 }
-registerEnumType(PairwiseChoice, { name: 'PairwiseChoice' });
+registerEnumType(PairwiseChoice, {
+  name: 'PairwiseChoice',
+  description: 'The better side of a pairwise judgement.',
+  valuesConfig: {
+    A: { description: 'Answer A (index 0), or the judged candidate.' },
+    B: { description: 'Answer B (index 1), or otherCandidate.' },
+    TIE: { description: 'Neither is better; gives no preference pair.' },
+  },
+});
 
 /** A judgement of a candidate by a clinician or by a model judge. */
 @ObjectType({ implements: Node })

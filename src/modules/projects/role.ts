@@ -9,6 +9,7 @@ export enum Role {
 }
 registerEnumType(Role, {
   name: 'Role',
+  description: "A member's role in a project; each role can do everything the roles below it can (VIEWER < CLINICIAN < CURATOR < OWNER).",
   valuesConfig: {
     VIEWER: { description: 'Reads the project.' },
     CLINICIAN: { description: 'Annotates: preferences, accept/reject, demonstration selection.' },

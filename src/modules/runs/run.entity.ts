@@ -11,7 +11,18 @@ export enum RunKind {
   TRAINING = 'TRAINING',
   EXPORT = 'EXPORT',
 }
-registerEnumType(RunKind, { name: 'RunKind' });
+registerEnumType(RunKind, {
+  name: 'RunKind',
+  description: 'What a run does; each kind is started by its own mutation.',
+  valuesConfig: {
+    GENERATION: { description: 'The model writes candidate conversations (startGenerationRun).' },
+    RATING: { description: 'The judge rates every answer 0-10 (startRatingRun).' },
+    CLUSTERING: { description: 'k-means diversity clusters of the images (startClusteringRun).' },
+    SCORING: { description: 'A selector model scores candidates (startScoringRun).' },
+    TRAINING: { description: 'Reserved: selector training is not run by the service yet.' },
+    EXPORT: { description: 'Reserved: exports stream on request and need no run.' },
+  },
+});
 
 export enum RunStatus {
   QUEUED = 'QUEUED',
@@ -20,7 +31,17 @@ export enum RunStatus {
   FAILED = 'FAILED',
   CANCELLED = 'CANCELLED',
 }
-registerEnumType(RunStatus, { name: 'RunStatus' });
+registerEnumType(RunStatus, {
+  name: 'RunStatus',
+  description: 'Where a run is; SUCCEEDED, FAILED and CANCELLED are final.',
+  valuesConfig: {
+    QUEUED: { description: 'Created; waiting for a worker.' },
+    RUNNING: { description: 'A worker is processing its items.' },
+    SUCCEEDED: { description: 'Ended; every item was processed (some may have failed, see `failed` and `failures`).' },
+    FAILED: { description: 'Ended without results: every item failed, or the run could not proceed (see `lastError`).' },
+    CANCELLED: { description: 'Stopped by cancelRun; what it finished is kept.' },
+  },
+});
 
 /** Long work (DESIGN.md §4): created by a mutation, done by workers, followed by polling or subscription. */
 @ObjectType({ implements: Node })

@@ -94,6 +94,13 @@ export class RunsResolver {
     return connectionOf(RunConnection, await this.services.runs.list(ctx, args, args));
   }
 
+  @Query(() => Run, { nullable: true, description: 'One run by its global id (what `node(id:)` with a `... on Run` fragment gives). NOT_FOUND when it does not exist or belongs to another project.' })
+  async run(@Ctx() { ctx }: GraphQLContext, @Arg('id', () => ID) id: string): Promise<Run> {
+    const run = await this.services.runs.findById(ctx, expectGlobalId(id, 'Run', 'id'));
+    if (!run) throw notFound('Run');
+    return run;
+  }
+
   @Authorized(Role.CURATOR)
   @Mutation(() => CancelRunPayload, { description: 'A queued run stops at once; a running one within a second, keeping what it finished.' })
   async cancelRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CancelRunInput): Promise<CancelRunPayload> {

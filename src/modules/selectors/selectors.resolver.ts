@@ -1,6 +1,7 @@
-import { Arg, Args, Authorized, Ctx, Field, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, Field, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
 import type { AppServices } from '../../app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
+import { notFound } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { readUpload } from '../../platform/uploads';
 import { asPayload, UserError, userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
@@ -30,6 +31,17 @@ export class SelectorsResolver {
     @Arg('activeOnly', () => Boolean, { nullable: true }) activeOnly?: boolean,
   ): Promise<SelectorModelConnection> {
     return connectionOf(SelectorModelConnection, await this.services.selectors.list(ctx, page, activeOnly));
+  }
+
+  @Query(() => SelectorModel, { nullable: true, description: 'A selector of the project by name and version; the latest version of the name when `version` is omitted. NOT_FOUND when there is none.' })
+  async selectorModel(
+    @Ctx() { ctx }: GraphQLContext,
+    @Arg('name', () => String) name: string,
+    @Arg('version', () => Int, { nullable: true }) version?: number | null,
+  ): Promise<SelectorModel> {
+    const model = await this.services.selectors.findByName(ctx, name, version);
+    if (!model) throw notFound('SelectorModel');
+    return model;
   }
 
   @Authorized(Role.CURATOR)

@@ -69,6 +69,13 @@ export class SelectorsService {
     return this.ds.getRepository(SelectorModel).findOneBy({ id, projectId: ctx.projectId });
   }
 
+  /** A selector by name and version; the latest version of the name when none is given. */
+  async findByName(ctx: RequestContext, name: string, version?: number | null): Promise<SelectorModel | null> {
+    const repo = this.ds.getRepository(SelectorModel);
+    if (version != null) return repo.findOneBy({ projectId: ctx.projectId, name: name.trim(), version });
+    return repo.findOne({ where: { projectId: ctx.projectId, name: name.trim() }, order: { version: 'DESC' } });
+  }
+
   async findActive(ctx: RequestContext): Promise<SelectorModel | null> {
     return this.ds.getRepository(SelectorModel).findOneBy({ projectId: ctx.projectId, active: true });
   }
