@@ -21,7 +21,15 @@ DatasetRef = Union[str, Dataset]
 SelectorRef = Union[str, SelectorModel]
 
 #: Export formats by GraphQL enum name; the URL path uses the file suffix.
-EXPORT_FORMATS = {"LLAVA_JSON": "llava.json", "JSONL": "jsonl", "TRL_JSONL": "trl.jsonl", "IMAGES_TAR": "images.tar"}
+EXPORT_FORMATS = {
+    "LLAVA_JSON": "llava.json",
+    "JSONL": "jsonl",
+    "TRL_JSONL": "trl.jsonl",
+    "TRL_VISION_JSONL": "trl-vision.jsonl",
+    "IMAGES_TAR": "images.tar",
+    "CARD_MD": "card.md",
+    "CARD_JSON": "card.json",
+}
 
 USER_ERRORS = "userErrors { field message code }"
 
@@ -53,8 +61,8 @@ def _graphql_url(url: str) -> str:
 
 
 def export_format_name(fmt: str) -> str:
-    """``llava.json``, ``LLAVA_JSON`` or ``llava_json`` → ``LLAVA_JSON``."""
-    upper = fmt.upper().replace(".", "_")
+    """``llava.json``, ``LLAVA_JSON`` or ``llava_json`` → ``LLAVA_JSON``; ``trl-vision.jsonl`` → ``TRL_VISION_JSONL``."""
+    upper = fmt.upper().replace(".", "_").replace("-", "_")
     if upper not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS.values())}")
     return upper

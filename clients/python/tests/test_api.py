@@ -188,7 +188,7 @@ class NotebookFlowTest(unittest.TestCase):
         dataset = self.client.create_dataset("vital-top", top_fraction=0.5, selector=self.state["selector"])
         self.assertIsInstance(dataset, Dataset)
         self.assertEqual((dataset.name, dataset.version, dataset.item_count), ("vital-top", 1, 3))
-        self.assertEqual(set(dataset.exports), {"LLAVA_JSON", "JSONL", "TRL_JSONL", "IMAGES_TAR"})
+        self.assertEqual(set(dataset.exports), {"LLAVA_JSON", "JSONL", "TRL_JSONL", "TRL_VISION_JSONL", "IMAGES_TAR", "CARD_MD", "CARD_JSON"})
         self.assertEqual([d.id for d in self.viewer.datasets()], [dataset.id])
         self.state["dataset"] = dataset
 

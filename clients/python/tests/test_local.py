@@ -234,3 +234,15 @@ class ProgressTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ExportFormatNamesTest(unittest.TestCase):
+    def test_every_file_name_and_enum_name_maps_to_the_enum(self) -> None:
+        from biomed_vital.client import EXPORT_FORMATS, export_format_name
+
+        for enum_name, file_name in EXPORT_FORMATS.items():
+            self.assertEqual(export_format_name(file_name), enum_name)
+            self.assertEqual(export_format_name(enum_name.lower()), enum_name)
+        self.assertEqual(export_format_name("trl-vision.jsonl"), "TRL_VISION_JSONL")
+        with self.assertRaises(ValueError):
+            export_format_name("parquet")
