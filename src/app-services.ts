@@ -57,7 +57,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
-  const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
+  const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS), config.WORKER_DEAD_AFTER_MS);
   const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
   const onnx = new OnnxRuntime({
     executionProvider: config.ONNX_EXECUTION_PROVIDER,

@@ -1,7 +1,7 @@
 import { DataSource, EntityManager, InsertQueryBuilder, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
-import { enqueueJob, removeQueuedJob } from '../../platform/jobs';
+import { deleteJob, enqueueJob, isJobHeldByLiveWorker, removeQueuedJob } from '../../platform/jobs';
 import { expectGlobalId } from '../../platform/ids';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { RunEventsPublisher } from '../../platform/pubsub';
@@ -45,6 +45,8 @@ export class RunsService {
   constructor(
     private readonly ds: DataSource,
     private readonly publisher: RunEventsPublisher,
+    /** How long a worker may go without a heartbeat before its runs count as held by no one. */
+    private readonly workerDeadAfterMs = 30_000,
   ) {}
 
   async list(ctx: RequestContext, page: PageArgs, filter?: { kinds?: RunKind[] | null; statuses?: RunStatus[] | null } | null): Promise<ConnectionShape<Run>> {
@@ -112,7 +114,11 @@ export class RunsService {
     return run;
   }
 
-  /** A queued run stops at once; a running one stops at its worker's next check. */
+  /**
+   * A queued run stops at once; so does a running one that no live worker holds (its worker died,
+   * or its job is gone), since no one would ever notice the request. A run a live worker holds
+   * stops at that worker's next check.
+   */
   async requestCancel(ctx: RequestContext, id: string): Promise<Run | null> {
     const run = await this.ds.transaction(async (em) => {
       const found = await em.getRepository(Run).findOne({ where: { id, projectId: ctx.projectId }, lock: { mode: 'pessimistic_write' } });
@@ -122,10 +128,15 @@ export class RunsService {
         found.status = RunStatus.CANCELLED;
         found.finishedAt = found.cancelRequestedAt;
         await removeQueuedJob(em, runJobKey(found.id));
+      } else if (!(await isJobHeldByLiveWorker(em, runJobKey(found.id), this.workerDeadAfterMs))) {
+        found.status = RunStatus.CANCELLED;
+        found.finishedAt = found.cancelRequestedAt;
+        await deleteJob(em, runJobKey(found.id));
       }
       return em.getRepository(Run).save(found);
     });
     if (run) await this.publisher.flush(run.id);
+    if (run && isTerminal(run.status)) this.publisher.done(run.id);
     return run;
   }
 
