@@ -10,6 +10,7 @@ import { StoredRound } from '../candidates/conversation';
 import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { PermanentRunError } from '../runs/run-errors';
 import { buildGenerationMessages, drawDemonstrations } from './prompt';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from './prompt-templates';
 import { GenerationParams, generationParamsSchema, paceOf, samplingFields } from './generation-params';
@@ -50,7 +51,7 @@ export class GenerationJob implements RunHandler {
   async execute(run: Run, control: RunControl): Promise<void> {
     const params = generationParamsSchema.parse(run.params);
     const template = TEMPLATES[params.promptTemplateVersion];
-    if (!template) throw new Error(`Unknown prompt template ${params.promptTemplateVersion}`);
+    if (!template) throw new PermanentRunError(`Unknown prompt template ${params.promptTemplateVersion}`);
     const pool = params.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(run.projectId, params.demonstrationPool) : [];
     const pending = await this.pendingItems(run.id, params.samplesPerImage);
     const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), pending.map((i) => i.imageId));

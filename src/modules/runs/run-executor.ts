@@ -4,6 +4,7 @@ import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { isTerminal, RunsService } from './runs.service';
+import { permanentReason } from './run-errors';
 
 /** What a kind of run does; items it already finished must be skipped, so a resumed run completes exactly once. */
 export interface RunHandler {
@@ -66,6 +67,9 @@ export class RunExecutor {
     try {
       await handler.execute(run, control);
     } catch (error) {
+      const permanent = permanentReason(error);
+      // Ends the run now and completes the job: retrying cannot help.
+      if (permanent !== null) return this.runs.finish(run.id, RunStatus.FAILED, permanent);
       if (!control.signal.aborted) return this.failedAttempt(run, helpers, error);
     } finally {
       helpers.abortSignal?.removeEventListener('abort', onShutdown);

@@ -5,6 +5,7 @@ import { ImagesService } from '../images/images.service';
 import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { RunControl, RunHandler } from '../runs/run-executor';
+import { PermanentRunError } from '../runs/run-errors';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { SelectorsService } from '../selectors/selectors.service';
 import { RunnerTimings, SelectorRunner, SelectorRow } from '../selectors/selector-runner';
@@ -115,7 +116,7 @@ export class ScoringJob implements RunHandler {
   async execute(run: Run, control: RunControl): Promise<void> {
     const params = scoringParamsSchema.parse(run.params);
     const model = await this.ds.getRepository(SelectorModel).findOneBy({ id: params.selectorModelId, projectId: run.projectId });
-    if (!model) throw new Error('The selector model was deleted');
+    if (!model) throw new PermanentRunError('The selector model was deleted');
     const runner = await this.selectors.runnerFor(model);
     const timings: ScoringTimings = { fetchMs: 0, preprocessMs: 0, tokenizeMs: 0, inferMs: 0, writeMs: 0 };
     const started = performance.now();
