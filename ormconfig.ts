@@ -22,9 +22,10 @@ import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 import { Generation1764150000002 } from './migrations/1764150000002-generation';
 import { Selection1764150000003 } from './migrations/1764150000003-selection';
+import { RunCounters1764150000040 } from './migrations/1764150000040-run-counters';
 
 export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

@@ -130,13 +130,21 @@ describe('a run always ends', () => {
     );
     expect(c).toMatchObject({ rows: total, items: total });
     const [r] = await app.ds.query(
-      `SELECT status, total, done, failed, prompt_tokens::bigint::text AS prompt, completion_tokens::bigint::text AS completion, cost_usd::text AS cost FROM runs WHERE id = $1`,
+      `SELECT status, total, done, failed, skipped, prompt_tokens::bigint::text AS prompt, completion_tokens::bigint::text AS completion, cost_usd::text AS cost,
+              abandoned_attempts, abandoned_cost_usd::float8 AS abandoned_cost, in_flight_calls
+       FROM runs WHERE id = $1`,
       [run.id],
     );
-    expect(r).toMatchObject({ status: 'SUCCEEDED', total, done: c.ok, failed: c.not_ok, prompt: c.prompt, completion: c.completion });
+    expect(r).toMatchObject({ status: 'SUCCEEDED', total, done: c.ok, failed: c.not_ok, skipped: 0, prompt: c.prompt, completion: c.completion, in_flight_calls: 0 });
     expect(Number(r.cost)).toBe(Number(c.cost));
+    // Calls the killed workers made and never stored were made again: the provider saw each of
+    // them, and the run reports them (with their estimated prompt cost) instead of hiding them.
+    const paidTwice = fake.chatRequests().length - total;
+    expect(paidTwice).toBeGreaterThan(0);
+    expect(r.abandoned_attempts).toBeGreaterThanOrEqual(paidTwice);
+    expect(r.abandoned_cost).toBeGreaterThan(0);
     expect(await waitForNoJobs(app.ds)).toBe(0);
-    console.info(`${KILLS} kills (${killedHolding.length} while holding the run), ${fake.chatRequests().length} requests for ${total} items`);
+    console.info(`${KILLS} kills (${killedHolding.length} while holding the run), ${fake.chatRequests().length} requests for ${total} items, ${r.abandoned_attempts} abandoned attempts ($${r.abandoned_cost})`);
   });
 
   it('cancelling a run whose worker died ends it CANCELLED at once, and its subscribers get the final event', async () => {

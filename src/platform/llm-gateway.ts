@@ -22,6 +22,12 @@ const IMAGE_TOKENS_ESTIMATE = 800;
 
 /** Tokens a chat request may spend, reserved before the call and corrected after it. */
 export function estimateChatTokens(request: ChatRequest): number {
+  const completion = request.max_completion_tokens ?? request.max_tokens ?? 1000;
+  return estimatePromptTokens(request) + completion;
+}
+
+/** The prompt tokens a chat request will be billed for, estimated from its text and images before it is sent. */
+export function estimatePromptTokens(request: ChatRequest): number {
   let chars = 0;
   let images = 0;
   for (const message of request.messages) {
@@ -34,8 +40,7 @@ export function estimateChatTokens(request: ChatRequest): number {
       }
     }
   }
-  const completion = request.max_completion_tokens ?? request.max_tokens ?? 1000;
-  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_ESTIMATE + completion;
+  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_ESTIMATE;
 }
 
 /**
@@ -71,6 +76,11 @@ export class LlmGateway {
     const client = this.requireClient();
     const estimate = Math.ceil(texts.reduce((n, t) => n + t.length, 0) / 4);
     return this.call(limits, estimate, (r) => r.promptTokens, () => client.embed(texts, signal), signal);
+  }
+
+  /** What a chat request is estimated to cost before it is sent (its prompt only: no reply is read yet). */
+  estimatedPromptCostUsd(request: ChatRequest): number {
+    return this.client?.costUsd({ promptTokens: estimatePromptTokens(request), completionTokens: 0 }) ?? 0;
   }
 
   /** Drops a finished run's pacing rows. */

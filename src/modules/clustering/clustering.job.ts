@@ -19,6 +19,8 @@ interface ClusterImage {
 }
 
 const EMBEDDING_BATCH = 64;
+/** The outcome of an image whose text embedding is ready, in the run's countsByStatus. */
+const EMBEDDED = 'EMBEDDED';
 
 /**
  * Embeds caption + mentions (cached per project, model and text), computes cheap image features,
@@ -77,7 +79,7 @@ export class ClusteringJob implements RunHandler {
     for (const image of images) imagesPerHash.set(image.textHash, (imagesPerHash.get(image.textHash) ?? 0) + 1);
     const missing = hashes.filter((h) => !byHash.has(h) && textOf.get(h));
     const readyAtStart = images.length - missing.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
-    if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart });
+    if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart, outcome: EMBEDDED });
     const batches = chunk(missing, EMBEDDING_BATCH);
     const limits = paceOf(run.id, params.limits);
     await forEachConcurrent(batches, params.limits.concurrency, control.signal, async (batch) => {
@@ -89,7 +91,7 @@ export class ClusteringJob implements RunHandler {
         );
         const usage = { promptTokens: reply.promptTokens, completionTokens: 0 };
         const done = batch.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
-        await this.runs.addProgress(em, run.id, { done, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
+        await this.runs.addProgress(em, run.id, { done, outcome: EMBEDDED, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
       });
       batch.forEach((h, i) => byHash.set(h, reply.vectors[i]));
       control.progressed();

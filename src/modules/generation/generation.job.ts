@@ -8,7 +8,7 @@ import { DemonstrationsService, PoolDemonstration } from '../demonstrations/demo
 import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
 import { StoredRound } from '../candidates/conversation';
 import { Run } from '../runs/run.entity';
-import { RunsService } from '../runs/runs.service';
+import { InFlightCall, RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { PermanentRunError } from '../runs/run-errors';
 import { buildGenerationMessages, drawDemonstrations } from './prompt';
@@ -29,6 +29,8 @@ interface Outcome {
   attempts: number;
   reply?: ChatReply;
   latencyMs?: number;
+  /** The model call that produced it, settled when the candidate is stored. */
+  call?: InFlightCall;
 }
 
 const TEMPLATES: Record<string, TemplateText> = { [GENERATION_SINGLE.version]: GENERATION_SINGLE, [GENERATION_TWO_ANSWERS.version]: GENERATION_TWO_ANSWERS };
@@ -60,7 +62,7 @@ export class GenerationJob implements RunHandler {
       await forEachConcurrent(pending, params.limits.concurrency, control.signal, async (item) => {
         const figure = await figures.take(item.imageId);
         const demos = drawDemonstrations(pool, params.demonstrationStrategy, params.demonstrationsPerPrompt, `${params.seed}:${item.imageId}:${item.sampleIndex}`, item.imageId);
-        const outcome = await this.generate(params, template, figure, demos, limits, item, control.signal);
+        const outcome = await this.generate(params, template, figure, demos, limits, item, control);
         if (!outcome || control.signal.aborted) return;
         await this.store(run, params, template, item, demos, outcome);
         control.progressed();
@@ -83,23 +85,18 @@ export class GenerationJob implements RunHandler {
   }
 
   /** Null when the run was stopped mid-call: nothing is stored and the item stays pending. */
-  private async generate(params: GenerationParams, template: TemplateText, figure: ModelFigure | null, demos: PoolDemonstration[], limits: RunLimits, item: GenerationItem, signal: AbortSignal): Promise<Outcome | null> {
+  private async generate(params: GenerationParams, template: TemplateText, figure: ModelFigure | null, demos: PoolDemonstration[], limits: RunLimits, item: GenerationItem, control: RunControl): Promise<Outcome | null> {
     if (!figure?.dataUrl) return failed('The image has no stored bytes', 0);
     const messages = buildGenerationMessages(template, params.minRounds, demos, figure, figure.dataUrl);
+    const request = { messages, ...samplingFields(params.modelParameters), seed: (params.seed + item.sampleIndex) % 2 ** 31 };
+    const { signal } = control;
+    const call = await control.callStarted(this.llm.estimatedPromptCostUsd(request));
     try {
-      const { reply, attempts, latencyMs } = await this.llm.chat(
-        {
-          messages,
-          ...samplingFields(params.modelParameters),
-          seed: (params.seed + item.sampleIndex) % 2 ** 31,
-        },
-        limits,
-        signal,
-      );
-      return { ...interpret(reply, params), attempts, reply, latencyMs };
+      const { reply, attempts, latencyMs } = await this.llm.chat(request, limits, signal);
+      return { ...interpret(reply, params), attempts, reply, latencyMs, call };
     } catch (error) {
       if (signal.aborted) return null;
-      if (error instanceof AttemptsExhaustedError) return failed(error.message, error.attempts);
+      if (error instanceof AttemptsExhaustedError) return { ...failed(error.message, error.attempts), call };
       throw error;
     }
   }
@@ -134,7 +131,16 @@ export class GenerationJob implements RunHandler {
           costUsd,
         }),
       run.id,
-      { done: ok ? 1 : 0, failed: ok ? 0 : 1, promptTokens, completionTokens, costUsd, lastError: ok ? null : `${outcome.status}: ${outcome.failureReason}` },
+      {
+        done: ok ? 1 : 0,
+        failed: ok ? 0 : 1,
+        outcome: outcome.status,
+        promptTokens,
+        completionTokens,
+        costUsd,
+        lastError: ok ? null : `${outcome.status}: ${outcome.failureReason}`,
+        settledCall: outcome.call,
+      },
     );
   }
 }

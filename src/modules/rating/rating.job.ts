@@ -6,7 +6,7 @@ import { ImagesService, ModelFigure } from '../images/images.service';
 import { StoredRound } from '../candidates/conversation';
 import { Preference, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
 import { Run } from '../runs/run.entity';
-import { RunsService } from '../runs/runs.service';
+import { InFlightCall, RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { buildRatingMessages } from '../generation/prompt';
 import { RATING } from '../generation/prompt-templates';
@@ -21,6 +21,14 @@ interface RatingItem {
   answerIndex: number;
   question: string;
   answer: string;
+}
+
+/** How a rating item ended, as counted in the run's countsByStatus. */
+enum RatingOutcome {
+  RATED = 'RATED',
+  UNPARSEABLE = 'UNPARSEABLE',
+  REFUSED = 'REFUSED',
+  FAILED = 'FAILED',
 }
 
 const itemKey = (i: Pick<RatingItem, 'candidateId' | 'roundIndex' | 'answerIndex'>) => `candidate:${i.candidateId}:round:${i.roundIndex}:answer:${i.answerIndex}`;
@@ -45,7 +53,7 @@ export class RatingJob implements RunHandler {
     const limits = paceOf(run.id, params.limits);
     try {
       await forEachConcurrent(items, params.limits.concurrency, control.signal, async (item) => {
-        await this.rate(run, params, item, await figures.take(item.imageId), limits, control.signal);
+        await this.rate(run, params, item, await figures.take(item.imageId), limits, control);
         control.progressed();
       });
     } finally {
@@ -72,22 +80,18 @@ export class RatingJob implements RunHandler {
     ).filter((item) => !settled.has(itemKey(item)));
   }
 
-  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, signal: AbortSignal): Promise<void> {
-    if (!figure?.dataUrl) return this.fail(run, item, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 });
+  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, control: RunControl): Promise<void> {
+    if (!figure?.dataUrl) return this.fail(run, item, RatingOutcome.FAILED, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 }, null);
+    const { signal } = control;
+    const request = { messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl), ...samplingFields(params.modelParameters) };
+    const call = await control.callStarted(this.llm.estimatedPromptCostUsd(request));
     try {
-      const { reply, attempts } = await this.llm.chat(
-        {
-          messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl),
-          ...samplingFields(params.modelParameters),
-        },
-        limits,
-        signal,
-      );
+      const { reply, attempts } = await this.llm.chat(request, limits, signal);
       if (signal.aborted) return;
       const usage = { promptTokens: reply.promptTokens, completionTokens: reply.completionTokens };
-      if (reply.refusal) return this.fail(run, item, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage);
+      if (reply.refusal) return this.fail(run, item, RatingOutcome.REFUSED, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage, call);
       const parsed = parseRatingReply(reply.content ?? '');
-      if (parsed.kind === 'failed') return this.fail(run, item, `Unparseable rating: ${parsed.reason}`, reply.content, attempts, usage);
+      if (parsed.kind === 'failed') return this.fail(run, item, RatingOutcome.UNPARSEABLE, `Unparseable rating: ${parsed.reason}`, reply.content, attempts, usage, call);
       await this.runs.recordItem(
         this.ds
           .createQueryBuilder()
@@ -107,17 +111,26 @@ export class RatingJob implements RunHandler {
             rationale: parsed.rationale,
           }),
         run.id,
-        { done: 1, ...usage, costUsd: this.cost(usage) },
+        { done: 1, outcome: RatingOutcome.RATED, ...usage, costUsd: this.cost(usage), settledCall: call },
       );
     } catch (error) {
       if (signal.aborted) return;
-      if (error instanceof AttemptsExhaustedError) return this.fail(run, item, error.message, null, error.attempts, { promptTokens: 0, completionTokens: 0 });
+      if (error instanceof AttemptsExhaustedError) return this.fail(run, item, RatingOutcome.FAILED, error.message, null, error.attempts, { promptTokens: 0, completionTokens: 0 }, call);
       throw error;
     }
   }
 
-  private async fail(run: Run, item: RatingItem, reason: string, rawOutput: string | null, attempts: number, usage: { promptTokens: number; completionTokens: number }): Promise<void> {
-    await this.runs.recordFailure(run, { itemKey: itemKey(item), reason, rawOutput, attempts }, { ...usage, costUsd: this.cost(usage) });
+  private async fail(
+    run: Run,
+    item: RatingItem,
+    outcome: RatingOutcome,
+    reason: string,
+    rawOutput: string | null,
+    attempts: number,
+    usage: { promptTokens: number; completionTokens: number },
+    call: InFlightCall | null,
+  ): Promise<void> {
+    await this.runs.recordFailure(run, { itemKey: itemKey(item), reason, rawOutput, attempts }, { ...usage, outcome, costUsd: this.cost(usage), settledCall: call });
   }
 
   private cost(usage: { promptTokens: number; completionTokens: number }): number {

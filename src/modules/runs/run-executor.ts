@@ -3,7 +3,7 @@ import type { JobHelpers } from 'graphile-worker';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
-import { isTerminal, RunsService } from './runs.service';
+import { InFlightCall, isTerminal, RunsService } from './runs.service';
 import { permanentReason } from './run-errors';
 
 /** What a kind of run does; items it already finished must be skipped, so a resumed run completes exactly once. */
@@ -30,6 +30,16 @@ export class RunControl {
 
   progressed(): void {
     this.runs.progressed(this.runId);
+  }
+
+  /**
+   * Announces a model call before it is sent; the item that stores its result settles it (pass the
+   * returned call as `settledCall`). One left unsettled by a worker that stopped counts as abandoned.
+   */
+  async callStarted(estimatedCostUsd: number): Promise<InFlightCall> {
+    const call = { estimatedCostUsd };
+    await this.runs.callStarted(this.runId, call);
+    return call;
   }
 
   abort(reason: 'cancelled' | 'shutdown'): void {

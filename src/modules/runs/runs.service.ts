@@ -13,14 +13,25 @@ export const runJobKey = (runId: string) => `run:${runId}`;
 export const TERMINAL_STATUSES: readonly RunStatus[] = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED];
 export const isTerminal = (status: RunStatus) => TERMINAL_STATUSES.includes(status);
 
-/** What one item added to a run's counters. */
+/** What one item (or a group of items with one outcome) added to a run's counters. */
 export interface RunProgress {
   done?: number;
   failed?: number;
+  /** Items another run had already finished. */
+  skipped?: number;
+  /** The items' outcome, counted in `countsByStatus` (a candidate status, RATED, SCORED...). */
+  outcome?: string | null;
   promptTokens?: number;
   completionTokens?: number;
   costUsd?: number;
   lastError?: string | null;
+  /** The model call this item made, announced by `callStarted`, is settled: it is no longer in flight. */
+  settledCall?: InFlightCall | null;
+}
+
+/** A model call announced before it was sent, so that a crash leaves it counted as in flight. */
+export interface InFlightCall {
+  estimatedCostUsd: number;
 }
 
 export interface NewRun {
@@ -34,11 +45,33 @@ export interface NewRun {
   countItemsSql?: string;
 }
 
-/** Counter increments; the run id is $1, the values $2 to $7 in `counterValues` order. */
-const COUNTERS_SET = `done = done + $2, failed = failed + $3, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
-  cost_usd = cost_usd + $6, last_error = coalesce($7, last_error), updated_at = now()`;
+/** Counter increments; the run id is $1, the values $2 to $11 in `counterValues` order. */
+const COUNTERS_SET = `done = done + $2, failed = failed + $3, skipped = skipped + $9, prompt_tokens = prompt_tokens + $4, completion_tokens = completion_tokens + $5,
+  cost_usd = cost_usd + $6, last_error = coalesce($7, last_error),
+  counts_by_status = CASE WHEN $8::text IS NULL THEN counts_by_status
+    ELSE jsonb_set(counts_by_status, ARRAY[$8::text], to_jsonb(coalesce((counts_by_status ->> $8::text)::int, 0) + $2::int + $3::int + $9::int)) END,
+  in_flight_calls = greatest(in_flight_calls - $10::int, 0), in_flight_cost_usd = greatest(in_flight_cost_usd - $11::numeric, 0),
+  updated_at = now()`;
 
-const counterValues = (p: RunProgress) => [p.done ?? 0, p.failed ?? 0, p.promptTokens ?? 0, p.completionTokens ?? 0, p.costUsd ?? 0, p.lastError ?? null];
+const counterValues = (p: RunProgress) => [
+  p.done ?? 0,
+  p.failed ?? 0,
+  p.promptTokens ?? 0,
+  p.completionTokens ?? 0,
+  p.costUsd ?? 0,
+  p.lastError ?? null,
+  p.outcome ?? null,
+  p.skipped ?? 0,
+  p.settledCall ? 1 : 0,
+  p.settledCall?.estimatedCostUsd ?? 0,
+];
+
+/**
+ * Calls still in flight when an attempt starts or the run ends will never be settled: whoever made
+ * them stopped. They become abandoned attempts, counted once (in flight goes back to zero).
+ */
+const ABANDON_IN_FLIGHT = `abandoned_attempts = abandoned_attempts + in_flight_calls, abandoned_cost_usd = abandoned_cost_usd + in_flight_cost_usd,
+  in_flight_calls = 0, in_flight_cost_usd = 0`;
 
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
@@ -131,6 +164,11 @@ export class RunsService {
       } else if (!(await isJobHeldByLiveWorker(em, runJobKey(found.id), this.workerDeadAfterMs))) {
         found.status = RunStatus.CANCELLED;
         found.finishedAt = found.cancelRequestedAt;
+        // The dead worker's calls in flight will never be settled (as ABANDON_IN_FLIGHT does).
+        found.abandonedAttempts += found.inFlightCalls;
+        found.abandonedCostUsd = Number(found.abandonedCostUsd) + Number(found.inFlightCostUsd);
+        found.inFlightCalls = 0;
+        found.inFlightCostUsd = 0;
         await deleteJob(em, runJobKey(found.id));
       }
       return em.getRepository(Run).save(found);
@@ -165,35 +203,59 @@ export class RunsService {
   /**
    * A batch of items in one statement: `results` inserts the batch's result rows (its own $1..$n,
    * ignoring rows that exist), `failures` are the items given up on. Only new rows count, as done
-   * or failed, so a repeated batch counts once.
+   * or failed, so a repeated batch counts once; of the `offered` result rows, those that already
+   * existed were written by another run and count as skipped.
    */
-  async recordBatch(run: Pick<Run, 'id' | 'projectId'>, results: { sql: string; params: unknown[] }, failures: { itemKey: string; reason: string }[]): Promise<void> {
+  async recordBatch(
+    run: Pick<Run, 'id' | 'projectId'>,
+    results: { sql: string; params: unknown[]; offered: number },
+    failures: { itemKey: string; reason: string }[],
+    outcomes: { done: string; failed: string; skipped: string },
+  ): Promise<void> {
     const at = (n: number) => `$${results.params.length + n}`;
     await this.ds.query(
       `WITH inserted AS (${results.sql} RETURNING 1),
        failed AS (
          INSERT INTO run_failures (project_id, run_id, item_key, reason, attempts)
          SELECT ${at(2)}, ${at(1)}, f.item_key, f.reason, 1 FROM unnest(${at(3)}::text[], ${at(4)}::text[]) AS f(item_key, reason)
-         ON CONFLICT (run_id, item_key) DO NOTHING RETURNING reason)
-       UPDATE runs SET done = done + (SELECT count(*) FROM inserted), failed = failed + (SELECT count(*) FROM failed),
+         ON CONFLICT (run_id, item_key) DO NOTHING RETURNING reason),
+       n AS (SELECT (SELECT count(*) FROM inserted)::int AS done, (SELECT count(*) FROM failed)::int AS failed)
+       UPDATE runs SET done = runs.done + n.done, failed = runs.failed + n.failed, skipped = runs.skipped + (${at(5)}::int - n.done),
+         counts_by_status = counts_by_status || jsonb_build_object(
+           ${at(6)}::text, coalesce((counts_by_status ->> ${at(6)}::text)::int, 0) + n.done,
+           ${at(7)}::text, coalesce((counts_by_status ->> ${at(7)}::text)::int, 0) + n.failed,
+           ${at(8)}::text, coalesce((counts_by_status ->> ${at(8)}::text)::int, 0) + (${at(5)}::int - n.done)),
          last_error = coalesce((SELECT min(reason) FROM failed), last_error), updated_at = now()
-       WHERE id = ${at(1)}`,
-      [...results.params, run.id, run.projectId, failures.map((f) => f.itemKey), failures.map((f) => f.reason)],
+       FROM n WHERE id = ${at(1)}`,
+      [...results.params, run.id, run.projectId, failures.map((f) => f.itemKey), failures.map((f) => f.reason), results.offered, outcomes.done, outcomes.failed, outcomes.skipped],
     );
+  }
+
+  /**
+   * Items another run had finished before this attempt listed its pending items: set, not added,
+   * since every attempt counts them afresh (the count includes those skipped at write time before).
+   */
+  async setSkipped(runId: string, skipped: number, outcome: string): Promise<void> {
+    await this.ds.query(`UPDATE runs SET skipped = $2, counts_by_status = jsonb_set(counts_by_status, ARRAY[$3::text], to_jsonb($2::int)), updated_at = now() WHERE id = $1`, [runId, skipped, outcome]);
+  }
+
+  /** A model call is about to be sent for the run: in flight until an item settles it, abandoned if its worker stops first. */
+  async callStarted(runId: string, call: InFlightCall): Promise<void> {
+    await this.ds.query(`UPDATE runs SET in_flight_calls = in_flight_calls + 1, in_flight_cost_usd = in_flight_cost_usd + $2 WHERE id = $1`, [runId, call.estimatedCostUsd]);
   }
 
   /** For runs whose result is written at the end in one go: each attempt counts from zero. */
   async resetCounters(runId: string): Promise<void> {
-    await this.ds.query(`UPDATE runs SET done = 0, failed = 0, updated_at = now() WHERE id = $1`, [runId]);
+    await this.ds.query(`UPDATE runs SET done = 0, failed = 0, skipped = 0, counts_by_status = '{}', updated_at = now() WHERE id = $1`, [runId]);
   }
 
   async markRunning(runId: string): Promise<void> {
-    await this.ds.query(`UPDATE runs SET status = 'RUNNING', started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`, [runId]);
+    await this.ds.query(`UPDATE runs SET status = 'RUNNING', started_at = coalesce(started_at, now()), ${ABANDON_IN_FLIGHT}, updated_at = now() WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`, [runId]);
     await this.publisher.flush(runId);
   }
 
   async finish(runId: string, status: RunStatus, lastError?: string | null): Promise<void> {
-    await this.ds.query(`UPDATE runs SET status = $2, finished_at = now(), last_error = coalesce($3, last_error), updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`, [
+    await this.ds.query(`UPDATE runs SET status = $2, finished_at = now(), last_error = coalesce($3, last_error), ${ABANDON_IN_FLIGHT}, updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`, [
       runId,
       status,
       lastError ?? null,
@@ -202,11 +264,11 @@ export class RunsService {
     this.publisher.done(runId);
   }
 
-  /** The handler went through every item: FAILED when every item failed, else SUCCEEDED. */
+  /** The handler went through every item: FAILED when every item it processed failed, else SUCCEEDED. */
   async finishCompleted(runId: string): Promise<void> {
     await this.ds.query(
-      `UPDATE runs SET status = CASE WHEN total > 0 AND failed >= total THEN 'FAILED'::run_status ELSE 'SUCCEEDED'::run_status END,
-         finished_at = now(), updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`,
+      `UPDATE runs SET status = CASE WHEN failed > 0 AND failed >= total - skipped THEN 'FAILED'::run_status ELSE 'SUCCEEDED'::run_status END,
+         finished_at = now(), ${ABANDON_IN_FLIGHT}, updated_at = now() WHERE id = $1 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')`,
       [runId],
     );
     await this.publisher.flush(runId);
@@ -234,6 +296,6 @@ export class RunsService {
       .insert()
       .into(RunFailure)
       .values({ projectId: run.projectId, runId: run.id, itemKey: failure.itemKey, reason: failure.reason, rawOutput: failure.rawOutput ?? null, attempts: failure.attempts });
-    return this.recordItem(insert, run.id, { ...progress, failed: 1, lastError: failure.reason });
+    return this.recordItem(insert, run.id, { ...progress, done: 0, failed: 1, lastError: failure.reason });
   }
 }

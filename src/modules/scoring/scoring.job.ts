@@ -52,6 +52,13 @@ interface ScoredBatch {
   failed: { id: string; reason: string }[];
 }
 
+/** How a scoring item ended, as counted in the run's countsByStatus. */
+enum ScoringOutcome {
+  SCORED = 'SCORED',
+  FAILED = 'FAILED',
+  SKIPPED = 'SKIPPED',
+}
+
 export const scoringItemKey = (candidateId: string) => `candidate:${candidateId}`;
 
 const NO_BYTES = 'The image has no stored bytes';
@@ -122,6 +129,7 @@ export class ScoringJob implements RunHandler {
     const started = performance.now();
     try {
       const pending = await this.pending(run.id, model.id);
+      await this.runs.setSkipped(run.id, await this.scoredByOtherRuns(run.id, model.id), ScoringOutcome.SKIPPED);
       timings.fetchMs += performance.now() - started;
       await this.scoreAll(run, model, runner, pending, params.batchSize, control, timings);
     } finally {
@@ -174,6 +182,20 @@ export class ScoringJob implements RunHandler {
       [runId, selectorModelId],
     );
     return rows.map((r) => ({ id: r.id, imageId: r.image_id }));
+  }
+
+  /**
+   * Targets another run already scored with this selector (and this run did not fail): left alone,
+   * and counted as skipped so that done + failed + skipped = total.
+   */
+  private async scoredByOtherRuns(runId: string, selectorModelId: string): Promise<number> {
+    const [{ n }]: { n: number }[] = await this.ds.query(
+      `SELECT count(*)::int AS n FROM run_targets t JOIN scores s ON s.candidate_id = t.target_id AND s.selector_model_id = $2
+        WHERE t.run_id = $1 AND s.run_id IS DISTINCT FROM $1
+          AND NOT EXISTS (SELECT 1 FROM run_failures f WHERE f.run_id = $1 AND f.item_key = 'candidate:' || t.target_id)`,
+      [runId, selectorModelId],
+    );
+    return n;
   }
 
   /** The batch's candidates with their figures, and each image's preprocessed pixels (null when it has no bytes or does not decode). */
@@ -272,8 +294,10 @@ export class ScoringJob implements RunHandler {
               SELECT $1, s.id, $2, s.value, $3 FROM unnest($4::uuid[], $5::float8[]) AS s(id, value)
               ON CONFLICT (candidate_id, selector_model_id) DO NOTHING`,
         params: [run.projectId, model.id, run.id, batch.scored.map((s) => s.id), batch.scored.map((s) => s.value)],
+        offered: batch.scored.length,
       },
       batch.failed.map((f) => ({ itemKey: scoringItemKey(f.id), reason: f.reason })),
+      { done: ScoringOutcome.SCORED, failed: ScoringOutcome.FAILED, skipped: ScoringOutcome.SKIPPED },
     );
     timings.writeMs += performance.now() - started;
   }
