@@ -16,7 +16,7 @@ import { Dataset } from './src/modules/datasets/dataset.entity';
 import { DatasetItem } from './src/modules/datasets/dataset-item.entity';
 import { Run } from './src/modules/runs/run.entity';
 import { RunFailure } from './src/modules/runs/run-failure.entity';
-import { PromptTemplate } from './src/modules/generation/prompt-template.entity';
+import { PromptTemplate } from './src/modules/llm-tasks/prompt-template.entity';
 import { ImageEmbedding } from './src/modules/clustering/image-embedding.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';

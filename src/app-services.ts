@@ -90,6 +90,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     runEvents: new RunEventsListener(connectionString(ds)),
     generation,
     rating: new RatingService(ds, llm, runs),
-    clustering: new ClusteringService(ds, llm, generation, runs),
+    clustering: new ClusteringService(ds, llm, images, runs),
   };
 }

@@ -8,7 +8,7 @@ import { GenerationJob } from './modules/generation/generation.job';
 import { RatingJob } from './modules/rating/rating.job';
 import { ClusteringJob } from './modules/clustering/clustering.job';
 import { ScoringJob } from './modules/scoring/scoring.job';
-import { recordTemplates } from './modules/generation/prompt-templates';
+import { recordTemplates } from './modules/llm-tasks/prompt-templates';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of

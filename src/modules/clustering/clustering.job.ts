@@ -8,7 +8,7 @@ import { Run } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
-import { paceOf } from '../generation/generation-params';
+import { paceOf } from '../llm-tasks/model-call-params';
 import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
 
 interface ClusterImage {

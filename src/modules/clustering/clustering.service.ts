@@ -6,8 +6,8 @@ import { Role } from '../projects/role';
 import { LlmGateway } from '../../platform/llm-gateway';
 import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { GenerationService, selectionParams } from '../generation/generation.service';
-import { runLimitsFrom, runLimitsSchema } from '../generation/generation-params';
+import { imageSelectionParams, ImagesService } from '../images/images.service';
+import { runLimitsFrom, runLimitsSchema } from '../llm-tasks/model-call-params';
 import { ClusterSize, StartClusteringRunInput } from './clustering.inputs';
 
 export const clusteringParamsSchema = z.object({
@@ -26,7 +26,7 @@ export class ClusteringService {
   constructor(
     private readonly ds: DataSource,
     private readonly llm: LlmGateway,
-    private readonly generation: GenerationService,
+    private readonly images: ImagesService,
     private readonly runs: RunsService,
   ) {}
 
@@ -34,7 +34,7 @@ export class ClusteringService {
     ctx.assertRole(Role.CURATOR);
     const client = this.llm.requireClient();
     const selection = input.images ?? { filter: {} };
-    const targets = await this.generation.selectImages(ctx, selection, ['input', 'images']);
+    const targets = await this.images.selectForRun(ctx, selection, ['input', 'images']);
     const params: ClusteringParams = {
       k: input.k,
       seed: input.seed ?? crypto.randomInt(0, 2 ** 31 - 1),
@@ -42,7 +42,7 @@ export class ClusteringService {
       imageWeight: input.imageWeight,
       embeddingModel: client.embeddingModel,
       limits: runLimitsFrom(input.limits, 4),
-      selection: selectionParams(selection),
+      selection: imageSelectionParams(selection),
     };
     return this.runs.create(ctx, { kind: RunKind.CLUSTERING, params, targets });
   }

@@ -11,9 +11,10 @@ import { Run } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
 import { PermanentRunError } from '../runs/run-errors';
-import { buildGenerationMessages, drawDemonstrations } from './prompt';
-import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from './prompt-templates';
-import { GenerationParams, generationParamsSchema, paceOf, samplingFields } from './generation-params';
+import { buildGenerationMessages, drawDemonstrations } from '../llm-tasks/prompt';
+import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from '../llm-tasks/prompt-templates';
+import { GenerationParams, generationParamsSchema } from './generation-params';
+import { paceOf, samplingFields } from '../llm-tasks/model-call-params';
 import { parseConversationReply } from './reply-parser';
 
 interface GenerationItem {

@@ -2,18 +2,18 @@ import crypto from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
-import { expectGlobalId } from '../../platform/ids';
 import { LlmGateway } from '../../platform/llm-gateway';
 import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
-import { ImagesService } from '../images/images.service';
+import { imageSelectionParams, ImagesService } from '../images/images.service';
 import { DemonstrationsService } from '../demonstrations/demonstrations.service';
 import { CandidateForm } from '../candidates/candidate.entity';
 import { RunsService } from '../runs/runs.service';
 import { Run, RunKind } from '../runs/run.entity';
-import { PromptTemplate } from './prompt-template.entity';
-import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, listTemplates } from './prompt-templates';
-import { ImageSelectionInput, StartGenerationRunInput } from './generation.inputs';
-import { GenerationParams, modelParametersFrom, runLimitsFrom } from './generation-params';
+import { PromptTemplate } from '../llm-tasks/prompt-template.entity';
+import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, listTemplates } from '../llm-tasks/prompt-templates';
+import { StartGenerationRunInput } from './generation.inputs';
+import { GenerationParams } from './generation-params';
+import { modelParametersFrom, runLimitsFrom } from '../llm-tasks/model-call-params';
 
 /** Starts generation runs; the work itself is GenerationJob's, in a worker. */
 export class GenerationService {
@@ -28,7 +28,7 @@ export class GenerationService {
   async startRun(ctx: RequestContext, input: StartGenerationRunInput): Promise<Run> {
     ctx.assertRole(Role.CURATOR);
     const client = this.llm.requireClient();
-    const targets = await this.selectImages(ctx, input.images, ['input', 'images']);
+    const targets = await this.images.selectForRun(ctx, input.images, ['input', 'images']);
     const pool = input.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(ctx.projectId) : [];
     if (input.demonstrationsPerPrompt > 0 && !pool.length) {
       throw new UserErrorsException([
@@ -47,30 +47,13 @@ export class GenerationService {
       promptTemplateVersion: template.version,
       modelParameters: modelParametersFrom(input.model, { temperature: 0.7, maxTokens: 2000 }),
       limits: runLimitsFrom(input.limits, 8),
-      selection: selectionParams(input.images),
+      selection: imageSelectionParams(input.images),
       demonstrationPool: pool.map((d) => d.id),
     };
     return this.runs.create(ctx, { kind: RunKind.GENERATION, params, targets, itemsPerTarget: input.samplesPerImage });
   }
 
-  /** Ids or a filter, scoped to the project; an empty selection is an input error, not an empty run. */
-  async selectImages(ctx: RequestContext, selection: ImageSelectionInput, field: string[]) {
-    if (selection.imageIds && selection.filter) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give imageIds or filter, not both', field)]);
-    const ids = selection.imageIds ? [...new Set(selection.imageIds.map((id) => expectGlobalId(id, 'Image', [...field, 'imageIds'].join('.'))))] : null;
-    const query = this.images.selectIds(ctx, selection.filter, ids);
-    const count = await query.getCount();
-    if (ids && count !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - count} of the images were not found`, [...field, 'imageIds'])]);
-    if (!count) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'The selection matches no image', field)]);
-    return query;
-  }
-
   templates(): Promise<PromptTemplate[]> {
     return listTemplates(this.ds);
   }
-}
-
-/** How a run records which images it was asked for. */
-export function selectionParams(selection: ImageSelectionInput): Record<string, unknown> {
-  if (selection.imageIds) return { imageIds: selection.imageIds };
-  return { filter: { ...(selection.filter ?? {}) } };
 }

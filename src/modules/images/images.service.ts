@@ -3,9 +3,10 @@ import { RequestContext } from '../projects/request-context';
 import { BlobStorage } from '../../platform/storage';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
+import { expectGlobalId } from '../../platform/ids';
 import { Image } from './image.entity';
 import { ImageSource, Modality } from './modality';
-import { ImageFilter, ImageMetadataInput, ImageOrder } from './images.inputs';
+import { ImageFilter, ImageMetadataInput, ImageOrder, ImageSelectionInput } from './images.inputs';
 import { ImageLimits, inspectImage, InspectedImage, makeThumbnail, toModelInput } from './image-bytes';
 
 export type ImageVariant = 'original' | 'thumbnail';
@@ -195,6 +196,17 @@ export class ImagesService {
   }
 
   /** A query for the ids of the images a filter selects, for freezing a run's targets. */
+  /** The images a run works on: ids or a filter, scoped to the project; an empty selection is an input error, not an empty run. */
+  async selectForRun(ctx: RequestContext, selection: ImageSelectionInput, field: string[]) {
+    if (selection.imageIds && selection.filter) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give imageIds or filter, not both', field)]);
+    const ids = selection.imageIds ? [...new Set(selection.imageIds.map((id) => expectGlobalId(id, 'Image', [...field, 'imageIds'].join('.'))))] : null;
+    const query = this.selectIds(ctx, selection.filter, ids);
+    const count = await query.getCount();
+    if (ids && count !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - count} of the images were not found`, [...field, 'imageIds'])]);
+    if (!count) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'The selection matches no image', field)]);
+    return query;
+  }
+
   selectIds(ctx: RequestContext, filter?: ImageFilter | null, ids?: string[] | null) {
     const qb = this.filtered(ctx, filter).select('image.id', 'id');
     if (ids) qb.andWhere('image.id = ANY(:ids::uuid[])', { ids });
@@ -261,4 +273,10 @@ export class ImagesService {
   private byteColumns(i: InspectedImage) {
     return { contentHash: i.contentHash, mimeType: i.mimeType, width: i.width, height: i.height, byteSize: i.byteSize };
   }
+}
+
+/** How a run records which images it was asked for. */
+export function imageSelectionParams(selection: ImageSelectionInput): Record<string, unknown> {
+  if (selection.imageIds) return { imageIds: selection.imageIds };
+  return { filter: { ...(selection.filter ?? {}) } };
 }

@@ -8,9 +8,9 @@ import { Preference, PreferenceKind, PreferenceSource } from '../preferences/pre
 import { Run } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
 import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
-import { buildRatingMessages } from '../generation/prompt';
-import { RATING } from '../generation/prompt-templates';
-import { paceOf, samplingFields } from '../generation/generation-params';
+import { buildRatingMessages } from '../llm-tasks/prompt';
+import { RATING } from '../llm-tasks/prompt-templates';
+import { paceOf, samplingFields } from '../llm-tasks/model-call-params';
 import { RatingParams, ratingParamsSchema } from './rating.service';
 import { parseRatingReply } from './rating-parser';
 

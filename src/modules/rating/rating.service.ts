@@ -8,8 +8,8 @@ import { UserErrorCode, userError, UserErrorsException } from '../../platform/us
 import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
 import { RunsService } from '../runs/runs.service';
 import { Run, RunKind } from '../runs/run.entity';
-import { modelParametersFrom, modelParametersSchema, runLimitsFrom, runLimitsSchema } from '../generation/generation-params';
-import { RATING } from '../generation/prompt-templates';
+import { modelParametersFrom, modelParametersSchema, runLimitsFrom, runLimitsSchema } from '../llm-tasks/model-call-params';
+import { RATING } from '../llm-tasks/prompt-templates';
 import { StartRatingRunInput } from './rating.inputs';
 
 export const ratingParamsSchema = z.object({
