@@ -89,7 +89,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     llm,
     runEvents: new RunEventsListener(connectionString(ds)),
     generation,
-    rating: new RatingService(ds, llm, runs),
-    clustering: new ClusteringService(ds, llm, images, runs),
+    rating: new RatingService(candidates, llm, runs),
+    clustering: new ClusteringService(llm, images, runs),
   };
 }

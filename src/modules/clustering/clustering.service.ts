@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
@@ -24,7 +23,6 @@ export type ClusteringParams = z.infer<typeof clusteringParamsSchema>;
 /** Starts clustering runs and reads cluster sizes. */
 export class ClusteringService {
   constructor(
-    private readonly ds: DataSource,
     private readonly llm: LlmGateway,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
@@ -47,11 +45,7 @@ export class ClusteringService {
     return this.runs.create(ctx, { kind: RunKind.CLUSTERING, params, targets });
   }
 
-  async clusterSizes(ctx: RequestContext): Promise<ClusterSize[]> {
-    const rows: { cluster_id: number; size: string }[] = await this.ds.query(
-      `SELECT cluster_id, count(*) AS size FROM images WHERE project_id = $1 AND cluster_id IS NOT NULL GROUP BY cluster_id ORDER BY cluster_id`,
-      [ctx.projectId],
-    );
-    return rows.map((r) => ({ clusterId: r.cluster_id, size: Number(r.size) }));
+  clusterSizes(ctx: RequestContext): Promise<ClusterSize[]> {
+    return this.images.clusterSizes(ctx);
   }
 }

@@ -1,11 +1,10 @@
-import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { expectGlobalId } from '../../platform/ids';
 import { LlmGateway } from '../../platform/llm-gateway';
 import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
-import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
+import { CandidatesService } from '../candidates/candidates.service';
 import { RunsService } from '../runs/runs.service';
 import { Run, RunKind } from '../runs/run.entity';
 import { modelParametersFrom, modelParametersSchema, runLimitsFrom, runLimitsSchema } from '../llm-tasks/model-call-params';
@@ -21,15 +20,10 @@ export const ratingParamsSchema = z.object({
 });
 export type RatingParams = z.infer<typeof ratingParamsSchema>;
 
-/** One item per answer of every round of the run's candidates. */
-const COUNT_ANSWERS = `SELECT coalesce(sum(jsonb_array_length(r.value -> 'answers')), 0) AS count
-  FROM run_targets t JOIN candidates c ON c.id = t.target_id CROSS JOIN LATERAL jsonb_array_elements(c.rounds) r
-  WHERE t.run_id = $1`;
-
 /** Starts model-rating runs: GPT-4V as judge, 0-10 per answer, stored as MODEL preferences. */
 export class RatingService {
   constructor(
-    private readonly ds: DataSource,
+    private readonly candidates: CandidatesService,
     private readonly llm: LlmGateway,
     private readonly runs: RunsService,
   ) {}
@@ -45,29 +39,18 @@ export class RatingService {
       limits: runLimitsFrom(input.limits, 8),
       selection: input.generationRunId ? { generationRunId: input.generationRunId } : { candidateIds: input.candidateIds },
     };
-    return this.runs.create(ctx, { kind: RunKind.RATING, params, targets, countItemsSql: COUNT_ANSWERS });
+    return this.runs.create(ctx, { kind: RunKind.RATING, params, targets, countItems: (em) => this.candidates.countAnswers(em, targets) });
   }
 
   private async selectCandidates(ctx: RequestContext, input: StartRatingRunInput) {
     const field = ['input'];
     if (!!input.generationRunId === !!input.candidateIds) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give generationRunId or candidateIds, one of them', field)]);
-    const qb = this.ds
-      .getRepository(Candidate)
-      .createQueryBuilder('c')
-      .select('c.id', 'id')
-      .where('c.projectId = :p AND c.status = :ok', { p: ctx.projectId, ok: CandidateStatus.OK });
     if (input.generationRunId) {
-      const runId = expectGlobalId(input.generationRunId, 'Run', 'input.generationRunId');
-      const run = await this.runs.findById(ctx, runId);
+      const run = await this.runs.findById(ctx, expectGlobalId(input.generationRunId, 'Run', 'input.generationRunId'));
       if (!run || run.kind !== RunKind.GENERATION) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, 'Generation run not found', ['input', 'generationRunId'])]);
-      qb.andWhere('c.runId = :runId', { runId });
-    } else {
-      const ids = [...new Set(input.candidateIds!.map((id) => expectGlobalId(id, 'Candidate', 'input.candidateIds')))];
-      // As for images: ids that are not candidates of this project are NOT_FOUND, not silently dropped.
-      const found = await this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :p AND c.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids }).getCount();
-      if (found !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - found} of the candidates were not found`, ['input', 'candidateIds'])]);
-      qb.andWhere('c.id = ANY(:ids::uuid[])', { ids });
     }
+    // As for images: ids that are not candidates of this project are NOT_FOUND, not silently dropped.
+    const qb = await this.candidates.selectIds(ctx, { generationRunIds: input.generationRunId ? [input.generationRunId] : null, candidateIds: input.candidateIds }, field);
     if (!(await qb.getCount())) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'No candidate with status OK matches', field)]);
     return qb;
   }

@@ -3,12 +3,25 @@ import type { JobHelpers } from 'graphile-worker';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
+import { RequestContext } from '../projects/request-context';
 import { InFlightCall, isTerminal, RunsService } from './runs.service';
 import { permanentReason } from './run-errors';
 
-/** What a kind of run does; items it already finished must be skipped, so a resumed run completes exactly once. */
-export interface RunHandler {
+/**
+ * A kind of run, one file per kind (`<name>.run.ts` in its module), registered in the worker: it
+ * lists its pending items (the frozen targets minus the items already settled, so a resumed run
+ * completes exactly once), processes them, and writes each result through its owner's service
+ * wrapped by RunsService.recordItem/recordBatch, which adds the run's counters in the same
+ * statement. Its parameters are parsed by its own schema; a parse failure is permanent.
+ */
+export interface RunKindDefinition {
+  readonly kind: RunKind;
   execute(run: Run, control: RunControl): Promise<void>;
+}
+
+/** The context a worker acts in for a run: the run's project, on behalf of whoever started it. */
+export function workerContext(run: Pick<Run, 'projectId' | 'createdById'>): RequestContext {
+  return RequestContext.forWorker(run.projectId, run.createdById);
 }
 
 /** Handed to a handler: a signal that aborts on cancel or shutdown, and a progress hook. */
@@ -56,17 +69,21 @@ const CANCEL_POLL_MS = 300;
  * locked; liveness (platform/jobs) unlocks it and the next attempt resumes the run.
  */
 export class RunExecutor {
+  private readonly handlers = new Map<RunKind, RunKindDefinition>();
+
   constructor(
     private readonly runs: RunsService,
-    private readonly handlers: Partial<Record<RunKind, RunHandler>>,
-  ) {}
+    kinds: RunKindDefinition[],
+  ) {
+    for (const kind of kinds) this.handlers.set(kind.kind, kind);
+  }
 
   async handleJob(payload: unknown, helpers: JobHelpers): Promise<void> {
     const runId = (payload as { runId?: string })?.runId;
     const run = runId ? await this.runs.findForWorker(runId) : null;
     if (!run || isTerminal(run.status)) return;
     if (run.cancelRequestedAt) return this.runs.finish(run.id, RunStatus.CANCELLED);
-    const handler = this.handlers[run.kind];
+    const handler = this.handlers.get(run.kind);
     if (!handler) return this.runs.finish(run.id, RunStatus.FAILED, `No worker handles ${run.kind} runs`);
 
     await this.runs.markRunning(run.id);

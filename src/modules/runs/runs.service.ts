@@ -41,8 +41,8 @@ export interface NewRun {
   targets: SelectQueryBuilder<object>;
   /** Items per target (samples per image for generation). */
   itemsPerTarget?: number;
-  /** Or a query counting the items, given the run id as $1, once the targets are frozen. */
-  countItemsSql?: string;
+  /** Or a count of the items over the targets query, made by the targets' owner in the run's transaction. */
+  countItems?: (em: EntityManager) => Promise<number>;
 }
 
 /** Counter increments; the run id is $1, the values $2 to $11 in `counterValues` order. */
@@ -139,7 +139,7 @@ export class RunsService {
          SELECT count(*)::int AS targets FROM frozen`,
         [...parameters, created.id],
       );
-      created.total = spec.countItemsSql ? Number((await em.query(spec.countItemsSql, [created.id]))[0]?.count ?? 0) : targets * (spec.itemsPerTarget ?? 1);
+      created.total = spec.countItems ? await spec.countItems(em) : targets * (spec.itemsPerTarget ?? 1);
       await em.update(Run, { id: created.id }, { total: created.total });
       await enqueueJob(em, RUN_TASK, { runId: created.id }, { jobKey: runJobKey(created.id) });
       return created;
@@ -237,6 +237,23 @@ export class RunsService {
    */
   async setSkipped(runId: string, skipped: number, outcome: string): Promise<void> {
     await this.ds.query(`UPDATE runs SET skipped = $2, counts_by_status = jsonb_set(counts_by_status, ARRAY[$3::text], to_jsonb($2::int)), updated_at = now() WHERE id = $1`, [runId, skipped, outcome]);
+  }
+
+  /** The run's frozen targets (image or candidate ids), in a stable order. */
+  async targetIds(runId: string): Promise<string[]> {
+    const rows: { target_id: string }[] = await this.ds.query(`SELECT target_id FROM run_targets WHERE run_id = $1 ORDER BY target_id`, [runId]);
+    return rows.map((r) => r.target_id);
+  }
+
+  /** Keys of the items the run gave up on: settled, so a resumed run does not take them again. */
+  async failedItemKeys(runId: string): Promise<Set<string>> {
+    const rows: { item_key: string }[] = await this.ds.query(`SELECT item_key FROM run_failures WHERE run_id = $1`, [runId]);
+    return new Set(rows.map((r) => r.item_key));
+  }
+
+  /** Adds what the run found out to its params (clustering: the clusters it made). */
+  async mergeParams(runId: string, patch: Record<string, unknown>): Promise<void> {
+    await this.ds.query(`UPDATE runs SET params = params || $2::jsonb, updated_at = now() WHERE id = $1`, [runId, JSON.stringify(patch)]);
   }
 
   /** A model call is about to be sent for the run: in flight until an item settles it, abandoned if its worker stops first. */

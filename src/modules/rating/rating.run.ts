@@ -1,13 +1,13 @@
-import { DataSource } from 'typeorm';
 import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
 import { AttemptsExhaustedError } from '../../platform/retry';
 import { CountdownCache } from '../../platform/countdown-cache';
 import { ImagesService, ModelFigure } from '../images/images.service';
-import { StoredRound } from '../candidates/conversation';
-import { Preference, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
-import { Run } from '../runs/run.entity';
+import { CandidatesService } from '../candidates/candidates.service';
+import { RequestContext } from '../projects/request-context';
+import { PreferencesService } from '../preferences/preferences.service';
+import { Run, RunKind } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
 import { buildRatingMessages } from '../llm-tasks/prompt';
 import { RATING } from '../llm-tasks/prompt-templates';
 import { paceOf, samplingFields } from '../llm-tasks/model-call-params';
@@ -37,9 +37,12 @@ const itemKey = (i: Pick<RatingItem, 'candidateId' | 'roundIndex' | 'answerIndex
  * Rates every answer of the run's candidates. A rating and its counters commit together; an
  * unparseable or failed rating is a run failure that keeps the reply. Resuming skips both.
  */
-export class RatingJob implements RunHandler {
+export class RatingRun implements RunKindDefinition {
+  readonly kind = RunKind.RATING;
+
   constructor(
-    private readonly ds: DataSource,
+    private readonly candidates: CandidatesService,
+    private readonly preferences: PreferencesService,
     private readonly llm: LlmGateway,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
@@ -48,12 +51,13 @@ export class RatingJob implements RunHandler {
 
   async execute(run: Run, control: RunControl): Promise<void> {
     const params = ratingParamsSchema.parse(run.params);
-    const items = await this.pendingItems(run.id);
+    const ctx = workerContext(run);
+    const items = await this.pendingItems(ctx, run.id);
     const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), items.map((i) => i.imageId));
     const limits = paceOf(run.id, params.limits);
     try {
       await forEachConcurrent(items, params.limits.concurrency, control.signal, async (item) => {
-        await this.rate(run, params, item, await figures.take(item.imageId), limits, control);
+        await this.rate(ctx, run, params, item, await figures.take(item.imageId), limits, control);
         control.progressed();
       });
     } finally {
@@ -61,26 +65,19 @@ export class RatingJob implements RunHandler {
     }
   }
 
-  private async pendingItems(runId: string): Promise<RatingItem[]> {
-    const rows: { id: string; image_id: string; rounds: StoredRound[] }[] = await this.ds.query(
-      `SELECT c.id, c.image_id, c.rounds FROM run_targets t JOIN candidates c ON c.id = t.target_id WHERE t.run_id = $1 ORDER BY c.image_id, c.id`,
-      [runId],
-    );
-    const settled = new Set<string>();
-    const rated: { candidate_id: string; round_index: number; answer_index: number }[] = await this.ds.query(
-      `SELECT candidate_id, round_index, answer_index FROM preferences WHERE run_id = $1`,
-      [runId],
-    );
-    for (const r of rated) settled.add(itemKey({ candidateId: r.candidate_id, roundIndex: r.round_index, answerIndex: r.answer_index }));
-    for (const f of await this.ds.query(`SELECT item_key FROM run_failures WHERE run_id = $1`, [runId])) settled.add(f.item_key);
-    return rows.flatMap((c) =>
+  /** Every answer of the run's candidates with neither a rating nor a failure from this run. */
+  private async pendingItems(ctx: RequestContext, runId: string): Promise<RatingItem[]> {
+    const candidates = await this.candidates.conversations(ctx, await this.runs.targetIds(runId));
+    const settled = await this.runs.failedItemKeys(runId);
+    for (const rated of await this.preferences.ratedByRun(ctx, runId)) settled.add(itemKey(rated));
+    return candidates.flatMap((c) =>
       c.rounds.flatMap((round, roundIndex) =>
-        round.answers.map((answer, answerIndex) => ({ candidateId: c.id, imageId: c.image_id, roundIndex, answerIndex, question: round.question, answer })),
+        round.answers.map((answer, answerIndex) => ({ candidateId: c.id, imageId: c.imageId, roundIndex, answerIndex, question: round.question, answer })),
       ),
     ).filter((item) => !settled.has(itemKey(item)));
   }
 
-  private async rate(run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, control: RunControl): Promise<void> {
+  private async rate(ctx: RequestContext, run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, control: RunControl): Promise<void> {
     if (!figure?.dataUrl) return this.fail(run, item, RatingOutcome.FAILED, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 }, null);
     const { signal } = control;
     const request = { messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl), ...samplingFields(params.modelParameters) };
@@ -93,23 +90,16 @@ export class RatingJob implements RunHandler {
       const parsed = parseRatingReply(reply.content ?? '');
       if (parsed.kind === 'failed') return this.fail(run, item, RatingOutcome.UNPARSEABLE, `Unparseable rating: ${parsed.reason}`, reply.content, attempts, usage, call);
       await this.runs.recordItem(
-        this.ds
-          .createQueryBuilder()
-          .insert()
-          .into(Preference)
-          .values({
-            projectId: run.projectId,
-            candidateId: item.candidateId,
-            source: PreferenceSource.MODEL,
-            kind: PreferenceKind.RATING,
-            judgeModel: reply.model,
-            runId: run.id,
-            roundIndex: item.roundIndex,
-            answerIndex: item.answerIndex,
-            rating: parsed.score,
-            rubricVersion: params.rubricVersion,
-            rationale: parsed.rationale,
-          }),
+        this.preferences.insertRating(ctx, {
+          candidateId: item.candidateId,
+          judgeModel: reply.model,
+          runId: run.id,
+          roundIndex: item.roundIndex,
+          answerIndex: item.answerIndex,
+          rating: parsed.score,
+          rubricVersion: params.rubricVersion,
+          rationale: parsed.rationale,
+        }),
         run.id,
         { done: 1, outcome: RatingOutcome.RATED, ...usage, costUsd: this.cost(usage), settledCall: call },
       );

@@ -4,9 +4,10 @@ import { LlmGateway } from '../../platform/llm-gateway';
 import { logger } from '../../platform/logging';
 import { ImagesService } from '../images/images.service';
 import { Image } from '../images/image.entity';
-import { Run } from '../runs/run.entity';
+import { RequestContext } from '../projects/request-context';
+import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
 import { paceOf } from '../llm-tasks/model-call-params';
 import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
@@ -27,7 +28,9 @@ const EMBEDDED = 'EMBEDDED';
  * runs seeded k-means and writes every assignment in one statement. The result is written at the
  * end, so a resumed run starts its counters over and only pays for embeddings not yet cached.
  */
-export class ClusteringJob implements RunHandler {
+export class ClusteringRun implements RunKindDefinition {
+  readonly kind = RunKind.CLUSTERING;
+
   constructor(
     private readonly ds: DataSource,
     private readonly llm: LlmGateway,
@@ -38,7 +41,8 @@ export class ClusteringJob implements RunHandler {
   async execute(run: Run, control: RunControl): Promise<void> {
     const params = clusteringParamsSchema.parse(run.params);
     await this.runs.resetCounters(run.id);
-    const images = await this.loadImages(run, params.embeddingModel);
+    const ctx = workerContext(run);
+    const images = await this.loadImages(ctx, run, params.embeddingModel);
     const embeddings = await this.embeddings(run, params, images, control);
     if (control.signal.aborted) return;
     const rows: Float32Array[] = [];
@@ -46,22 +50,16 @@ export class ClusteringJob implements RunHandler {
       rows.push(joinFeatures(embeddings.get(image.textHash) ?? [], await this.imageFeatures(run.projectId, image), { text: params.textWeight, image: params.imageWeight }));
     }
     const result = kMeans(rows, params.k, params.seed);
-    await this.ds.query(
-      `UPDATE images i SET cluster_id = a.cluster_id, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS a(id, cluster_id) WHERE i.id = a.id AND i.project_id = $3`,
-      [images.map((i) => i.id), result.assignments, run.projectId],
-    );
-    await this.ds.query(`UPDATE runs SET params = params || $2::jsonb WHERE id = $1`, [run.id, JSON.stringify({ clusters: result.k, iterations: result.iterations, converged: result.converged })]);
+    await this.images.assignClusters(ctx, images.map((i) => i.id), result.assignments);
+    await this.runs.mergeParams(run.id, { clusters: result.k, iterations: result.iterations, converged: result.converged });
     await this.llm.forgetRun(run.id).catch(() => undefined);
   }
 
-  private async loadImages(run: Run, model: string): Promise<ClusterImage[]> {
-    const rows: { id: string; caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(
-      `SELECT i.id, i.caption, i.mentions, i.content_hash FROM run_targets t JOIN images i ON i.id = t.target_id WHERE t.run_id = $1 AND i.project_id = $2 ORDER BY i.created_at, i.id`,
-      [run.id, run.projectId],
-    );
+  private async loadImages(ctx: RequestContext, run: Run, model: string): Promise<ClusterImage[]> {
+    const rows = await this.images.figuresByIds(ctx, await this.runs.targetIds(run.id));
     return rows.map((r) => {
       const text = clusteringText(r.caption, r.mentions);
-      return { id: r.id, text, textHash: crypto.createHash('sha256').update(`${model}\n${text}`).digest('hex'), contentHash: r.content_hash };
+      return { id: r.id, text, textHash: crypto.createHash('sha256').update(`${model}\n${text}`).digest('hex'), contentHash: r.contentHash };
     });
   }
 

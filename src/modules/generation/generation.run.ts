@@ -1,15 +1,16 @@
-import { DataSource } from 'typeorm';
 import { LlmGateway, RunLimits } from '../../platform/llm-gateway';
 import { AttemptsExhaustedError } from '../../platform/retry';
 import { ChatReply } from '../../platform/llm';
 import { CountdownCache } from '../../platform/countdown-cache';
 import { ImagesService, ModelFigure } from '../images/images.service';
 import { DemonstrationsService, PoolDemonstration } from '../demonstrations/demonstrations.service';
-import { Candidate, CandidateStatus } from '../candidates/candidate.entity';
+import { CandidateStatus } from '../candidates/candidate.entity';
+import { CandidatesService } from '../candidates/candidates.service';
+import { RequestContext } from '../projects/request-context';
 import { StoredRound } from '../candidates/conversation';
-import { Run } from '../runs/run.entity';
+import { Run, RunKind } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
 import { PermanentRunError } from '../runs/run-errors';
 import { buildGenerationMessages, drawDemonstrations } from '../llm-tasks/prompt';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from '../llm-tasks/prompt-templates';
@@ -41,9 +42,11 @@ const TEMPLATES: Record<string, TemplateText> = { [GENERATION_SINGLE.version]: G
  * so a resumed or retried run fills exactly what is missing. Each candidate and its share of the
  * run's counters commit together.
  */
-export class GenerationJob implements RunHandler {
+export class GenerationRun implements RunKindDefinition {
+  readonly kind = RunKind.GENERATION;
+
   constructor(
-    private readonly ds: DataSource,
+    private readonly candidates: CandidatesService,
     private readonly llm: LlmGateway,
     private readonly images: ImagesService,
     private readonly demonstrations: DemonstrationsService,
@@ -56,7 +59,8 @@ export class GenerationJob implements RunHandler {
     const template = TEMPLATES[params.promptTemplateVersion];
     if (!template) throw new PermanentRunError(`Unknown prompt template ${params.promptTemplateVersion}`);
     const pool = params.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(run.projectId, params.demonstrationPool) : [];
-    const pending = await this.pendingItems(run.id, params.samplesPerImage);
+    const ctx = workerContext(run);
+    const pending = await this.pendingItems(ctx, run.id, params.samplesPerImage);
     const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), pending.map((i) => i.imageId));
     const limits = paceOf(run.id, params.limits);
     try {
@@ -65,7 +69,7 @@ export class GenerationJob implements RunHandler {
         const demos = drawDemonstrations(pool, params.demonstrationStrategy, params.demonstrationsPerPrompt, `${params.seed}:${item.imageId}:${item.sampleIndex}`, item.imageId);
         const outcome = await this.generate(params, template, figure, demos, limits, item, control);
         if (!outcome || control.signal.aborted) return;
-        await this.store(run, params, template, item, demos, outcome);
+        await this.store(ctx, run, params, template, item, demos, outcome);
         control.progressed();
       });
     } finally {
@@ -73,16 +77,12 @@ export class GenerationJob implements RunHandler {
     }
   }
 
-  private async pendingItems(runId: string, samples: number): Promise<GenerationItem[]> {
-    const rows: { image_id: string; sample_index: number }[] = await this.ds.query(
-      `SELECT t.target_id AS image_id, s.n AS sample_index
-       FROM run_targets t CROSS JOIN generate_series(0, $2::int - 1) AS s(n)
-       WHERE t.run_id = $1
-         AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.run_id = $1 AND c.image_id = t.target_id AND c.sample_index = s.n)
-       ORDER BY t.target_id, s.n`,
-      [runId, samples],
+  /** Every (target image, sample) without a candidate from this run yet, grouped by image. */
+  private async pendingItems(ctx: RequestContext, runId: string, samples: number): Promise<GenerationItem[]> {
+    const stored = new Set((await this.candidates.samplesOfRun(ctx, runId)).map((s) => `${s.imageId}:${s.sampleIndex}`));
+    return (await this.runs.targetIds(runId)).flatMap((imageId) =>
+      Array.from({ length: samples }, (_, sampleIndex) => ({ imageId, sampleIndex })).filter((item) => !stored.has(`${item.imageId}:${item.sampleIndex}`)),
     );
-    return rows.map((r) => ({ imageId: r.image_id, sampleIndex: r.sample_index }));
   }
 
   /** Null when the run was stopped mid-call: nothing is stored and the item stays pending. */
@@ -102,35 +102,30 @@ export class GenerationJob implements RunHandler {
     }
   }
 
-  private async store(run: Run, params: GenerationParams, template: TemplateText, item: GenerationItem, demos: PoolDemonstration[], outcome: Outcome): Promise<void> {
+  private async store(ctx: RequestContext, run: Run, params: GenerationParams, template: TemplateText, item: GenerationItem, demos: PoolDemonstration[], outcome: Outcome): Promise<void> {
     const promptTokens = outcome.reply?.promptTokens ?? 0;
     const completionTokens = outcome.reply?.completionTokens ?? 0;
     const costUsd = this.llm.client ? this.llm.client.costUsd({ promptTokens, completionTokens }) : 0;
     const ok = outcome.status === CandidateStatus.OK;
     await this.runs.recordItem(
-      this.ds
-        .createQueryBuilder()
-        .insert()
-        .into(Candidate)
-        .values({
-          projectId: run.projectId,
-          imageId: item.imageId,
-          runId: run.id,
-          sampleIndex: item.sampleIndex,
-          status: outcome.status,
-          form: params.form,
-          rawOutput: outcome.rawOutput,
-          rounds: outcome.rounds,
-          failureReason: outcome.failureReason,
-          model: outcome.reply?.model ?? params.model,
-          promptTemplateVersion: template.version,
-          demonstrationIds: demos.map((d) => d.id),
-          promptTokens,
-          completionTokens,
-          latencyMs: outcome.latencyMs ?? null,
-          attempts: outcome.attempts,
-          costUsd,
-        }),
+      this.candidates.insertFromRun(ctx, {
+        imageId: item.imageId,
+        runId: run.id,
+        sampleIndex: item.sampleIndex,
+        status: outcome.status,
+        form: params.form,
+        rawOutput: outcome.rawOutput,
+        rounds: outcome.rounds,
+        failureReason: outcome.failureReason,
+        model: outcome.reply?.model ?? params.model,
+        promptTemplateVersion: template.version,
+        demonstrationIds: demos.map((d) => d.id),
+        promptTokens,
+        completionTokens,
+        latencyMs: outcome.latencyMs ?? null,
+        attempts: outcome.attempts,
+        costUsd,
+      }),
       run.id,
       {
         done: ok ? 1 : 0,
