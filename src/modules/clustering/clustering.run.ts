@@ -7,7 +7,8 @@ import { Image } from '../images/image.entity';
 import { RequestContext } from '../projects/request-context';
 import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
+import { forEachModelCall } from '../llm-tasks/model-call-loop';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
 import { paceOf } from '../llm-tasks/model-call-params';
 import { clusteringText, imageFeatureVector, joinFeatures, kMeans, missingImageFeatures } from './features';
@@ -28,20 +29,21 @@ const EMBEDDED = 'EMBEDDED';
  * runs seeded k-means and writes every assignment in one statement. The result is written at the
  * end, so a resumed run starts its counters over and only pays for embeddings not yet cached.
  */
-export class ClusteringRun implements RunKindDefinition {
+export class ClusteringRun extends ParsedRunKind<ClusteringParams> {
   readonly kind = RunKind.CLUSTERING;
+  protected readonly paramsSchema = clusteringParamsSchema;
 
   constructor(
     private readonly ds: DataSource,
     private readonly llm: LlmGateway,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = clusteringParamsSchema.parse(run.params);
+  protected async attempt({ run, params, ctx }: RunAttempt<ClusteringParams>, control: RunControl): Promise<void> {
     await this.runs.resetCounters(run.id);
-    const ctx = workerContext(run);
     const images = await this.loadImages(ctx, run, params.embeddingModel);
     const embeddings = await this.embeddings(run, params, images, control);
     if (control.signal.aborted) return;
@@ -52,7 +54,6 @@ export class ClusteringRun implements RunKindDefinition {
     const result = kMeans(rows, params.k, params.seed);
     await this.images.assignClusters(ctx, images.map((i) => i.id), result.assignments);
     await this.runs.mergeParams(run.id, { clusters: result.k, iterations: result.iterations, converged: result.converged });
-    await this.llm.forgetRun(run.id).catch(() => undefined);
   }
 
   private async loadImages(ctx: RequestContext, run: Run, model: string): Promise<ClusterImage[]> {
@@ -80,7 +81,7 @@ export class ClusteringRun implements RunKindDefinition {
     if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart, outcome: EMBEDDED });
     const batches = chunk(missing, EMBEDDING_BATCH);
     const limits = paceOf(run.id, params.limits);
-    await forEachConcurrent(batches, params.limits.concurrency, control.signal, async (batch) => {
+    await forEachModelCall(this.llm, run.id, batches, params.limits.concurrency, control, async (batch) => {
       const { reply } = await this.llm.embed(batch.map((h) => textOf.get(h)!), limits, control.signal);
       await this.ds.transaction(async (em) => {
         await em.query(
@@ -92,7 +93,6 @@ export class ClusteringRun implements RunKindDefinition {
         await this.runs.addProgress(em, run.id, { done, outcome: EMBEDDED, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
       });
       batch.forEach((h, i) => byHash.set(h, reply.vectors[i]));
-      control.progressed();
     });
     return byHash;
   }

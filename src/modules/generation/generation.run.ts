@@ -10,7 +10,8 @@ import { RequestContext } from '../projects/request-context';
 import { StoredRound } from '../candidates/conversation';
 import { Run, RunKind } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
+import { forEachModelCall } from '../llm-tasks/model-call-loop';
 import { PermanentRunError } from '../runs/run-errors';
 import { buildGenerationMessages, drawDemonstrations } from '../llm-tasks/prompt';
 import { GENERATION_SINGLE, GENERATION_TWO_ANSWERS, TemplateText } from '../llm-tasks/prompt-templates';
@@ -42,8 +43,9 @@ const TEMPLATES: Record<string, TemplateText> = { [GENERATION_SINGLE.version]: G
  * so a resumed or retried run fills exactly what is missing. Each candidate and its share of the
  * run's counters commit together.
  */
-export class GenerationRun implements RunKindDefinition {
+export class GenerationRun extends ParsedRunKind<GenerationParams> {
   readonly kind = RunKind.GENERATION;
+  protected readonly paramsSchema = generationParamsSchema;
 
   constructor(
     private readonly candidates: CandidatesService,
@@ -52,29 +54,24 @@ export class GenerationRun implements RunKindDefinition {
     private readonly demonstrations: DemonstrationsService,
     private readonly runs: RunsService,
     private readonly imageMaxSide: number,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = generationParamsSchema.parse(run.params);
+  protected async attempt({ run, params, ctx }: RunAttempt<GenerationParams>, control: RunControl): Promise<void> {
     const template = TEMPLATES[params.promptTemplateVersion];
     if (!template) throw new PermanentRunError(`Unknown prompt template ${params.promptTemplateVersion}`);
     const pool = params.demonstrationsPerPrompt > 0 ? await this.demonstrations.activePool(run.projectId, params.demonstrationPool) : [];
-    const ctx = workerContext(run);
     const pending = await this.pendingItems(ctx, run.id, params.samplesPerImage);
     const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), pending.map((i) => i.imageId));
     const limits = paceOf(run.id, params.limits);
-    try {
-      await forEachConcurrent(pending, params.limits.concurrency, control.signal, async (item) => {
-        const figure = await figures.take(item.imageId);
-        const demos = drawDemonstrations(pool, params.demonstrationStrategy, params.demonstrationsPerPrompt, `${params.seed}:${item.imageId}:${item.sampleIndex}`, item.imageId);
-        const outcome = await this.generate(params, template, figure, demos, limits, item, control);
-        if (!outcome || control.signal.aborted) return;
-        await this.store(ctx, run, params, template, item, demos, outcome);
-        control.progressed();
-      });
-    } finally {
-      await this.llm.forgetRun(run.id).catch(() => undefined);
-    }
+    await forEachModelCall(this.llm, run.id, pending, params.limits.concurrency, control, async (item) => {
+      const figure = await figures.take(item.imageId);
+      const demos = drawDemonstrations(pool, params.demonstrationStrategy, params.demonstrationsPerPrompt, `${params.seed}:${item.imageId}:${item.sampleIndex}`, item.imageId);
+      const outcome = await this.generate(params, template, figure, demos, limits, item, control);
+      if (!outcome || control.signal.aborted) return;
+      await this.store(ctx, run, params, template, item, demos, outcome);
+    });
   }
 
   /** Every (target image, sample) without a candidate from this run yet, grouped by image. */

@@ -7,7 +7,8 @@ import { RequestContext } from '../projects/request-context';
 import { PreferencesService } from '../preferences/preferences.service';
 import { Run, RunKind } from '../runs/run.entity';
 import { InFlightCall, RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
+import { forEachModelCall } from '../llm-tasks/model-call-loop';
 import { buildRatingMessages } from '../llm-tasks/prompt';
 import { RATING } from '../llm-tasks/prompt-templates';
 import { paceOf, samplingFields } from '../llm-tasks/model-call-params';
@@ -37,8 +38,9 @@ const itemKey = (i: Pick<RatingItem, 'candidateId' | 'roundIndex' | 'answerIndex
  * Rates every answer of the run's candidates. A rating and its counters commit together; an
  * unparseable or failed rating is a run failure that keeps the reply. Resuming skips both.
  */
-export class RatingRun implements RunKindDefinition {
+export class RatingRun extends ParsedRunKind<RatingParams> {
   readonly kind = RunKind.RATING;
+  protected readonly paramsSchema = ratingParamsSchema;
 
   constructor(
     private readonly candidates: CandidatesService,
@@ -47,22 +49,15 @@ export class RatingRun implements RunKindDefinition {
     private readonly images: ImagesService,
     private readonly runs: RunsService,
     private readonly imageMaxSide: number,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = ratingParamsSchema.parse(run.params);
-    const ctx = workerContext(run);
+  protected async attempt({ run, params, ctx }: RunAttempt<RatingParams>, control: RunControl): Promise<void> {
     const items = await this.pendingItems(ctx, run.id);
     const figures = new CountdownCache((id: string) => this.images.modelFigure(run.projectId, id, this.imageMaxSide), items.map((i) => i.imageId));
     const limits = paceOf(run.id, params.limits);
-    try {
-      await forEachConcurrent(items, params.limits.concurrency, control.signal, async (item) => {
-        await this.rate(ctx, run, params, item, await figures.take(item.imageId), limits, control);
-        control.progressed();
-      });
-    } finally {
-      await this.llm.forgetRun(run.id).catch(() => undefined);
-    }
+    await forEachModelCall(this.llm, run.id, items, params.limits.concurrency, control, (item) => this.rate(ctx, run, params, item, figures.take(item.imageId), limits, control));
   }
 
   /** Every answer of the run's candidates with neither a rating nor a failure from this run. */
@@ -77,7 +72,8 @@ export class RatingRun implements RunKindDefinition {
     ).filter((item) => !settled.has(itemKey(item)));
   }
 
-  private async rate(ctx: RequestContext, run: Run, params: RatingParams, item: RatingItem, figure: ModelFigure | null, limits: RunLimits, control: RunControl): Promise<void> {
+  private async rate(ctx: RequestContext, run: Run, params: RatingParams, item: RatingItem, figureTaken: Promise<ModelFigure | null>, limits: RunLimits, control: RunControl): Promise<void> {
+    const figure = await figureTaken;
     if (!figure?.dataUrl) return this.fail(run, item, RatingOutcome.FAILED, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 }, null);
     const { signal } = control;
     const request = { messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl), ...samplingFields(params.modelParameters) };

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { ZodType } from 'zod';
 import type { JobHelpers } from 'graphile-worker';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
@@ -17,6 +18,28 @@ import { permanentReason } from './run-errors';
 export interface RunKindDefinition {
   readonly kind: RunKind;
   execute(run: Run, control: RunControl): Promise<void>;
+}
+
+/** What one attempt of a kind works with: the run, its parameters parsed, and the context it acts in. */
+export interface RunAttempt<P> {
+  run: Run;
+  params: P;
+  ctx: RequestContext;
+}
+
+/**
+ * The part every kind shares: its stored parameters parsed by its own schema (a failure is
+ * permanent, see run-errors) and the worker context built, before the kind's own `attempt`.
+ */
+export abstract class ParsedRunKind<P> implements RunKindDefinition {
+  abstract readonly kind: RunKind;
+  protected abstract readonly paramsSchema: ZodType<P>;
+
+  execute(run: Run, control: RunControl): Promise<void> {
+    return this.attempt({ run, params: this.paramsSchema.parse(run.params), ctx: workerContext(run) }, control);
+  }
+
+  protected abstract attempt(attempt: RunAttempt<P>, control: RunControl): Promise<void>;
 }
 
 /** The context a worker acts in for a run: the run's project, on behalf of whoever started it. */

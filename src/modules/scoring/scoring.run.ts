@@ -6,13 +6,13 @@ import { Run, RunKind } from '../runs/run.entity';
 import { RequestContext } from '../projects/request-context';
 import { CandidatesService } from '../candidates/candidates.service';
 import { RunsService } from '../runs/runs.service';
-import { RunControl, RunKindDefinition, workerContext } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
 import { PermanentRunError } from '../runs/run-errors';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { SelectorsService } from '../selectors/selectors.service';
 import { RunnerTimings, SelectorRunner, SelectorRow } from '../selectors/selector-runner';
 import { imagePixels, preprocessingKey, selectorText } from '../selectors/selector-inputs';
-import { scoringParamsSchema } from './scoring.service';
+import { ScoringParams, scoringParamsSchema } from './scoring.service';
 
 /** Where a scoring attempt spent its time, in milliseconds. */
 export interface ScoringTimings extends RunnerTimings {
@@ -103,8 +103,9 @@ const FETCH_AHEAD = 3;
  * current one is scored. Each batch's scores, failures and counters commit in one statement, and a resumed
  * run only takes candidates with neither a score nor a failure.
  */
-export class ScoringRun implements RunKindDefinition {
+export class ScoringRun extends ParsedRunKind<ScoringParams> {
   readonly kind = RunKind.SCORING;
+  protected readonly paramsSchema = scoringParamsSchema;
   private readonly pixels = new PixelCache(PIXEL_CACHE_BYTES);
   /** Images being read and preprocessed, by project and cache key, so concurrent fetches share the work. */
   private readonly preprocessing = new Map<string, Promise<Float32Array | string>>();
@@ -115,11 +116,11 @@ export class ScoringRun implements RunKindDefinition {
     private readonly selectors: SelectorsService,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = scoringParamsSchema.parse(run.params);
-    const ctx = workerContext(run);
+  protected async attempt({ run, params, ctx }: RunAttempt<ScoringParams>, control: RunControl): Promise<void> {
     const model = await this.selectors.findById(ctx, params.selectorModelId);
     if (!model) throw new PermanentRunError('The selector model was deleted');
     const runner = await this.selectors.runnerFor(model);
