@@ -15,7 +15,7 @@ import { StartGenerationRunInput } from './generation.inputs';
 import { GenerationParams } from './generation-params';
 import { modelParametersFrom, runLimitsFrom } from '../llm-tasks/model-call-params';
 
-/** Starts generation runs; the work itself is GenerationJob's, in a worker. */
+/** Starts generation runs; the work itself is GenerationRun's, in a worker. */
 export class GenerationService {
   constructor(
     private readonly ds: DataSource,
