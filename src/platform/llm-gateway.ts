@@ -67,9 +67,10 @@ export class LlmGateway {
     return this.client;
   }
 
-  chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal): Promise<Called<ChatReply>> {
+  /** `beforeFirstSend` runs once, just before the request first leaves (after slots and pacing): a caller records the call as in flight there. */
+  chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal, beforeFirstSend?: () => Promise<void>): Promise<Called<ChatReply>> {
     const client = this.requireClient();
-    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal);
+    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal, beforeFirstSend);
   }
 
   embed(texts: string[], limits: RunLimits, signal?: AbortSignal): Promise<Called<EmbeddingsReply>> {
@@ -88,8 +89,9 @@ export class LlmGateway {
     return this.pacer.forget(`run:${runId}:`);
   }
 
-  private async call<T>(limits: RunLimits, estimatedTokens: number, tokensOf: (reply: T) => number, send: () => Promise<T>, signal?: AbortSignal): Promise<Called<T>> {
+  private async call<T>(limits: RunLimits, estimatedTokens: number, tokensOf: (reply: T) => number, send: () => Promise<T>, signal?: AbortSignal, beforeFirstSend?: () => Promise<void>): Promise<Called<T>> {
     const started = Date.now();
+    let announce = beforeFirstSend;
     const { value, attempts } = await withRetries(
       this.policy,
       () =>
@@ -97,6 +99,11 @@ export class LlmGateway {
           const paced = this.limitsFor(limits, estimatedTokens);
           await sleep(await this.pacer.reserve(paced), signal);
           signal?.throwIfAborted();
+          if (announce) {
+            const once = announce;
+            announce = undefined;
+            await once();
+          }
           try {
             const reply = await send();
             await this.settleTokens(paced, tokensOf(reply));

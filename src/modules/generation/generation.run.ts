@@ -88,9 +88,9 @@ export class GenerationRun extends ParsedRunKind<GenerationParams> {
     const messages = buildGenerationMessages(template, params.minRounds, demos, figure, figure.dataUrl);
     const request = { messages, ...samplingFields(params.modelParameters), seed: (params.seed + item.sampleIndex) % 2 ** 31 };
     const { signal } = control;
-    const call = await control.callStarted(this.llm.estimatedPromptCostUsd(request));
+    const { call, announce } = control.modelCall(this.llm.estimatedPromptCostUsd(request));
     try {
-      const { reply, attempts, latencyMs } = await this.llm.chat(request, limits, signal);
+      const { reply, attempts, latencyMs } = await this.llm.chat(request, limits, signal, announce);
       return { ...interpret(reply, params), attempts, reply, latencyMs, call };
     } catch (error) {
       if (signal.aborted) return null;

@@ -77,9 +77,9 @@ export class RatingRun extends ParsedRunKind<RatingParams> {
     if (!figure?.dataUrl) return this.fail(run, item, RatingOutcome.FAILED, 'The image has no stored bytes', null, 0, { promptTokens: 0, completionTokens: 0 }, null);
     const { signal } = control;
     const request = { messages: buildRatingMessages(RATING, figure, item.question, item.answer, figure.dataUrl), ...samplingFields(params.modelParameters) };
-    const call = await control.callStarted(this.llm.estimatedPromptCostUsd(request));
+    const { call, announce } = control.modelCall(this.llm.estimatedPromptCostUsd(request));
     try {
-      const { reply, attempts } = await this.llm.chat(request, limits, signal);
+      const { reply, attempts } = await this.llm.chat(request, limits, signal, announce);
       if (signal.aborted) return;
       const usage = { promptTokens: reply.promptTokens, completionTokens: reply.completionTokens };
       if (reply.refusal) return this.fail(run, item, RatingOutcome.REFUSED, `The judge refused: ${reply.refusal}`, reply.refusal, attempts, usage, call);

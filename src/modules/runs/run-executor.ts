@@ -69,13 +69,19 @@ export class RunControl {
   }
 
   /**
-   * Announces a model call before it is sent; the item that stores its result settles it (pass the
-   * returned call as `settledCall`). One left unsettled by a worker that stopped counts as abandoned.
+   * A model call of this run, recorded as in flight by `announce` just before it is sent (pass that
+   * to the gateway's `beforeFirstSend`); the item that stores its result settles it (as
+   * `settledCall`). One left unsettled by a worker that stopped counts as an abandoned attempt.
    */
-  async callStarted(estimatedCostUsd: number): Promise<InFlightCall> {
-    const call = { estimatedCostUsd };
-    await this.runs.callStarted(this.runId, call);
-    return call;
+  modelCall(estimatedCostUsd: number): { call: InFlightCall; announce: () => Promise<void> } {
+    const call: InFlightCall = { estimatedCostUsd, announced: false };
+    return {
+      call,
+      announce: async () => {
+        await this.runs.callStarted(this.runId, call);
+        call.announced = true;
+      },
+    };
   }
 
   abort(reason: 'cancelled' | 'shutdown'): void {

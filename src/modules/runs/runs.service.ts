@@ -25,13 +25,15 @@ export interface RunProgress {
   completionTokens?: number;
   costUsd?: number;
   lastError?: string | null;
-  /** The model call this item made, announced by `callStarted`, is settled: it is no longer in flight. */
+  /** The model call this item made is settled: no longer in flight (when it was announced by `callStarted`). */
   settledCall?: InFlightCall | null;
 }
 
 /** A model call announced before it was sent, so that a crash leaves it counted as in flight. */
 export interface InFlightCall {
   estimatedCostUsd: number;
+  /** Recorded as in flight: only then does settling it take it out again. */
+  announced: boolean;
 }
 
 export interface NewRun {
@@ -62,8 +64,8 @@ const counterValues = (p: RunProgress) => [
   p.lastError ?? null,
   p.outcome ?? null,
   p.skipped ?? 0,
-  p.settledCall ? 1 : 0,
-  p.settledCall?.estimatedCostUsd ?? 0,
+  p.settledCall?.announced ? 1 : 0,
+  p.settledCall?.announced ? p.settledCall.estimatedCostUsd : 0,
 ];
 
 /**
