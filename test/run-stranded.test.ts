@@ -147,6 +147,36 @@ describe('a run always ends', () => {
     console.info(`${KILLS} kills (${killedHolding.length} while holding the run), ${fake.chatRequests().length} requests for ${total} items, ${r.abandoned_attempts} abandoned attempts ($${r.abandoned_cost})`);
   });
 
+  it('a worker stopped gracefully (SIGTERM) more times than the attempt limit: the run still ends, once per item', async () => {
+    const samplesPerImage = 20;
+    const total = IMAGES * samplesPerImage;
+    const run = await startRun(samplesPerImage);
+    // Slow replies: graphile-worker's 5 s grace ends with calls in flight, so every stop aborts the attempt.
+    fake.latencyMs = 1500;
+    try {
+      for (let stop = 0; stop < 6; stop++) {
+        const worker = startWorkerProcess();
+        await worker.ready();
+        const deadline = Date.now() + 20_000;
+        while (!(await app.ds.query(`SELECT 1 FROM graphile_worker._private_jobs WHERE locked_by IS NOT NULL`)).length) {
+          if (Date.now() > deadline) throw new Error(`the run was not picked up before stop ${stop + 1}:\n${worker.log}`);
+          await sleep(50);
+        }
+        worker.signal('SIGTERM');
+        expect(await worker.waitForExit(20_000)).toMatchObject({ code: 0 });
+        expect((await runRow(app.ds, run.id)).status).toBe('RUNNING');
+      }
+    } finally {
+      fake.latencyMs = LATENCY_MS;
+    }
+    const last = startWorkerProcess();
+    await last.ready();
+    const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 90_000);
+    expect(finished).toMatchObject({ status: 'SUCCEEDED', total, done: total });
+    const [c] = await app.ds.query(`SELECT count(*)::int AS rows, count(DISTINCT (image_id, sample_index))::int AS items FROM candidates WHERE run_id = $1`, [run.id]);
+    expect(c).toEqual({ rows: total, items: total });
+  });
+
   it('cancelling a run whose worker died ends it CANCELLED at once, and its subscribers get the final event', async () => {
     const run = await startRun(20);
     const worker = startWorkerProcess();

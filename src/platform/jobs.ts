@@ -162,6 +162,23 @@ export async function deleteJob(manager: EntityManager, jobKey: string): Promise
   await manager.query(`DELETE FROM graphile_worker._private_jobs WHERE key = $1`, [jobKey]);
 }
 
+/** The error a job attempt ends with when its worker stops gracefully; the attempt is given back (see below). */
+export const SHUTDOWN_MESSAGE = 'worker shutting down; the run resumes on the next attempt';
+
+/**
+ * Gives back the attempt that a graceful shutdown (SIGTERM, a deploy) used, when the job starts
+ * again: like a takeover after a kill, a shutdown is not a failed attempt, or a run restarted
+ * `max_attempts` times would never be picked again. Returns the attempts that count.
+ */
+export async function attemptsCounting(helpers: JobHelpers): Promise<number> {
+  if (!helpers.job.last_error?.includes(SHUTDOWN_MESSAGE)) return helpers.job.attempts;
+  const { rows } = await helpers.query<{ attempts: number }>(
+    `UPDATE graphile_worker._private_jobs SET attempts = greatest(attempts - 1, 1), last_error = NULL WHERE id = $1 RETURNING attempts`,
+    [helpers.job.id],
+  );
+  return rows[0]?.attempts ?? helpers.job.attempts;
+}
+
 /** An idle client losing its connection must not crash the process; the pool replaces it. */
 function withErrorLog(pool: Pool): Pool {
   const log = (error: Error) => logger.warn('job queue connection error', { error: error.message });

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { ZodType } from 'zod';
 import type { JobHelpers } from 'graphile-worker';
+import { attemptsCounting, SHUTDOWN_MESSAGE } from '../../platform/jobs';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
@@ -115,6 +116,7 @@ export class RunExecutor {
     const handler = this.handlers.get(run.kind);
     if (!handler) return this.runs.finish(run.id, RunStatus.FAILED, `No worker handles ${run.kind} runs`);
 
+    const attempts = await attemptsCounting(helpers);
     await this.runs.markRunning(run.id);
     const control = new RunControl(run.id, this.runs);
     const onShutdown = () => control.abort('shutdown');
@@ -126,14 +128,14 @@ export class RunExecutor {
       const permanent = permanentReason(error);
       // Ends the run now and completes the job: retrying cannot help.
       if (permanent !== null) return this.runs.finish(run.id, RunStatus.FAILED, permanent);
-      if (!control.signal.aborted) return this.failedAttempt(run, helpers, error);
+      if (!control.signal.aborted) return this.failedAttempt(run, attempts, helpers.job.max_attempts, error);
     } finally {
       helpers.abortSignal?.removeEventListener('abort', onShutdown);
       if (!control.signal.aborted) control.abort('shutdown');
       await watching;
     }
     if (control.cancelled) return this.runs.finish(run.id, RunStatus.CANCELLED);
-    if (helpers.abortSignal?.aborted) throw new Error('worker shutting down; the run resumes on the next attempt');
+    if (helpers.abortSignal?.aborted) throw new Error(SHUTDOWN_MESSAGE);
     await this.runs.finishCompleted(run.id);
   }
 
@@ -146,11 +148,11 @@ export class RunExecutor {
   }
 
   /** The handler itself broke (not an item): let the queue retry, and fail the run on the last attempt. */
-  private async failedAttempt(run: Run, helpers: JobHelpers, error: unknown): Promise<never> {
+  private async failedAttempt(run: Run, attempts: number, maxAttempts: number, error: unknown): Promise<never> {
     const message = error instanceof Error ? error.message : String(error);
-    logger.error('run attempt failed', { runId: run.id, kind: run.kind, attempt: helpers.job.attempts, error: message });
-    if (helpers.job.attempts >= helpers.job.max_attempts) await this.runs.finish(run.id, RunStatus.FAILED, message);
-    else await this.runs.recordError(run.id, `${message} (attempt ${helpers.job.attempts} of ${helpers.job.max_attempts}; retrying)`);
+    logger.error('run attempt failed', { runId: run.id, kind: run.kind, attempt: attempts, error: message });
+    if (attempts >= maxAttempts) await this.runs.finish(run.id, RunStatus.FAILED, message);
+    else await this.runs.recordError(run.id, `${message} (attempt ${attempts} of ${maxAttempts}; retrying)`);
     throw error;
   }
 }
