@@ -188,6 +188,7 @@ export class RunsService {
   /**
    * Inserts an item's result and, only when the row is new, adds the item to the run's counters:
    * one statement, so both happen or neither, and a repeated item counts once. True when new.
+   * Subscribers hear of it (throttled) from this same call: no kind has to remember to publish.
    */
   async recordItem<T extends ObjectLiteral>(insert: InsertQueryBuilder<T>, runId: string, progress: RunProgress): Promise<boolean> {
     const [insertSql, insertParameters] = insert.orIgnore().updateEntity(false).returning('id').getQueryAndParameters();
@@ -199,6 +200,7 @@ export class RunsService {
        SELECT 1 FROM counted`,
       [...insertParameters, runId, ...counterValues(progress)],
     );
+    if (rows.length) this.publisher.touch(runId);
     return rows.length > 0;
   }
 
@@ -231,6 +233,7 @@ export class RunsService {
        FROM n WHERE id = ${at(1)}`,
       [...results.params, run.id, run.projectId, failures.map((f) => f.itemKey), failures.map((f) => f.reason), results.offered, outcomes.done, outcomes.failed, outcomes.skipped],
     );
+    this.publisher.touch(run.id);
   }
 
   /**

@@ -160,7 +160,7 @@ export class ScoringRun extends ParsedRunKind<ScoringParams> {
         const batch = await this.score(run, runner, rows, timings);
         await writing;
         if (control.signal.aborted) break;
-        writing = this.write(run, model, batch, timings).then(() => control.progressed());
+        writing = this.write(run, model, batch, timings);
       }
     } catch (error) {
       // The batch being written settles before the attempt reports its error.
