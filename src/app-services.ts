@@ -59,7 +59,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
-  const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
+  const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS), config.WORKER_DEAD_AFTER_MS);
   const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
   configureComputePool(config.COMPUTE_THREADS);
   const onnx = new OnnxRuntime({
@@ -71,8 +71,9 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const datasets = new DatasetsService(ds, candidates, scoring, runs);
-  const generation = new GenerationService(ds, llm, images, demonstrations, runs);
-  const rating = new RatingService(ds, llm, runs);
+  const preferences = new PreferencesService(ds, candidates);
+  const generation = new GenerationService(ds, llm, images, demonstrations, candidates, runs);
+  const rating = new RatingService(candidates, preferences, llm, runs);
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
   return {
@@ -86,7 +87,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     demonstrations,
     recordsImport: new RecordsImportService(ds, images, demonstrations),
     candidates,
-    preferences: new PreferencesService(ds, candidates),
+    preferences,
     selectors,
     scoring,
     datasets,
@@ -96,6 +97,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     runEvents: new RunEventsListener(connectionString(ds)),
     generation,
     rating,
-    clustering: new ClusteringService(ds, llm, generation, runs),
+    clustering: new ClusteringService(llm, images, runs),
   };
 }

@@ -1,14 +1,13 @@
 import type { AppServices } from './app-services';
 import { connectionString } from './app-services';
 import { JobWorker, startJobWorker } from './platform/jobs';
-import { RunKind } from './modules/runs/run.entity';
 import { RUN_TASK } from './modules/runs/runs.service';
 import { RunExecutor } from './modules/runs/run-executor';
-import { GenerationJob } from './modules/generation/generation.job';
-import { RatingJob } from './modules/rating/rating.job';
-import { ClusteringJob } from './modules/clustering/clustering.job';
-import { ScoringJob } from './modules/scoring/scoring.job';
-import { recordTemplates } from './modules/generation/prompt-templates';
+import { GenerationRun } from './modules/generation/generation.run';
+import { RatingRun } from './modules/rating/rating.run';
+import { ClusteringRun } from './modules/clustering/clustering.run';
+import { ScoringRun } from './modules/scoring/scoring.run';
+import { recordTemplates } from './modules/llm-tasks/prompt-templates';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of
@@ -18,12 +17,13 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
   const { ds, config } = services;
   await recordTemplates(ds);
   const maxSide = config.LLM_IMAGE_MAX_SIDE;
-  const executor = new RunExecutor(services.runs, {
-    [RunKind.GENERATION]: new GenerationJob(ds, services.llm, services.images, services.demonstrations, services.runs, maxSide),
-    [RunKind.RATING]: new RatingJob(ds, services.llm, services.images, services.runs, maxSide),
-    [RunKind.CLUSTERING]: new ClusteringJob(ds, services.llm, services.images, services.runs),
-    [RunKind.SCORING]: new ScoringJob(ds, services.selectors, services.images, services.runs),
-  });
+  // The one place that registers the kinds of run: adding a kind is its `<name>.run.ts` and a line here.
+  const executor = new RunExecutor(services.runs, [
+    new GenerationRun(services.candidates, services.llm, services.images, services.demonstrations, services.runs, maxSide),
+    new RatingRun(services.candidates, services.preferences, services.llm, services.images, services.runs, maxSide),
+    new ClusteringRun(ds, services.llm, services.images, services.runs),
+    new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs),
+  ]);
   return startJobWorker({
     connectionString: connectionString(ds),
     tasks: { [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers) },

@@ -5,7 +5,7 @@ import { gql, GraphQLResponse } from './support/graphql-client';
 import { FIGURE_CAPTIONS, seedPipeline, START_GENERATION, waitForRun } from './support/pipeline-fixture';
 import { SHARED_IMAGE_NAMES } from './support/shared-data';
 import { fromGlobalId, toGlobalId } from '../src/platform/ids';
-import { RatingJob } from '../src/modules/rating/rating.job';
+import { RatingRun } from '../src/modules/rating/rating.run';
 import { RunControl } from '../src/modules/runs/run-executor';
 
 const START_RATING = `mutation($input: StartRatingRunInput!) {
@@ -193,7 +193,7 @@ describe('model rating and clustering runs', () => {
         [runId],
       );
       const mark = fake.requests.length;
-      const job = new RatingJob(app.ds, app.services.llm, app.services.images, app.services.runs, app.services.config.LLM_IMAGE_MAX_SIDE);
+      const job = new RatingRun(app.services.candidates, app.services.preferences, app.services.llm, app.services.images, app.services.runs, app.services.config.LLM_IMAGE_MAX_SIDE);
       const run = (await app.services.runs.findForWorker(runId))!;
       await job.execute(run, new RunControl(runId, app.services.runs));
       expect(judgeRequests(mark)).toHaveLength(3);

@@ -12,7 +12,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from './support
 import { gql, GraphQLResponse } from './support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from './support/pipeline-fixture';
 import { fromGlobalId, toGlobalId } from '../src/platform/ids';
-import { RatingJob } from '../src/modules/rating/rating.job';
+import { RatingRun } from '../src/modules/rating/rating.run';
 import { RunControl } from '../src/modules/runs/run-executor';
 import { Role } from '../src/modules/projects/role';
 
@@ -170,7 +170,7 @@ describe('reparseRun', () => {
       expect(left.map((f: any) => f.item_key)).toEqual(failures.slice(20).map((f) => f.item_key));
 
       // The keys are the job's: a resumed rating job finds nothing pending and asks the judge nothing.
-      const job = new RatingJob(app.ds, app.services.llm, app.services.images, app.services.runs, app.services.config.LLM_IMAGE_MAX_SIDE);
+      const job = new RatingRun(app.services.candidates, app.services.preferences, app.services.llm, app.services.images, app.services.runs, app.services.config.LLM_IMAGE_MAX_SIDE);
       await job.execute((await app.services.runs.findForWorker(id))!, new RunControl(id, app.services.runs));
       expect(chatCount()).toBe(mark);
 

@@ -133,7 +133,7 @@ async function keepAlive(pool: Pool, workerIds: string[], processName: string, d
     );
     const dead = rows.map((r) => r.locked_by);
     if (!dead.length) return;
-    await pool.query(`SELECT graphile_worker.force_unlock_workers($1::text[])`, [dead]);
+    await releaseJobsOfDeadWorkers(pool, dead);
     await pool.query(`DELETE FROM worker_heartbeats WHERE worker_id = ANY($1::text[])`, [dead]);
     logger.warn('released the jobs of workers that stopped', { workers: dead });
   } catch (error) {
@@ -217,10 +217,66 @@ class RestartingRunner {
 
   private async releaseEndedPools(poolIds: string[]): Promise<void> {
     if (!poolIds.length) return;
-    await this.pool.query(`SELECT graphile_worker.force_unlock_workers($1::text[])`, [poolIds]);
+    // Like a takeover of a dead worker's job, an outage is not a failed attempt: the attempt is given back.
+    await releaseJobsOfDeadWorkers(this.pool, poolIds);
     await this.pool.query(`DELETE FROM worker_heartbeats WHERE worker_id = ANY($1::text[])`, [poolIds]);
     for (const id of poolIds) this.workerIds.delete(id);
   }
+}
+
+/**
+ * Unlocks the jobs (and job queues) of workers that stopped beating, as graphile-worker's
+ * `force_unlock_workers` does, and gives back the attempt each job's lost lock used: a takeover of
+ * a killed process's job is not a failed attempt, or a run whose worker was killed `max_attempts`
+ * times would never be picked again and stay RUNNING for good. One statement, so two processes
+ * releasing the same dead worker at once give the attempt back once (the second finds it unlocked).
+ */
+async function releaseJobsOfDeadWorkers(pool: Pool, workerIds: string[]): Promise<void> {
+  await pool.query(
+    `WITH released AS (
+       UPDATE graphile_worker._private_jobs SET locked_at = NULL, locked_by = NULL, attempts = greatest(attempts - 1, 0)
+       WHERE locked_by = ANY($1::text[]) RETURNING id),
+     queues AS (
+       UPDATE graphile_worker._private_job_queues SET locked_at = NULL, locked_by = NULL
+       WHERE locked_by = ANY($1::text[]) RETURNING id)
+     SELECT (SELECT count(*) FROM released)::int AS jobs, (SELECT count(*) FROM queues)::int AS queues`,
+    [workerIds],
+  );
+}
+
+/**
+ * Whether a live worker holds the job: it is locked by a worker that beat within `deadAfterMs`.
+ * A job that is missing, unlocked, or locked by a worker that stopped beating has no one working on it.
+ */
+export async function isJobHeldByLiveWorker(manager: EntityManager, jobKey: string, deadAfterMs: number): Promise<boolean> {
+  const rows: unknown[] = await manager.query(
+    `SELECT 1 FROM graphile_worker._private_jobs j JOIN worker_heartbeats h ON h.worker_id = j.locked_by
+     WHERE j.key = $1 AND h.beat_at >= now() - make_interval(secs => $2 / 1000.0)`,
+    [jobKey, deadAfterMs],
+  );
+  return rows.length > 0;
+}
+
+/** Deletes a job whatever its lock: for a job no live worker holds (a dead worker's lock is void). */
+export async function deleteJob(manager: EntityManager, jobKey: string): Promise<void> {
+  await manager.query(`DELETE FROM graphile_worker._private_jobs WHERE key = $1`, [jobKey]);
+}
+
+/** The error a job attempt ends with when its worker stops gracefully; the attempt is given back (see below). */
+export const SHUTDOWN_MESSAGE = 'worker shutting down; the run resumes on the next attempt';
+
+/**
+ * Gives back the attempt that a graceful shutdown (SIGTERM, a deploy) used, when the job starts
+ * again: like a takeover after a kill, a shutdown is not a failed attempt, or a run restarted
+ * `max_attempts` times would never be picked again. Returns the attempts that count.
+ */
+export async function attemptsCounting(helpers: JobHelpers): Promise<number> {
+  if (!helpers.job.last_error?.includes(SHUTDOWN_MESSAGE)) return helpers.job.attempts;
+  const { rows } = await helpers.query<{ attempts: number }>(
+    `UPDATE graphile_worker._private_jobs SET attempts = greatest(attempts - 1, 1), last_error = NULL WHERE id = $1 RETURNING attempts`,
+    [helpers.job.id],
+  );
+  return rows[0]?.attempts ?? helpers.job.attempts;
 }
 
 /** An idle client losing its connection must not crash the process; the pool replaces it. */

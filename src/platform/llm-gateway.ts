@@ -22,6 +22,12 @@ const IMAGE_TOKENS_ESTIMATE = 800;
 
 /** Tokens a chat request may spend, reserved before the call and corrected after it. */
 export function estimateChatTokens(request: ChatRequest): number {
+  const completion = request.max_completion_tokens ?? request.max_tokens ?? 1000;
+  return estimatePromptTokens(request) + completion;
+}
+
+/** The prompt tokens a chat request will be billed for, estimated from its text and images before it is sent. */
+export function estimatePromptTokens(request: ChatRequest): number {
   let chars = 0;
   let images = 0;
   for (const message of request.messages) {
@@ -34,8 +40,7 @@ export function estimateChatTokens(request: ChatRequest): number {
       }
     }
   }
-  const completion = request.max_completion_tokens ?? request.max_tokens ?? 1000;
-  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_ESTIMATE + completion;
+  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_ESTIMATE;
 }
 
 /**
@@ -62,9 +67,10 @@ export class LlmGateway {
     return this.client;
   }
 
-  chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal): Promise<Called<ChatReply>> {
+  /** `beforeFirstSend` runs once, just before the request first leaves (after slots and pacing): a caller records the call as in flight there. */
+  chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal, beforeFirstSend?: () => Promise<void>): Promise<Called<ChatReply>> {
     const client = this.requireClient();
-    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal);
+    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal, beforeFirstSend);
   }
 
   embed(texts: string[], limits: RunLimits, signal?: AbortSignal): Promise<Called<EmbeddingsReply>> {
@@ -73,13 +79,19 @@ export class LlmGateway {
     return this.call(limits, estimate, (r) => r.promptTokens, () => client.embed(texts, signal), signal);
   }
 
+  /** What a chat request is estimated to cost before it is sent (its prompt only: no reply is read yet). */
+  estimatedPromptCostUsd(request: ChatRequest): number {
+    return this.client?.costUsd({ promptTokens: estimatePromptTokens(request), completionTokens: 0 }) ?? 0;
+  }
+
   /** Drops a finished run's pacing rows. */
   forgetRun(runId: string): Promise<void> {
     return this.pacer.forget(`run:${runId}:`);
   }
 
-  private async call<T>(limits: RunLimits, estimatedTokens: number, tokensOf: (reply: T) => number, send: () => Promise<T>, signal?: AbortSignal): Promise<Called<T>> {
+  private async call<T>(limits: RunLimits, estimatedTokens: number, tokensOf: (reply: T) => number, send: () => Promise<T>, signal?: AbortSignal, beforeFirstSend?: () => Promise<void>): Promise<Called<T>> {
     const started = Date.now();
+    let announce = beforeFirstSend;
     const { value, attempts } = await withRetries(
       this.policy,
       () =>
@@ -87,6 +99,11 @@ export class LlmGateway {
           const paced = this.limitsFor(limits, estimatedTokens);
           await sleep(await this.pacer.reserve(paced), signal);
           signal?.throwIfAborted();
+          if (announce) {
+            const once = announce;
+            announce = undefined;
+            await once();
+          }
           try {
             const reply = await send();
             await this.settleTokens(paced, tokensOf(reply));

@@ -1,4 +1,5 @@
-import { DataSource, In } from 'typeorm';
+import { DataSource, EntityManager, In, InsertQueryBuilder, SelectQueryBuilder } from 'typeorm';
+import type { StoredRound } from './conversation';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
@@ -97,5 +98,64 @@ export class CandidatesService {
       qb.andWhere(filter.hasPreferences ? exists : `NOT ${exists}`);
     }
     return qb;
+  }
+
+  /** The (image, sample) pairs a generation run already stored a candidate for: what a resumed run skips. */
+  async samplesOfRun(ctx: RequestContext, runId: string): Promise<{ imageId: string; sampleIndex: number }[]> {
+    const rows: { image_id: string; sample_index: number }[] = await this.ds.query(`SELECT image_id, sample_index FROM candidates WHERE project_id = $1 AND run_id = $2`, [ctx.projectId, runId]);
+    return rows.map((r) => ({ imageId: r.image_id, sampleIndex: r.sample_index }));
+  }
+
+  /** A run's PARSE_FAILED candidates that kept the model's reply: what a better parser may turn into results. */
+  async parseFailedReplies(ctx: RequestContext, runId: string): Promise<{ id: string; rawOutput: string }[]> {
+    const rows: { id: string; raw_output: string }[] = await this.ds.query(
+      `SELECT id, raw_output FROM candidates WHERE project_id = $1 AND run_id = $2 AND status = 'PARSE_FAILED' AND raw_output IS NOT NULL ORDER BY id`,
+      [ctx.projectId, runId],
+    );
+    return rows.map((r) => ({ id: r.id, rawOutput: r.raw_output }));
+  }
+
+  /**
+   * The statement that turns a PARSE_FAILED candidate whose reply now parses into an OK one, in place
+   * and only while it is still PARSE_FAILED (so a repeated re-parse changes nothing), returning a row
+   * when it did: for the runs kernel to wrap with the run's counters.
+   */
+  reparsedToOk(ctx: RequestContext, candidateId: string, rounds: StoredRound[]): { sql: string; params: unknown[] } {
+    return {
+      sql: `UPDATE candidates SET status = 'OK', rounds = $2::jsonb, failure_reason = NULL, updated_at = now()
+            WHERE id = $1 AND project_id = $3 AND status = 'PARSE_FAILED' RETURNING 1`,
+      params: [candidateId, JSON.stringify(rounds), ctx.projectId],
+    };
+  }
+
+  /** The one-row INSERT of a generated candidate, for the runs kernel to wrap with the run's counters in one statement. */
+  insertFromRun(ctx: RequestContext, values: Omit<Partial<Candidate>, 'projectId'>): InsertQueryBuilder<Candidate> {
+    return this.ds.createQueryBuilder().insert().into(Candidate).values({ ...values, projectId: ctx.projectId });
+  }
+
+  /** Image and rounds of the project's candidates with these ids, ordered by image (for workers rating or scoring them). */
+  async conversations(ctx: RequestContext, ids: readonly string[]): Promise<{ id: string; imageId: string; rounds: StoredRound[] }[]> {
+    const rows: { id: string; image_id: string; rounds: StoredRound[] }[] = await this.ds.query(
+      `SELECT id, image_id, rounds FROM candidates WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY image_id, id`,
+      [ctx.projectId, ids],
+    );
+    return rows.map((r) => ({ id: r.id, imageId: r.image_id, rounds: r.rounds }));
+  }
+
+  /** The image of each of the project's candidates with these ids, ordered by image (a scoring run's reading order). */
+  async imagesOf(ctx: RequestContext, ids: readonly string[]): Promise<{ id: string; imageId: string }[]> {
+    const rows: { id: string; image_id: string }[] = await this.ds.query(`SELECT id, image_id FROM candidates WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY image_id, id`, [ctx.projectId, ids]);
+    return rows.map((r) => ({ id: r.id, imageId: r.image_id }));
+  }
+
+  /** How many answers the candidates a query selects hold, over all their rounds: a rating run's items. */
+  async countAnswers(em: EntityManager, candidates: SelectQueryBuilder<object>): Promise<number> {
+    const [sql, parameters] = candidates.getQueryAndParameters();
+    const [{ count }]: { count: number }[] = await em.query(
+      `SELECT coalesce(sum(jsonb_array_length(r.value -> 'answers')), 0)::int AS count
+       FROM candidates c CROSS JOIN LATERAL jsonb_array_elements(c.rounds) r WHERE c.id IN (SELECT t.id FROM (${sql}) t)`,
+      parameters,
+    );
+    return count;
   }
 }

@@ -1,6 +1,7 @@
 import { Field, Float, InputType, Int, ObjectType } from 'type-graphql';
 import { IsOptional, Max, Min, ValidateNested } from 'class-validator';
-import { ImageSelectionInput, RunLimitsInput } from '../generation/generation.inputs';
+import { RunLimitsInput } from '../llm-tasks/llm-tasks.inputs';
+import { ImageSelectionInput } from '../images/images.inputs';
 
 @InputType()
 export class StartClusteringRunInput {

@@ -1,13 +1,12 @@
 import crypto from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { LlmGateway } from '../../platform/llm-gateway';
 import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { GenerationService, selectionParams } from '../generation/generation.service';
-import { runLimitsFrom, runLimitsSchema } from '../generation/generation-params';
+import { imageSelectionParams, ImagesService } from '../images/images.service';
+import { runLimitsFrom, runLimitsSchema } from '../llm-tasks/model-call-params';
 import { ClusterSize, StartClusteringRunInput } from './clustering.inputs';
 
 export const clusteringParamsSchema = z.object({
@@ -24,9 +23,8 @@ export type ClusteringParams = z.infer<typeof clusteringParamsSchema>;
 /** Starts clustering runs and reads cluster sizes. */
 export class ClusteringService {
   constructor(
-    private readonly ds: DataSource,
     private readonly llm: LlmGateway,
-    private readonly generation: GenerationService,
+    private readonly images: ImagesService,
     private readonly runs: RunsService,
   ) {}
 
@@ -34,7 +32,7 @@ export class ClusteringService {
     ctx.assertRole(Role.CURATOR);
     const client = this.llm.requireClient();
     const selection = input.images ?? { filter: {} };
-    const targets = await this.generation.selectImages(ctx, selection, ['input', 'images']);
+    const targets = await this.images.selectForRun(ctx, selection, ['input', 'images']);
     const params: ClusteringParams = {
       k: input.k,
       seed: input.seed ?? crypto.randomInt(0, 2 ** 31 - 1),
@@ -42,16 +40,12 @@ export class ClusteringService {
       imageWeight: input.imageWeight,
       embeddingModel: client.embeddingModel,
       limits: runLimitsFrom(input.limits, 4),
-      selection: selectionParams(selection),
+      selection: imageSelectionParams(selection),
     };
     return this.runs.create(ctx, { kind: RunKind.CLUSTERING, params, targets });
   }
 
-  async clusterSizes(ctx: RequestContext): Promise<ClusterSize[]> {
-    const rows: { cluster_id: number; size: string }[] = await this.ds.query(
-      `SELECT cluster_id, count(*) AS size FROM images WHERE project_id = $1 AND cluster_id IS NOT NULL GROUP BY cluster_id ORDER BY cluster_id`,
-      [ctx.projectId],
-    );
-    return rows.map((r) => ({ clusterId: r.cluster_id, size: Number(r.size) }));
+  clusterSizes(ctx: RequestContext): Promise<ClusterSize[]> {
+    return this.images.clusterSizes(ctx);
   }
 }

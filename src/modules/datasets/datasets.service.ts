@@ -1,4 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
+import { lockNextVersion } from '../../platform/versioning';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
@@ -48,12 +49,11 @@ export class DatasetsService {
     };
 
     return this.ds.transaction(async (em) => {
-      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`dataset:${ctx.projectId}:${name}`]);
+      const next = await lockNextVersion(em, Dataset, ctx.projectId, name);
       if (unionIds.length) {
         const [{ found }]: { found: number }[] = await em.query(`SELECT count(*)::int AS found FROM datasets WHERE project_id = $1 AND id = ANY($2::uuid[])`, [ctx.projectId, unionIds]);
         if (found !== unionIds.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${unionIds.length - found} of the datasets were not found`, ['input', 'unionDatasetIds'])]);
       }
-      const [{ next }]: { next: number }[] = await em.query(`SELECT coalesce(max(version), 0) + 1 AS next FROM datasets WHERE project_id = $1 AND name = $2`, [ctx.projectId, name]);
       const dataset = await em.getRepository(Dataset).save(
         em.getRepository(Dataset).create({ projectId: ctx.projectId, name, version: next, description: input.description?.trim() || null, selectorModelId: selector.id, rule, createdById: ctx.userId }),
       );

@@ -1,46 +1,10 @@
-import { Field, Float, ID, InputType, Int } from 'type-graphql';
-import { ArrayMaxSize, IsOptional, Max, Min, ValidateNested } from 'class-validator';
-import { ImageFilter } from '../images/images.inputs';
+import { Field, InputType, Int } from 'type-graphql';
+import { IsOptional, Max, Min, ValidateNested } from 'class-validator';
 import { CandidateForm } from '../candidates/candidate.entity';
-import { DemonstrationStrategy } from './prompt';
+import { DemonstrationStrategy } from '../llm-tasks/prompt';
+import { ModelParametersInput, RunLimitsInput } from '../llm-tasks/llm-tasks.inputs';
+import { ImageSelectionInput } from '../images/images.inputs';
 
-@InputType({ description: 'Limits for one run, on top of the service-wide ones.' })
-export class RunLimitsInput {
-  @Field(() => Int, { defaultValue: 8, description: 'Requests in flight at once for this run.' })
-  @Min(1)
-  @Max(256)
-  concurrency: number;
-
-  @Field(() => Int, { nullable: true, description: 'Requests per minute for this run; never exceeded.' })
-  @IsOptional()
-  @Min(1)
-  requestsPerMinute?: number | null;
-
-  @Field(() => Int, { nullable: true, description: 'Tokens (prompt + completion) per minute for this run.' })
-  @IsOptional()
-  @Min(100)
-  tokensPerMinute?: number | null;
-}
-
-@InputType({ description: 'Sampling parameters passed to the model.' })
-export class ModelParametersInput {
-  @Field(() => Float, { defaultValue: 0.7 }) @Min(0) @Max(2) temperature: number;
-  @Field(() => Float, { nullable: true }) @IsOptional() @Min(0) @Max(1) topP?: number | null;
-  @Field(() => Int, { defaultValue: 2000, description: 'Most tokens the model may write per reply.' }) @Min(16) @Max(32000) maxTokens: number;
-}
-
-@InputType({ description: 'Which images: explicit ids, or a filter (an empty filter selects every image).' })
-export class ImageSelectionInput {
-  @Field(() => [ID], { nullable: true })
-  @IsOptional()
-  @ArrayMaxSize(10000)
-  imageIds?: string[] | null;
-
-  @Field(() => ImageFilter, { nullable: true })
-  @IsOptional()
-  @ValidateNested()
-  filter?: ImageFilter | null;
-}
 
 @InputType()
 export class StartGenerationRunInput {

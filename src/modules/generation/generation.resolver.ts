@@ -5,7 +5,7 @@ import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { StartRunPayload } from '../runs/runs.resolver';
 import { StartGenerationRunInput } from './generation.inputs';
-import { PromptTemplate } from './prompt-template.entity';
+import { PromptTemplate } from '../llm-tasks/prompt-template.entity';
 
 @Resolver()
 export class GenerationResolver {

@@ -1,4 +1,4 @@
-import { ArgsType, Field, InputType, Int, registerEnumType } from 'type-graphql';
+import { ArgsType, Field, ID, InputType, Int, registerEnumType } from 'type-graphql';
 import { ArrayMaxSize, IsOptional, IsString, MaxLength, Min, ValidateNested } from 'class-validator';
 import { GraphQLUpload, FileUpload } from 'graphql-upload-minimal';
 import { PageArgs, SortDirection } from '../../platform/pagination';
@@ -74,4 +74,17 @@ export class ImagesArgs extends PageArgs {
   @Field(() => ImageOrder, { nullable: true })
   @IsOptional()
   orderBy?: ImageOrder | null;
+}
+
+@InputType({ description: 'Which images: explicit ids, or a filter (an empty filter selects every image).' })
+export class ImageSelectionInput {
+  @Field(() => [ID], { nullable: true })
+  @IsOptional()
+  @ArrayMaxSize(10000)
+  imageIds?: string[] | null;
+
+  @Field(() => ImageFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
+  filter?: ImageFilter | null;
 }

@@ -3,9 +3,10 @@ import { RequestContext } from '../projects/request-context';
 import { BlobStorage } from '../../platform/storage';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
+import { expectGlobalId } from '../../platform/ids';
 import { Image } from './image.entity';
 import { ImageSource, Modality } from './modality';
-import { ImageFilter, ImageMetadataInput, ImageOrder } from './images.inputs';
+import { ImageFilter, ImageMetadataInput, ImageOrder, ImageSelectionInput } from './images.inputs';
 import { ImageLimits, inspectImage, InspectedImage, makeThumbnail, toModelInput } from './image-bytes';
 
 export type ImageVariant = 'original' | 'thumbnail';
@@ -194,6 +195,43 @@ export class ImagesService {
     return { caption: image.caption, mentions: image.mentions, dataUrl: await this.modelDataUrl(image, maxSide) };
   }
 
+  /** Caption, mentions and content hash of the project's images with these ids, in one read (for workers). */
+  async figuresByIds(ctx: RequestContext, ids: readonly string[]): Promise<ImageText[]> {
+    const rows: { id: string; caption: string; mentions: string[]; content_hash: string | null; created_at: Date }[] = await this.ds.query(
+      `SELECT id, caption, to_json(mentions) AS mentions, content_hash, created_at FROM images WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY created_at, id`,
+      [ctx.projectId, ids],
+    );
+    return rows.map((r) => ({ id: r.id, caption: r.caption, mentions: r.mentions, contentHash: r.content_hash }));
+  }
+
+  /** How many of the project's images each cluster holds, by cluster id. */
+  async clusterSizes(ctx: RequestContext): Promise<{ clusterId: number; size: number }[]> {
+    const rows: { cluster_id: number; size: string }[] = await this.ds.query(
+      `SELECT cluster_id, count(*) AS size FROM images WHERE project_id = $1 AND cluster_id IS NOT NULL GROUP BY cluster_id ORDER BY cluster_id`,
+      [ctx.projectId],
+    );
+    return rows.map((r) => ({ clusterId: r.cluster_id, size: Number(r.size) }));
+  }
+
+  /** Writes a clustering result: each image's cluster, in one statement. */
+  async assignClusters(ctx: RequestContext, ids: readonly string[], clusterIds: readonly number[]): Promise<void> {
+    await this.ds.query(
+      `UPDATE images i SET cluster_id = a.cluster_id, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS a(id, cluster_id) WHERE i.id = a.id AND i.project_id = $3`,
+      [ids, clusterIds, ctx.projectId],
+    );
+  }
+
+  /** The images a run works on: ids or a filter, scoped to the project; an empty selection is an input error, not an empty run. */
+  async selectForRun(ctx: RequestContext, selection: ImageSelectionInput, field: string[]) {
+    if (selection.imageIds && selection.filter) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give imageIds or filter, not both', field)]);
+    const ids = selection.imageIds ? [...new Set(selection.imageIds.map((id) => expectGlobalId(id, 'Image', [...field, 'imageIds'].join('.'))))] : null;
+    const query = this.selectIds(ctx, selection.filter, ids);
+    const count = await query.getCount();
+    if (ids && count !== ids.length) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, `${ids.length - count} of the images were not found`, [...field, 'imageIds'])]);
+    if (!count) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'The selection matches no image', field)]);
+    return query;
+  }
+
   /** A query for the ids of the images a filter selects, for freezing a run's targets. */
   selectIds(ctx: RequestContext, filter?: ImageFilter | null, ids?: string[] | null) {
     const qb = this.filtered(ctx, filter).select('image.id', 'id');
@@ -261,4 +299,18 @@ export class ImagesService {
   private byteColumns(i: InspectedImage) {
     return { contentHash: i.contentHash, mimeType: i.mimeType, width: i.width, height: i.height, byteSize: i.byteSize };
   }
+}
+
+/** How a run records which images it was asked for. */
+export function imageSelectionParams(selection: ImageSelectionInput): Record<string, unknown> {
+  if (selection.imageIds) return { imageIds: selection.imageIds };
+  return { filter: { ...(selection.filter ?? {}) } };
+}
+
+/** What workers read of an image besides its bytes. */
+export interface ImageText {
+  id: string;
+  caption: string;
+  mentions: string[];
+  contentHash: string | null;
 }

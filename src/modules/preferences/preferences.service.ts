@@ -1,4 +1,4 @@
-import { DataSource } from 'typeorm';
+import { DataSource, InsertQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
@@ -101,5 +101,23 @@ export class PreferencesService {
         if (input.answerIndex === 1) twoAnswerRound();
         break;
     }
+  }
+
+  /** The one-row INSERT of a model rating, for the runs kernel to wrap with the run's counters in one statement. */
+  insertRating(ctx: RequestContext, values: Omit<Partial<Preference>, 'projectId' | 'source' | 'kind'>): InsertQueryBuilder<Preference> {
+    return this.ds
+      .createQueryBuilder()
+      .insert()
+      .into(Preference)
+      .values({ ...values, projectId: ctx.projectId, source: PreferenceSource.MODEL, kind: PreferenceKind.RATING });
+  }
+
+  /** The answers a rating run already rated: what a resumed run skips. */
+  async ratedByRun(ctx: RequestContext, runId: string): Promise<{ candidateId: string; roundIndex: number; answerIndex: number }[]> {
+    const rows: { candidate_id: string; round_index: number; answer_index: number }[] = await this.ds.query(
+      `SELECT candidate_id, round_index, answer_index FROM preferences WHERE project_id = $1 AND run_id = $2`,
+      [ctx.projectId, runId],
+    );
+    return rows.map((r) => ({ candidateId: r.candidate_id, roundIndex: r.round_index, answerIndex: r.answer_index }));
   }
 }

@@ -1,6 +1,9 @@
 import { Role, roleAtLeast } from './role';
 import { DomainError, ErrorCode } from '../../platform/errors';
 
+/** The user id of work no user started (seeds, system runs). */
+export const SYSTEM_USER_ID = '00000000-0000-0000-0000-000000000000';
+
 /**
  * Who is calling and for which project, created once per HTTP request or subscription event.
  * Services take it first and scope every query by `projectId`. Loaders live here so that each
@@ -15,6 +18,14 @@ export class RequestContext {
     readonly role: Role,
     readonly apiKeyId: string | null,
   ) {}
+
+  /**
+   * A worker acting for a run: scoped to the run's project like any caller, with the rights the run
+   * was started with already checked when it was created.
+   */
+  static forWorker(projectId: string, actingUserId: string | null): RequestContext {
+    return new RequestContext(projectId, actingUserId ?? SYSTEM_USER_ID, Role.OWNER, null);
+  }
 
   /** The same caller with empty loaders: one per operation on a socket, one per subscription event. */
   fresh(): RequestContext {

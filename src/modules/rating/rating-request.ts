@@ -1,7 +1,7 @@
 import type { ChatRequest } from '../../platform/llm';
-import { buildRatingMessages, FigureText } from '../generation/prompt';
-import { RATING } from '../generation/prompt-templates';
-import { ModelParameters, samplingFields } from '../generation/generation-params';
+import { buildRatingMessages, FigureText } from '../llm-tasks/prompt';
+import { RATING } from '../llm-tasks/prompt-templates';
+import { ModelParameters, samplingFields } from '../llm-tasks/model-call-params';
 
 /**
  * The reply the judge is asked for, as OpenAI structured output (strict JSON schema): an integer

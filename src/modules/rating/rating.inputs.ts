@@ -1,6 +1,6 @@
 import { Field, ID, InputType } from 'type-graphql';
 import { ArrayMaxSize, IsOptional, ValidateNested } from 'class-validator';
-import { ModelParametersInput, RunLimitsInput } from '../generation/generation.inputs';
+import { ModelParametersInput, RunLimitsInput } from '../llm-tasks/llm-tasks.inputs';
 
 @InputType({ description: 'Which candidates the judge rates: those of a generation run, or explicit ids. Only OK candidates are rated.' })
 export class StartRatingRunInput {

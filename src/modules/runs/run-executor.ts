@@ -1,13 +1,51 @@
 import { setMaxListeners } from 'node:events';
+import type { ZodType } from 'zod';
 import type { JobHelpers } from 'graphile-worker';
+import { attemptsCounting, SHUTDOWN_MESSAGE } from '../../platform/jobs';
 import { logger } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
-import { isTerminal, RunsService } from './runs.service';
+import { RequestContext } from '../projects/request-context';
+import { InFlightCall, isTerminal, RunsService } from './runs.service';
+import { permanentReason } from './run-errors';
 
-/** What a kind of run does; items it already finished must be skipped, so a resumed run completes exactly once. */
-export interface RunHandler {
+/**
+ * A kind of run, one file per kind (`<name>.run.ts` in its module), registered in the worker: it
+ * lists its pending items (the frozen targets minus the items already settled, so a resumed run
+ * completes exactly once), processes them, and writes each result through its owner's service
+ * wrapped by RunsService.recordItem/recordBatch, which adds the run's counters in the same
+ * statement. Its parameters are parsed by its own schema; a parse failure is permanent.
+ */
+export interface RunKindDefinition {
+  readonly kind: RunKind;
   execute(run: Run, control: RunControl): Promise<void>;
+}
+
+/** What one attempt of a kind works with: the run, its parameters parsed, and the context it acts in. */
+export interface RunAttempt<P> {
+  run: Run;
+  params: P;
+  ctx: RequestContext;
+}
+
+/**
+ * The part every kind shares: its stored parameters parsed by its own schema (a failure is
+ * permanent, see run-errors) and the worker context built, before the kind's own `attempt`.
+ */
+export abstract class ParsedRunKind<P> implements RunKindDefinition {
+  abstract readonly kind: RunKind;
+  protected abstract readonly paramsSchema: ZodType<P>;
+
+  execute(run: Run, control: RunControl): Promise<void> {
+    return this.attempt({ run, params: this.paramsSchema.parse(run.params), ctx: workerContext(run) }, control);
+  }
+
+  protected abstract attempt(attempt: RunAttempt<P>, control: RunControl): Promise<void>;
+}
+
+/** The context a worker acts in for a run: the run's project, on behalf of whoever started it. */
+export function workerContext(run: Pick<Run, 'projectId' | 'createdById'>): RequestContext {
+  return RequestContext.forWorker(run.projectId, run.createdById);
 }
 
 /** Handed to a handler: a signal that aborts on cancel or shutdown, and a progress hook. */
@@ -31,6 +69,22 @@ export class RunControl {
     this.runs.progressed(this.runId);
   }
 
+  /**
+   * A model call of this run, recorded as in flight by `announce` just before it is sent (pass that
+   * to the gateway's `beforeFirstSend`); the item that stores its result settles it (as
+   * `settledCall`). One left unsettled by a worker that stopped counts as an abandoned attempt.
+   */
+  modelCall(estimatedCostUsd: number): { call: InFlightCall; announce: () => Promise<void> } {
+    const call: InFlightCall = { estimatedCostUsd, announced: false };
+    return {
+      call,
+      announce: async () => {
+        await this.runs.callStarted(this.runId, call);
+        call.announced = true;
+      },
+    };
+  }
+
   abort(reason: 'cancelled' | 'shutdown'): void {
     if (reason === 'cancelled') this.cancelled = true;
     this.controller.abort(reason);
@@ -45,19 +99,24 @@ const CANCEL_POLL_MS = 300;
  * locked; liveness (platform/jobs) unlocks it and the next attempt resumes the run.
  */
 export class RunExecutor {
+  private readonly handlers = new Map<RunKind, RunKindDefinition>();
+
   constructor(
     private readonly runs: RunsService,
-    private readonly handlers: Partial<Record<RunKind, RunHandler>>,
-  ) {}
+    kinds: RunKindDefinition[],
+  ) {
+    for (const kind of kinds) this.handlers.set(kind.kind, kind);
+  }
 
   async handleJob(payload: unknown, helpers: JobHelpers): Promise<void> {
     const runId = (payload as { runId?: string })?.runId;
     const run = runId ? await this.runs.findForWorker(runId) : null;
     if (!run || isTerminal(run.status)) return;
     if (run.cancelRequestedAt) return this.runs.finish(run.id, RunStatus.CANCELLED);
-    const handler = this.handlers[run.kind];
+    const handler = this.handlers.get(run.kind);
     if (!handler) return this.runs.finish(run.id, RunStatus.FAILED, `No worker handles ${run.kind} runs`);
 
+    const attempts = await attemptsCounting(helpers);
     await this.runs.markRunning(run.id);
     const control = new RunControl(run.id, this.runs);
     const onShutdown = () => control.abort('shutdown');
@@ -66,14 +125,17 @@ export class RunExecutor {
     try {
       await handler.execute(run, control);
     } catch (error) {
-      if (!control.signal.aborted) return this.failedAttempt(run, helpers, error);
+      const permanent = permanentReason(error);
+      // Ends the run now and completes the job: retrying cannot help.
+      if (permanent !== null) return this.runs.finish(run.id, RunStatus.FAILED, permanent);
+      if (!control.signal.aborted) return this.failedAttempt(run, attempts, helpers.job.max_attempts, error);
     } finally {
       helpers.abortSignal?.removeEventListener('abort', onShutdown);
       if (!control.signal.aborted) control.abort('shutdown');
       await watching;
     }
     if (control.cancelled) return this.runs.finish(run.id, RunStatus.CANCELLED);
-    if (helpers.abortSignal?.aborted) throw new Error('worker shutting down; the run resumes on the next attempt');
+    if (helpers.abortSignal?.aborted) throw new Error(SHUTDOWN_MESSAGE);
     await this.runs.finishCompleted(run.id);
   }
 
@@ -86,11 +148,11 @@ export class RunExecutor {
   }
 
   /** The handler itself broke (not an item): let the queue retry, and fail the run on the last attempt. */
-  private async failedAttempt(run: Run, helpers: JobHelpers, error: unknown): Promise<never> {
+  private async failedAttempt(run: Run, attempts: number, maxAttempts: number, error: unknown): Promise<never> {
     const message = error instanceof Error ? error.message : String(error);
-    logger.error('run attempt failed', { runId: run.id, kind: run.kind, attempt: helpers.job.attempts, error: message });
-    if (helpers.job.attempts >= helpers.job.max_attempts) await this.runs.finish(run.id, RunStatus.FAILED, message);
-    else await this.runs.recordError(run.id, `${message} (attempt ${helpers.job.attempts} of ${helpers.job.max_attempts}; retrying)`);
+    logger.error('run attempt failed', { runId: run.id, kind: run.kind, attempt: attempts, error: message });
+    if (attempts >= maxAttempts) await this.runs.finish(run.id, RunStatus.FAILED, message);
+    else await this.runs.recordError(run.id, `${message} (attempt ${attempts} of ${maxAttempts}; retrying)`);
     throw error;
   }
 }

@@ -43,6 +43,19 @@ registerEnumType(RunStatus, {
   },
 });
 
+/** How many of a run's items ended with one outcome. */
+@ObjectType()
+export class RunStatusCount {
+  @Field(() => String, {
+    description:
+      'The outcome: generation OK, PARSE_FAILED, REFUSED, FAILED (the candidate status); rating RATED, UNPARSEABLE, REFUSED, FAILED; scoring SCORED, FAILED, SKIPPED; clustering EMBEDDED.',
+  })
+  status: string;
+
+  @Field(() => Int)
+  count: number;
+}
+
 /** Long work (DESIGN.md §4): created by a mutation, done by workers, followed by polling or subscription. */
 @ObjectType({ implements: Node })
 @Entity({ name: 'runs' })
@@ -61,17 +74,49 @@ export class Run extends ProjectScopedEntity {
   @Column('jsonb', { default: () => "'{}'" })
   params: Record<string, unknown>;
 
-  @Field(() => Int, { description: 'Items the run will process.' })
+  @Field(() => Int, { description: 'Items the run was asked for, frozen when it was created (generation: images × samples; rating: answers; scoring: candidates; clustering: images). Once the run ends, done + failed + skipped = total.' })
   @Column('int', { default: 0 })
   total: number;
 
-  @Field(() => Int)
+  @Field(() => Int, {
+    description:
+      'Items that reached their intended result: generation OK candidates, rating parsed ratings, scoring finite scores, clustering images with a text embedding. Always the sum of the done statuses in countsByStatus.',
+  })
   @Column('int', { default: 0 })
   done: number;
 
-  @Field(() => Int)
+  @Field(() => Int, {
+    description:
+      'Items that ended without their intended result, each with a stored reason: generation PARSE_FAILED, REFUSED and FAILED candidates (a SUCCEEDED run can have some), rating UNPARSEABLE, REFUSED and FAILED answers, scoring candidates that could not be scored. See countsByStatus for the split.',
+  })
   @Column('int', { default: 0 })
   failed: number;
+
+  @Field(() => Int, { description: 'Items this run left alone because another run had already finished them (scoring: the candidate already has a score from the same selector). Not counted in done or failed.' })
+  @Column('int', { default: 0 })
+  skipped: number;
+
+  /** Items by outcome (a candidate status, a rating outcome, SCORED, SKIPPED...): exposed as `countsByStatus`. */
+  @Column('jsonb', { default: () => "'{}'" })
+  countsByStatus: Record<string, number>;
+
+  @Field(() => Int, {
+    description:
+      'Model calls made again because the worker that made them stopped (crash, kill, shutdown, cancel) before their result was stored: the provider may bill them, but no item records them. Counted when another worker takes the run over, or when the run ends.',
+  })
+  @Column('int', { default: 0 })
+  abandonedAttempts: number;
+
+  @Field(() => Float, { description: 'Estimated cost in US dollars of the abandoned attempts, from their requests\' estimated prompt tokens (their replies were never read). Not included in costUsd.' })
+  @Column('numeric', { precision: 12, scale: 6, default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  abandonedCostUsd: number;
+
+  /** Model calls started and not yet settled by a stored item: what becomes abandoned if their worker stops. */
+  @Column('int', { default: 0 })
+  inFlightCalls: number;
+
+  @Column('numeric', { precision: 12, scale: 6, default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  inFlightCostUsd: number;
 
   @Field(() => Float)
   @Column('bigint', { default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
@@ -81,7 +126,7 @@ export class Run extends ProjectScopedEntity {
   @Column('bigint', { default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
   completionTokens: number;
 
-  @Field(() => Float, { description: 'Estimated cost in US dollars.' })
+  @Field(() => Float, { description: 'Estimated cost in US dollars of the calls whose results were stored (see abandonedCostUsd for the others).' })
   @Column('numeric', { precision: 12, scale: 6, default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
   costUsd: number;
 

@@ -9,7 +9,7 @@ import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { User } from '../projects/user.entity';
 import { userByIdLoader } from '../projects/projects.loaders';
-import { Run, RunKind, RunStatus } from './run.entity';
+import { Run, RunKind, RunStatus, RunStatusCount } from './run.entity';
 import { RunFailure } from './run-failure.entity';
 import { isTerminal } from './runs.service';
 
@@ -136,9 +136,17 @@ export class RunsResolver {
     return run.createdById ? userByIdLoader(ctx, this.services.projects).load(run.createdById) : null;
   }
 
-  @FieldResolver(() => Int, { description: 'Items not processed yet.' })
+  @FieldResolver(() => Int, { description: 'Items not processed yet: total - done - failed - skipped (0 once the run SUCCEEDED).' })
   queued(@Root() run: Run): number {
-    return Math.max(0, run.total - run.done - run.failed);
+    return Math.max(0, run.total - run.done - run.failed - (run.skipped ?? 0));
+  }
+
+  @FieldResolver(() => [RunStatusCount], { description: 'Items by outcome, largest first; each outcome belongs to done, failed or skipped, so the counts add up to done + failed + skipped.' })
+  countsByStatus(@Root() run: Run): RunStatusCount[] {
+    return Object.entries(run.countsByStatus ?? {})
+      .filter(([, count]) => Number(count) > 0)
+      .map(([status, count]) => ({ status, count: Number(count) }))
+      .sort((a, b) => b.count - a.count || a.status.localeCompare(b.status));
   }
 
   @FieldResolver(() => Float, { nullable: true, description: 'Items processed per second since the run started (to its end, once finished); null before it starts.' })
@@ -150,7 +158,7 @@ export class RunsResolver {
   etaSeconds(@Root() run: Run): number | null {
     const rate = throughput(run);
     if (run.status !== RunStatus.RUNNING || !rate) return null;
-    return Math.max(0, run.total - run.done - run.failed) / rate;
+    return Math.max(0, run.total - run.done - run.failed - (run.skipped ?? 0)) / rate;
   }
 
   @FieldResolver(() => RunFailureConnection, { description: 'Items the run gave up on, newest first (rating, clustering and scoring; generation keeps failed candidates).' })

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { lockNextVersion } from '../../platform/versioning';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -115,11 +116,10 @@ export class SelectorsService {
     const filesHash = sha256(Buffer.from(`${files.model.sha256}\n${files.tokenizer.sha256}\n${files.manifest.sha256}`));
 
     return this.ds.transaction(async (em) => {
-      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`selector:${ctx.projectId}:${name}`]);
+      const next = await lockNextVersion(em, SelectorModel, ctx.projectId, name);
       const repo = em.getRepository(SelectorModel);
       const existing = await repo.findOneBy({ projectId: ctx.projectId, name, filesHash });
       if (existing) return spec.activate ? this.activateIn(em, ctx, existing) : existing;
-      const [{ next }]: { next: number }[] = await em.query(`SELECT coalesce(max(version), 0) + 1 AS next FROM selector_models WHERE project_id = $1 AND name = $2`, [ctx.projectId, name]);
       const created = await repo.save(
         repo.create({
           projectId: ctx.projectId,

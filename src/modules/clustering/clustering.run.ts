@@ -4,11 +4,13 @@ import { LlmGateway } from '../../platform/llm-gateway';
 import { logger } from '../../platform/logging';
 import { ImagesService } from '../images/images.service';
 import { Image } from '../images/image.entity';
-import { Run } from '../runs/run.entity';
+import { RequestContext } from '../projects/request-context';
+import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
-import { forEachConcurrent, RunControl, RunHandler } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
+import { forEachModelCall } from '../llm-tasks/model-call-loop';
 import { ClusteringParams, clusteringParamsSchema } from './clustering.service';
-import { paceOf } from '../generation/generation-params';
+import { paceOf } from '../llm-tasks/model-call-params';
 import { clusteringText, imageFeatureVector, joinFeatures, kMeansInThread, missingImageFeatures } from './features';
 
 interface ClusterImage {
@@ -19,24 +21,30 @@ interface ClusterImage {
 }
 
 const EMBEDDING_BATCH = 64;
+/** The outcome of an image whose text embedding is ready, in the run's countsByStatus. */
+const EMBEDDED = 'EMBEDDED';
 
 /**
  * Embeds caption + mentions (cached per project, model and text), computes cheap image features,
  * runs seeded k-means and writes every assignment in one statement. The result is written at the
  * end, so a resumed run starts its counters over and only pays for embeddings not yet cached.
  */
-export class ClusteringJob implements RunHandler {
+export class ClusteringRun extends ParsedRunKind<ClusteringParams> {
+  readonly kind = RunKind.CLUSTERING;
+  protected readonly paramsSchema = clusteringParamsSchema;
+
   constructor(
     private readonly ds: DataSource,
     private readonly llm: LlmGateway,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = clusteringParamsSchema.parse(run.params);
+  protected async attempt({ run, params, ctx }: RunAttempt<ClusteringParams>, control: RunControl): Promise<void> {
     await this.runs.resetCounters(run.id);
-    const images = await this.loadImages(run, params.embeddingModel);
+    const images = await this.loadImages(ctx, run, params.embeddingModel);
     const embeddings = await this.embeddings(run, params, images, control);
     if (control.signal.aborted) return;
     const rows: Float32Array[] = [];
@@ -44,22 +52,15 @@ export class ClusteringJob implements RunHandler {
       rows.push(joinFeatures(embeddings.get(image.textHash) ?? [], await this.imageFeatures(run.projectId, image), { text: params.textWeight, image: params.imageWeight }));
     }
     const result = await kMeansInThread(rows, params.k, params.seed);
-    await this.ds.query(
-      `UPDATE images i SET cluster_id = a.cluster_id, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS a(id, cluster_id) WHERE i.id = a.id AND i.project_id = $3`,
-      [images.map((i) => i.id), result.assignments, run.projectId],
-    );
-    await this.ds.query(`UPDATE runs SET params = params || $2::jsonb WHERE id = $1`, [run.id, JSON.stringify({ clusters: result.k, iterations: result.iterations, converged: result.converged })]);
-    await this.llm.forgetRun(run.id).catch(() => undefined);
+    await this.images.assignClusters(ctx, images.map((i) => i.id), result.assignments);
+    await this.runs.mergeParams(run.id, { clusters: result.k, iterations: result.iterations, converged: result.converged });
   }
 
-  private async loadImages(run: Run, model: string): Promise<ClusterImage[]> {
-    const rows: { id: string; caption: string; mentions: string[]; content_hash: string | null }[] = await this.ds.query(
-      `SELECT i.id, i.caption, i.mentions, i.content_hash FROM run_targets t JOIN images i ON i.id = t.target_id WHERE t.run_id = $1 AND i.project_id = $2 ORDER BY i.created_at, i.id`,
-      [run.id, run.projectId],
-    );
+  private async loadImages(ctx: RequestContext, run: Run, model: string): Promise<ClusterImage[]> {
+    const rows = await this.images.figuresByIds(ctx, await this.runs.targetIds(run.id));
     return rows.map((r) => {
       const text = clusteringText(r.caption, r.mentions);
-      return { id: r.id, text, textHash: crypto.createHash('sha256').update(`${model}\n${text}`).digest('hex'), contentHash: r.content_hash };
+      return { id: r.id, text, textHash: crypto.createHash('sha256').update(`${model}\n${text}`).digest('hex'), contentHash: r.contentHash };
     });
   }
 
@@ -77,10 +78,10 @@ export class ClusteringJob implements RunHandler {
     for (const image of images) imagesPerHash.set(image.textHash, (imagesPerHash.get(image.textHash) ?? 0) + 1);
     const missing = hashes.filter((h) => !byHash.has(h) && textOf.get(h));
     const readyAtStart = images.length - missing.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
-    if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart });
+    if (readyAtStart) await this.runs.addProgress(this.ds.manager, run.id, { done: readyAtStart, outcome: EMBEDDED });
     const batches = chunk(missing, EMBEDDING_BATCH);
     const limits = paceOf(run.id, params.limits);
-    await forEachConcurrent(batches, params.limits.concurrency, control.signal, async (batch) => {
+    await forEachModelCall(this.llm, run.id, batches, params.limits.concurrency, control, async (batch) => {
       const { reply } = await this.llm.embed(batch.map((h) => textOf.get(h)!), limits, control.signal);
       await this.ds.transaction(async (em) => {
         await em.query(
@@ -89,10 +90,9 @@ export class ClusteringJob implements RunHandler {
         );
         const usage = { promptTokens: reply.promptTokens, completionTokens: 0 };
         const done = batch.reduce((n, h) => n + imagesPerHash.get(h)!, 0);
-        await this.runs.addProgress(em, run.id, { done, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
+        await this.runs.addProgress(em, run.id, { done, outcome: EMBEDDED, ...usage, costUsd: this.llm.client?.costUsd({ ...usage, embedding: true }) ?? 0 });
       });
       batch.forEach((h, i) => byHash.set(h, reply.vectors[i]));
-      control.progressed();
     });
     return byHash;
   }

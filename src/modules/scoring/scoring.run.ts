@@ -1,15 +1,18 @@
 import { DataSource } from 'typeorm';
 import { logger } from '../../platform/logging';
 import type { StoredRound } from '../candidates/conversation';
-import { ImagesService } from '../images/images.service';
-import { Run } from '../runs/run.entity';
+import { ImagesService, ImageText } from '../images/images.service';
+import { Run, RunKind } from '../runs/run.entity';
+import { RequestContext } from '../projects/request-context';
+import { CandidatesService } from '../candidates/candidates.service';
 import { RunsService } from '../runs/runs.service';
-import { RunControl, RunHandler } from '../runs/run-executor';
+import { ParsedRunKind, RunAttempt, RunControl } from '../runs/run-executor';
+import { PermanentRunError } from '../runs/run-errors';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { SelectorsService } from '../selectors/selectors.service';
 import { RunnerTimings, SelectorRunner, SelectorRow } from '../selectors/selector-runner';
 import { imagePixels, preprocessingKey, selectorText } from '../selectors/selector-inputs';
-import { scoringParamsSchema } from './scoring.service';
+import { ScoringParams, scoringParamsSchema } from './scoring.service';
 
 /** Where a scoring attempt spent its time, in milliseconds. */
 export interface ScoringTimings extends RunnerTimings {
@@ -31,13 +34,6 @@ interface CandidateRow {
   content_hash: string | null;
 }
 
-interface ImageRow {
-  id: string;
-  caption: string;
-  mentions: string[];
-  content_hash: string | null;
-}
-
 interface FetchedItem {
   id: string;
   row: CandidateRow | undefined;
@@ -49,6 +45,13 @@ interface FetchedItem {
 interface ScoredBatch {
   scored: { id: string; value: number }[];
   failed: { id: string; reason: string }[];
+}
+
+/** How a scoring item ended, as counted in the run's countsByStatus. */
+enum ScoringOutcome {
+  SCORED = 'SCORED',
+  FAILED = 'FAILED',
+  SKIPPED = 'SKIPPED',
 }
 
 export const scoringItemKey = (candidateId: string) => `candidate:${candidateId}`;
@@ -100,29 +103,34 @@ const FETCH_AHEAD = 3;
  * current one is scored. Each batch's scores, failures and counters commit in one statement, and a resumed
  * run only takes candidates with neither a score nor a failure.
  */
-export class ScoringJob implements RunHandler {
+export class ScoringRun extends ParsedRunKind<ScoringParams> {
+  readonly kind = RunKind.SCORING;
+  protected readonly paramsSchema = scoringParamsSchema;
   private readonly pixels = new PixelCache(PIXEL_CACHE_BYTES);
   /** Images being read and preprocessed, by project and cache key, so concurrent fetches share the work. */
   private readonly preprocessing = new Map<string, Promise<Float32Array | string>>();
 
   constructor(
     private readonly ds: DataSource,
+    private readonly candidates: CandidatesService,
     private readonly selectors: SelectorsService,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
-  ) {}
+  ) {
+    super();
+  }
 
-  async execute(run: Run, control: RunControl): Promise<void> {
-    const params = scoringParamsSchema.parse(run.params);
-    const model = await this.ds.getRepository(SelectorModel).findOneBy({ id: params.selectorModelId, projectId: run.projectId });
-    if (!model) throw new Error('The selector model was deleted');
+  protected async attempt({ run, params, ctx }: RunAttempt<ScoringParams>, control: RunControl): Promise<void> {
+    const model = await this.selectors.findById(ctx, params.selectorModelId);
+    if (!model) throw new PermanentRunError('The selector model was deleted');
     const runner = await this.selectors.runnerFor(model);
     const timings: ScoringTimings = { fetchMs: 0, preprocessMs: 0, tokenizeMs: 0, inferMs: 0, writeMs: 0 };
     const started = performance.now();
     try {
-      const pending = await this.pending(run.id, model.id);
+      const { pending, scoredByOtherRuns } = await this.pending(ctx, run.id, model.id);
+      await this.runs.setSkipped(run.id, scoredByOtherRuns, ScoringOutcome.SKIPPED);
       timings.fetchMs += performance.now() - started;
-      await this.scoreAll(run, model, runner, pending, params.batchSize, control, timings);
+      await this.scoreAll(ctx, run, model, runner, pending, params.batchSize, control, timings);
     } finally {
       const totalMs = performance.now() - started;
       await this.runs.addMetrics(run.id, { ...roundAll(timings), totalMs: Math.round(totalMs) }).catch(() => undefined);
@@ -130,14 +138,14 @@ export class ScoringJob implements RunHandler {
     }
   }
 
-  private async scoreAll(run: Run, model: SelectorModel, runner: SelectorRunner, pending: PendingCandidate[], batchSize: number, control: RunControl, timings: ScoringTimings): Promise<void> {
+  private async scoreAll(ctx: RequestContext, run: Run, model: SelectorModel, runner: SelectorRunner, pending: PendingCandidate[], batchSize: number, control: RunControl, timings: ScoringTimings): Promise<void> {
     const batches: PendingCandidate[][] = [];
     for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
     const ahead: Promise<FetchedItem[]>[] = [];
     let fetched = 0;
     const fetchAhead = () => {
       while (ahead.length < FETCH_AHEAD && fetched < batches.length && !control.signal.aborted) {
-        const next = this.fetch(run, runner, batches[fetched++], timings);
+        const next = this.fetch(ctx, run, runner, batches[fetched++], timings);
         // Awaited in turn below; a fetch left behind by an abort must not become an unhandled rejection.
         next.catch(() => undefined);
         ahead.push(next);
@@ -152,7 +160,7 @@ export class ScoringJob implements RunHandler {
         const batch = await this.score(run, runner, rows, timings);
         await writing;
         if (control.signal.aborted) break;
-        writing = this.write(run, model, batch, timings).then(() => control.progressed());
+        writing = this.write(run, model, batch, timings);
       }
     } catch (error) {
       // The batch being written settles before the attempt reports its error.
@@ -162,32 +170,36 @@ export class ScoringJob implements RunHandler {
     await writing;
   }
 
-  /** Candidates with neither a score from this selector nor a failure in this run (keyed as `scoringItemKey` does), grouped by image. */
-  private async pending(runId: string, selectorModelId: string): Promise<PendingCandidate[]> {
-    const rows: { id: string; image_id: string }[] = await this.ds.query(
-      `SELECT c.id, c.image_id FROM run_targets t JOIN candidates c ON c.id = t.target_id
-        WHERE t.run_id = $1
-          AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.candidate_id = t.target_id AND s.selector_model_id = $2)
-          AND NOT EXISTS (SELECT 1 FROM run_failures f WHERE f.run_id = $1 AND f.item_key = 'candidate:' || t.target_id)
-        ORDER BY c.image_id, c.id`,
-      [runId, selectorModelId],
+  /**
+   * Candidates with neither a score from this selector nor a failure in this run (keyed as
+   * `scoringItemKey` does), grouped by image; and how many targets another run already scored with
+   * this selector, left alone and counted as skipped so that done + failed + skipped = total.
+   */
+  private async pending(ctx: RequestContext, runId: string, selectorModelId: string): Promise<{ pending: PendingCandidate[]; scoredByOtherRuns: number }> {
+    const [targets, failed] = await Promise.all([this.runs.targetIds(runId), this.runs.failedItemKeys(runId)]);
+    const scored: { candidate_id: string; by_this_run: boolean }[] = await this.ds.query(
+      `SELECT candidate_id, run_id IS NOT DISTINCT FROM $3 AS by_this_run FROM scores WHERE selector_model_id = $1 AND candidate_id = ANY($2::uuid[])`,
+      [selectorModelId, targets, runId],
     );
-    return rows.map((r) => ({ id: r.id, imageId: r.image_id }));
+    const settled = new Set(scored.map((s) => s.candidate_id));
+    const scoredByOtherRuns = scored.filter((s) => !s.by_this_run && !failed.has(scoringItemKey(s.candidate_id))).length;
+    const open = targets.filter((id) => !settled.has(id) && !failed.has(scoringItemKey(id)));
+    return { pending: await this.candidates.imagesOf(ctx, open), scoredByOtherRuns };
   }
 
   /** The batch's candidates with their figures, and each image's preprocessed pixels (null when it has no bytes or does not decode). */
-  private async fetch(run: Run, runner: SelectorRunner, batch: PendingCandidate[], timings: ScoringTimings): Promise<FetchedItem[]> {
+  private async fetch(ctx: RequestContext, run: Run, runner: SelectorRunner, batch: PendingCandidate[], timings: ScoringTimings): Promise<FetchedItem[]> {
     let started = performance.now();
     // Each figure once, not once per candidate: a batch holds a few images with many candidates each.
-    const [candidates, figures]: [{ id: string; image_id: string; rounds: StoredRound[] }[], ImageRow[]] = await Promise.all([
-      this.ds.query(`SELECT id, image_id, rounds FROM candidates WHERE id = ANY($1::uuid[])`, [batch.map((b) => b.id)]),
-      this.ds.query(`SELECT id, caption, to_json(mentions) AS mentions, content_hash FROM images WHERE id = ANY($1::uuid[])`, [[...new Set(batch.map((b) => b.imageId))]]),
+    const [candidates, figures] = await Promise.all([
+      this.candidates.conversations(ctx, batch.map((b) => b.id)),
+      this.images.figuresByIds(ctx, [...new Set(batch.map((b) => b.imageId))]),
     ]);
-    const figureById = new Map(figures.map((f) => [f.id, f]));
+    const figureById = new Map<string, ImageText>(figures.map((f) => [f.id, f]));
     const byId = new Map<string, CandidateRow>();
     for (const c of candidates) {
-      const figure = figureById.get(c.image_id);
-      if (figure) byId.set(c.id, { id: c.id, rounds: c.rounds, caption: figure.caption, mentions: figure.mentions, content_hash: figure.content_hash });
+      const figure = figureById.get(c.imageId);
+      if (figure) byId.set(c.id, { id: c.id, rounds: c.rounds, caption: figure.caption, mentions: figure.mentions, content_hash: figure.contentHash });
     }
     const hashes = [...new Set([...byId.values()].map((r) => r.content_hash).filter((h): h is string => !!h))];
     const prefix = preprocessingKey(runner.manifest);
@@ -271,8 +283,10 @@ export class ScoringJob implements RunHandler {
               SELECT $1, s.id, $2, s.value, $3 FROM unnest($4::uuid[], $5::float8[]) AS s(id, value)
               ON CONFLICT (candidate_id, selector_model_id) DO NOTHING`,
         params: [run.projectId, model.id, run.id, batch.scored.map((s) => s.id), batch.scored.map((s) => s.value)],
+        offered: batch.scored.length,
       },
       batch.failed.map((f) => ({ itemKey: scoringItemKey(f.id), reason: f.reason })),
+      { done: ScoringOutcome.SCORED, failed: ScoringOutcome.FAILED, skipped: ScoringOutcome.SKIPPED },
     );
     timings.writeMs += performance.now() - started;
   }
