@@ -88,6 +88,12 @@ function violations(): string[] {
 const NOT_YET_THROUGH_THE_OWNER = [
   'src/modules/candidates/candidates.service.ts: SQL names images (owned by images)',
   'src/modules/candidates/candidates.service.ts: SQL names preferences (owned by preferences)',
+  // The dataset card is a report over five modules' rows (aggregates in one statement each); like
+  // the exports beside it, it reads them directly until the owners offer set-based report reads.
+  'src/modules/datasets/dataset-card.ts: SQL names candidates (owned by candidates)',
+  'src/modules/datasets/dataset-card.ts: SQL names images (owned by images)',
+  'src/modules/datasets/dataset-card.ts: SQL names preferences (owned by preferences)',
+  'src/modules/datasets/dataset-card.ts: SQL names runs (owned by runs)',
   'src/modules/datasets/dataset-exports.service.ts: SQL names candidates (owned by candidates)',
   'src/modules/datasets/dataset-exports.service.ts: SQL names images (owned by images)',
   'src/modules/datasets/dataset-exports.service.ts: SQL names preferences (owned by preferences)',
