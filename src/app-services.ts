@@ -22,6 +22,7 @@ import { GenerationService } from './modules/generation/generation.service';
 import { RatingService } from './modules/rating/rating.service';
 import { ClusteringService } from './modules/clustering/clustering.service';
 import { OnnxRuntime } from './platform/onnx';
+import { WebhooksService } from './modules/webhooks/webhooks.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -46,6 +47,7 @@ export interface AppServices {
   generation: GenerationService;
   rating: RatingService;
   clustering: ClusteringService;
+  webhooks: WebhooksService;
 }
 
 /** The URL the DataSource was opened with, for the connections that live outside its pool. */
@@ -68,7 +70,15 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
-  const datasets = new DatasetsService(ds, candidates, scoring, runs);
+  const webhooks = new WebhooksService(ds, {
+    retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
+    allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    disableAfterFailedDeliveries: config.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
+    secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS,
+  });
+  runs.onFinished((run) => webhooks.runFinished(run));
+  const datasets = new DatasetsService(ds, candidates, scoring, runs, webhooks);
   const generation = new GenerationService(ds, llm, images, demonstrations, runs);
   const rating = new RatingService(ds, llm, runs);
   runs.registerReparser(RunKind.GENERATION, generation);
@@ -95,5 +105,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     generation,
     rating,
     clustering: new ClusteringService(ds, llm, generation, runs),
+    webhooks,
   };
 }

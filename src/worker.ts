@@ -9,6 +9,7 @@ import { RatingJob } from './modules/rating/rating.job';
 import { ClusteringJob } from './modules/clustering/clustering.job';
 import { ScoringJob } from './modules/scoring/scoring.job';
 import { recordTemplates } from './modules/generation/prompt-templates';
+import { DeliveryJob, WEBHOOK_TASK } from './modules/webhooks/webhooks.service';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of
@@ -26,7 +27,10 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
   });
   return startJobWorker({
     connectionString: connectionString(ds),
-    tasks: { [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers) },
+    tasks: {
+      [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers),
+      [WEBHOOK_TASK]: (payload) => services.webhooks.handleJob(payload as DeliveryJob),
+    },
     concurrency: config.WORKER_CONCURRENCY,
     pollIntervalMs: config.WORKER_POLL_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,

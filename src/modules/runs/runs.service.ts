@@ -8,6 +8,7 @@ import { userError, UserErrorCode, UserErrorsException } from '../../platform/us
 import { RunEventsPublisher } from '../../platform/pubsub';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { RunFailure } from './run-failure.entity';
+import { logger } from '../../platform/logging';
 
 export const RUN_TASK = 'run';
 export const runJobKey = (runId: string) => `run:${runId}`;
@@ -51,11 +52,15 @@ export interface StoredReplyReparser {
   reparseStoredReplies(ctx: RequestContext, run: Run): Promise<ReparseCounts>;
 }
 
+/** Told once a run has reached SUCCEEDED, FAILED or CANCELLED (webhooks' `run.finished`); must be idempotent. */
+export type RunFinishedListener = (run: Run) => Promise<void>;
+
 const counterValues = (p: RunProgress) => [p.done ?? 0, p.failed ?? 0, p.promptTokens ?? 0, p.completionTokens ?? 0, p.costUsd ?? 0, p.lastError ?? null];
 
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
   private readonly reparsers = new Map<RunKind, StoredReplyReparser>();
+  private readonly finishedListeners: RunFinishedListener[] = [];
 
   constructor(
     private readonly ds: DataSource,
@@ -65,6 +70,24 @@ export class RunsService {
   /** The composition root registers the kinds of runs that keep replies (the kernel knows no domain module). */
   registerReparser(kind: RunKind, reparser: StoredReplyReparser): void {
     this.reparsers.set(kind, reparser);
+  }
+
+  /** The composition root subscribes other modules to runs reaching a terminal status. */
+  onFinished(listener: RunFinishedListener): void {
+    this.finishedListeners.push(listener);
+  }
+
+  /**
+   * Tells the listeners that a run has ended. A listener failing never fails the run: it is logged,
+   * and the run keeps its status.
+   */
+  private async announceFinished(runId: string): Promise<void> {
+    if (!this.finishedListeners.length) return;
+    const run = await this.ds.getRepository(Run).findOneBy({ id: runId });
+    if (!run || !isTerminal(run.status)) return;
+    for (const listener of this.finishedListeners) {
+      await listener(run).catch((error) => logger.error('run finished listener failed', { runId, error: String(error) }));
+    }
   }
 
   /**
@@ -189,6 +212,7 @@ export class RunsService {
       return em.getRepository(Run).save(found);
     });
     if (run) await this.publisher.flush(run.id);
+    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id);
     return run;
   }
 
@@ -252,6 +276,7 @@ export class RunsService {
     ]);
     await this.publisher.flush(runId);
     this.publisher.done(runId);
+    await this.announceFinished(runId);
   }
 
   /** The handler went through every item: FAILED when every item failed, else SUCCEEDED. */
@@ -263,6 +288,7 @@ export class RunsService {
     );
     await this.publisher.flush(runId);
     this.publisher.done(runId);
+    await this.announceFinished(runId);
   }
 
   async recordError(runId: string, lastError: string): Promise<void> {
