@@ -21,6 +21,7 @@ export class Webhooks1764150000200 implements MigrationInterface {
       `CREATE TABLE "webhook_attempts" ("id" uuid NOT NULL DEFAULT gen_random_uuid(), "created_at" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), "project_id" uuid NOT NULL, "delivery_id" uuid NOT NULL, "attempt_number" integer NOT NULL, "manual" boolean NOT NULL DEFAULT false, "outcome" text NOT NULL, "status_code" integer, "latency_ms" integer NOT NULL, "response_excerpt" text, "error" text, "next_attempt_at" TIMESTAMP WITH TIME ZONE, CONSTRAINT "PK_2de7e7887ad97de459adab62638" PRIMARY KEY ("id"))`,
     );
     await q.query(`CREATE UNIQUE INDEX "IDX_00d7b4c3f7d9306a46ecbc30fd" ON "webhook_attempts" ("delivery_id", "attempt_number")`);
+    await q.query(`CREATE INDEX "IDX_7e3a59ac842cf2cd9d0a4bf06a" ON "webhook_attempts" ("project_id", "delivery_id", "created_at", "id")`);
     await q.query(`ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "FK_0b882c26a9b91c26e6e86b4867c" FOREIGN KEY ("endpoint_id") REFERENCES "webhook_endpoints"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
     await q.query(`ALTER TABLE "webhook_attempts" ADD CONSTRAINT "FK_0d56d91d61b827bb2079c256538" FOREIGN KEY ("delivery_id") REFERENCES "webhook_deliveries"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
     for (const table of ['webhook_endpoints', 'webhook_deliveries', 'webhook_attempts']) {

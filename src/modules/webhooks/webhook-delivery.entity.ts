@@ -86,6 +86,7 @@ registerEnumType(WebhookAttemptOutcome, {
 @ObjectType({ implements: Node })
 @Entity({ name: 'webhook_attempts' })
 @Index(['deliveryId', 'attemptNumber'], { unique: true })
+@Index(['projectId', 'deliveryId', 'createdAt', 'id'])
 export class WebhookAttempt extends ProjectScopedEntity {
   @Column('uuid')
   deliveryId: string;

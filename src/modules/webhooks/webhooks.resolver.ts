@@ -1,6 +1,7 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AppServices } from '../../app-services';
-import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
+import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
+import { attemptCountByDeliveryLoader, attemptPagesByDeliveryLoader } from './webhooks.loaders';
 import { expectGlobalId } from '../../platform/ids';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
@@ -98,6 +99,8 @@ export class WebhookDeliveriesResolver {
 
   @FieldResolver(() => WebhookAttemptConnection, { description: 'Attempts in the order they were made: status, latency, response excerpt, error, when the next was scheduled.' })
   async attempts(@Root() delivery: WebhookDelivery, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<WebhookAttemptConnection> {
-    return connectionOf(WebhookAttemptConnection, await this.services.webhooks.attempts(ctx, delivery.id, page));
+    const rows = await attemptPagesByDeliveryLoader(ctx, this.services.webhooks, page).load(delivery.id);
+    const count = () => attemptCountByDeliveryLoader(ctx, this.services.webhooks).load(delivery.id);
+    return connectionOf(WebhookAttemptConnection, toConnection(rows, page, (a) => ({ value: a.createdAt, id: a.id }), count));
   }
 }

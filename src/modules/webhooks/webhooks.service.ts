@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Webhook } from 'standardwebhooks';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
-import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { applyKeyset, childPages, ConnectionShape, countChildren, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { toGlobalId } from '../../platform/ids';
 import { logger } from '../../platform/logging';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
@@ -131,12 +131,15 @@ export class WebhooksService {
     return toConnection(rows, page, (d) => ({ value: d.createdAt, id: d.id }), () => base().getCount());
   }
 
-  /** The attempts of a delivery in the order they were made. */
-  async attempts(ctx: RequestContext, deliveryId: string, page: PageArgs): Promise<ConnectionShape<WebhookAttempt>> {
+  /** A page of attempts for each of many deliveries, in the order they were made, in one statement. */
+  async attemptPages(ctx: RequestContext, deliveryIds: readonly string[], page: PageArgs): Promise<WebhookAttempt[]> {
     ctx.assertRole(Role.OWNER);
-    const base = () => this.ds.getRepository(WebhookAttempt).createQueryBuilder('a').where('a.projectId = :p AND a.deliveryId = :d', { p: ctx.projectId, d: deliveryId });
-    const rows = await applyKeyset(base(), { sortExpr: 'a.attemptNumber', idExpr: 'a.id', direction: SortDirection.ASC, kind: 'number' }, page).getMany();
-    return toConnection(rows, page, (a) => ({ value: a.attemptNumber, id: a.id }), () => base().getCount());
+    return childPages(this.ds.getRepository(WebhookAttempt), { table: 'webhook_attempts', parentColumn: 'delivery_id', projectId: ctx.projectId, parentIds: deliveryIds, page, direction: SortDirection.ASC });
+  }
+
+  async attemptCounts(ctx: RequestContext, deliveryIds: readonly string[]): Promise<number[]> {
+    ctx.assertRole(Role.OWNER);
+    return countChildren(this.ds, { table: 'webhook_attempts', parentColumn: 'delivery_id', projectId: ctx.projectId, parentIds: deliveryIds });
   }
 
   async findDelivery(ctx: RequestContext, id: string): Promise<WebhookDelivery | null> {
