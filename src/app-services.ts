@@ -23,6 +23,7 @@ import { RatingService } from './modules/rating/rating.service';
 import { ClusteringService } from './modules/clustering/clustering.service';
 import { OnnxRuntime } from './platform/onnx';
 import { WebhooksService } from './modules/webhooks/webhooks.service';
+import { ServiceMetrics } from './platform/metrics';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -48,6 +49,7 @@ export interface AppServices {
   rating: RatingService;
   clustering: ClusteringService;
   webhooks: WebhooksService;
+  metrics: ServiceMetrics;
 }
 
 /** The URL the DataSource was opened with, for the connections that live outside its pool. */
@@ -55,13 +57,14 @@ export function connectionString(ds: DataSource): string {
   return (ds.options as { url?: string }).url!;
 }
 
-export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner): AppServices {
+export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
+  const metrics = new ServiceMetrics(ds, role);
   const storage = new PostgresBlobStorage(ds);
   const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
   const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS));
-  const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
+  const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config, metrics);
   const onnx = new OnnxRuntime({
     executionProvider: config.ONNX_EXECUTION_PROVIDER,
     intraOpThreads: config.ONNX_INTRA_OP_THREADS,
@@ -106,5 +109,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     rating,
     clustering: new ClusteringService(ds, llm, generation, runs),
     webhooks,
+    metrics,
   };
 }

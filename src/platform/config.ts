@@ -105,6 +105,11 @@ const envSchema = z
   WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().min(1).default(5),
   /** How long the secret before a rotation keeps signing deliveries alongside the new one. */
   WEBHOOK_SECRET_GRACE_MS: z.coerce.number().int().min(0).default(24 * 3600 * 1000),
+
+  // Prometheus /metrics: on the api's port, and on a port of its own in a worker process (0: none).
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** When set, /metrics asks for `Authorization: Bearer <token>`; otherwise restrict it at the network. */
+  METRICS_BEARER_TOKEN: optionalString,
   })
   .superRefine((env, issues) => {
     if (!env.AZURE_OPENAI_ENDPOINT) return;
