@@ -145,8 +145,13 @@ describe('webhooks', () => {
 
     // Cancelling the ended run again is not a second event.
     await gql(app.graphqlUrl, lab.keys.CURATOR, CANCEL, { input: { runId } });
+    // A repeated job for an attempt already recorded (a retry after a crash) sends nothing.
+    await app.ds.query(`SELECT graphile_worker.add_job('webhook-delivery', $1::json)`, [JSON.stringify({ deliveryId: fromGlobalId(delivery.id)!.id, attempt: 1 })]);
+    await eventually('the repeated job to be done', async () => (await app.ds.query(`SELECT count(*)::int AS n FROM graphile_worker._private_jobs`))[0].n, (n: number) => n === 0);
     const after = await endpointState(lab, endpoint.id);
     expect(after.deliveries).toHaveLength(1);
+    expect(after.deliveries[0].attempts).toHaveLength(1);
+    expect(receiver.received).toHaveLength(1);
   });
 
   it('retries a failing endpoint on the schedule with the same webhook-id, logging every attempt', async () => {
