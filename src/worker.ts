@@ -9,7 +9,7 @@ import { RatingJob } from './modules/rating/rating.job';
 import { ClusteringJob } from './modules/clustering/clustering.job';
 import { ScoringJob } from './modules/scoring/scoring.job';
 import { recordTemplates } from './modules/generation/prompt-templates';
-import { DeliveryJob, WEBHOOK_TASK } from './modules/webhooks/webhooks.service';
+import { startWebhookWorker } from './modules/webhooks/webhook-worker';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of
@@ -25,15 +25,14 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     [RunKind.CLUSTERING]: new ClusteringJob(ds, services.llm, services.images, services.runs),
     [RunKind.SCORING]: new ScoringJob(ds, services.selectors, services.images, services.runs),
   });
-  return startJobWorker({
+  const deliveries = await startWebhookWorker(services);
+  const runs = await startJobWorker({
     connectionString: connectionString(ds),
-    tasks: {
-      [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers),
-      [WEBHOOK_TASK]: (payload) => services.webhooks.handleJob(payload as DeliveryJob),
-    },
+    tasks: { [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers) },
     concurrency: config.WORKER_CONCURRENCY,
     pollIntervalMs: config.WORKER_POLL_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     deadAfterMs: config.WORKER_DEAD_AFTER_MS,
   });
+  return { stop: () => Promise.all([runs.stop(), deliveries.stop()]).then(() => undefined) };
 }

@@ -101,6 +101,8 @@ const envSchema = z
     .default('false')
     .transform((v) => v === 'true'),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Deliveries a worker process makes at once, in slots of their own (runs never hold them). */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** An endpoint is disabled after this many deliveries in a row failed every attempt. */
   WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().min(1).default(5),
   /** How long the secret before a rotation keeps signing deliveries alongside the new one. */
