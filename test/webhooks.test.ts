@@ -154,6 +154,27 @@ describe('webhooks', () => {
     expect(receiver.received).toHaveLength(1);
   });
 
+  it('announces a run again when the job that ended it is retried, and delivers it once', async () => {
+    const lab = await newProject();
+    const endpoint = await createEndpoint(lab, ['RUN_FINISHED']);
+    const [{ id }]: { id: string }[] = await app.ds.query(`INSERT INTO runs (project_id, kind, status) VALUES ($1, 'TRAINING', 'QUEUED') RETURNING id`, [lab.id]);
+    // A listener after the webhooks' one fails the first time, as a crash or outage right after the status change would.
+    const heard: string[] = [];
+    app.services.runs.onFinished(async (run) => {
+      if (run.id !== id) return;
+      heard.push(run.status);
+      if (heard.length === 1) throw new Error('listener outage');
+    });
+    // No worker handles TRAINING runs: the job ends the run FAILED at once.
+    await app.ds.query(`SELECT graphile_worker.add_job('run', $1::json, job_key => $2)`, [JSON.stringify({ runId: id }), `run:${id}`]);
+    await eventually('the retried announcement', () => heard.length, (n) => n >= 2, 30_000);
+    expect(heard).toEqual(['FAILED', 'FAILED']);
+    const state = await eventually('the delivery', () => endpointState(lab, endpoint.id), (st) => settled(st));
+    expect(state.deliveries).toHaveLength(1);
+    expect(state.deliveries[0].payload.data).toMatchObject({ runId: toGlobalId('Run', id), kind: 'TRAINING', status: 'FAILED' });
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it('retries a failing endpoint on the schedule with the same webhook-id, logging every attempt', async () => {
     const lab = await newProject();
     const endpoint = await createEndpoint(lab, ['RUN_FINISHED']);

@@ -78,16 +78,16 @@ export class RunsService {
   }
 
   /**
-   * Tells the listeners that a run has ended. A listener failing never fails the run: it is logged,
-   * and the run keeps its status.
+   * Tells the listeners that a run has ended (again, harmlessly: they are idempotent). A listener
+   * failing leaves the run's status as it is and fails the caller: in a worker, the job is retried,
+   * and the retry of a job whose run has ended announces it again, so a crash or an outage between
+   * the status change and the announcement loses no event.
    */
-  private async announceFinished(runId: string): Promise<void> {
+  async announceFinished(runId: string): Promise<void> {
     if (!this.finishedListeners.length) return;
     const run = await this.ds.getRepository(Run).findOneBy({ id: runId });
     if (!run || !isTerminal(run.status)) return;
-    for (const listener of this.finishedListeners) {
-      await listener(run).catch((error) => logger.error('run finished listener failed', { runId, error: String(error) }));
-    }
+    for (const listener of this.finishedListeners) await listener(run);
   }
 
   /**
@@ -212,7 +212,8 @@ export class RunsService {
       return em.getRepository(Run).save(found);
     });
     if (run) await this.publisher.flush(run.id);
-    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id);
+    // The cancellation is committed: a failed announcement is logged, not turned into a failed mutation.
+    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id).catch((error) => logger.error('run finished listener failed', { runId: run.id, error: String(error) }));
     return run;
   }
 
