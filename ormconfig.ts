@@ -18,15 +18,18 @@ import { Run } from './src/modules/runs/run.entity';
 import { RunFailure } from './src/modules/runs/run-failure.entity';
 import { PromptTemplate } from './src/modules/llm-tasks/prompt-template.entity';
 import { ImageEmbedding } from './src/modules/clustering/image-embedding.entity';
+import { WebhookEndpoint } from './src/modules/webhooks/webhook-endpoint.entity';
+import { WebhookAttempt, WebhookDelivery } from './src/modules/webhooks/webhook-delivery.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 import { Generation1764150000002 } from './migrations/1764150000002-generation';
 import { Selection1764150000003 } from './migrations/1764150000003-selection';
 import { RunCounters1764150000040 } from './migrations/1764150000040-run-counters';
 import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-membership-display-name';
+import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

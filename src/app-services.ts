@@ -23,6 +23,8 @@ import { RatingService } from './modules/rating/rating.service';
 import { ClusteringService } from './modules/clustering/clustering.service';
 import { OnnxRuntime } from './platform/onnx';
 import { configureComputePool } from './platform/compute-pool';
+import { WebhooksService } from './modules/webhooks/webhooks.service';
+import { ServiceMetrics } from './platform/metrics';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -47,6 +49,8 @@ export interface AppServices {
   generation: GenerationService;
   rating: RatingService;
   clustering: ClusteringService;
+  webhooks: WebhooksService;
+  metrics: ServiceMetrics;
 }
 
 /** The URL the DataSource was opened with, for the connections that live outside its pool. */
@@ -54,13 +58,14 @@ export function connectionString(ds: DataSource): string {
   return (ds.options as { url?: string }).url!;
 }
 
-export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner): AppServices {
+export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
+  const metrics = new ServiceMetrics(ds, role);
   const storage = new PostgresBlobStorage(ds);
   const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
   const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS), config.WORKER_DEAD_AFTER_MS);
-  const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config);
+  const llm = new LlmGateway(ds, LlmClient.fromConfig(config), config, metrics);
   configureComputePool(config.COMPUTE_THREADS);
   const onnx = new OnnxRuntime({
     executionProvider: config.ONNX_EXECUTION_PROVIDER,
@@ -70,7 +75,15 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
-  const datasets = new DatasetsService(ds, candidates, scoring, runs);
+  const webhooks = new WebhooksService(ds, {
+    retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
+    allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    disableAfterFailedDeliveries: config.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
+    secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS,
+  });
+  runs.onFinished((run) => webhooks.runFinished(run));
+  const datasets = new DatasetsService(ds, candidates, scoring, runs, webhooks);
   const preferences = new PreferencesService(ds, candidates);
   const generation = new GenerationService(ds, llm, images, demonstrations, candidates, runs);
   const rating = new RatingService(candidates, preferences, llm, runs);
@@ -98,5 +111,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     generation,
     rating,
     clustering: new ClusteringService(llm, images, runs),
+    webhooks,
+    metrics,
   };
 }

@@ -11,6 +11,7 @@ import { startServer } from './server';
 import { createServices, AppServices } from './app-services';
 import { writeSchemaFile } from './schema';
 import { startWorker } from './worker';
+import { startMetricsServer } from './platform/metrics';
 import { RequestContext } from './modules/projects/request-context';
 import { Role } from './modules/projects/role';
 import { seedDemo } from '../seeds/demo.seed';
@@ -81,10 +82,23 @@ ${seed?.apiKey ? `  Dev key:   ${seed.apiKey}   (demo project, OWNER; send as "A
 async function runWorker(config: AppConfig): Promise<void> {
   const db = await openDatabase(config, { migrate: true });
   lifecycle.onShutdown('database', () => db.close());
-  const services = createServices(db.ds, config, new UrlSigner('workers-do-not-sign-urls-000000000000', 60));
+  const services = createServices(db.ds, config, new UrlSigner('workers-do-not-sign-urls-000000000000', 60), 'worker');
   const worker = await startWorker(services);
   lifecycle.onShutdown('worker', () => worker.stop());
+  await serveWorkerMetrics(services, config);
   console.log(`BioMed-VITAL worker ready (concurrency ${config.WORKER_CONCURRENCY}; LLM ${services.llm.client ? services.llm.client.visionModel : 'not configured'}; database ${describeDatabase(db, config)})`);
+}
+
+/** The worker's /metrics on WORKER_METRICS_PORT; a port already taken (two workers on a machine) costs the metrics, not the worker. */
+async function serveWorkerMetrics(services: AppServices, config: AppConfig): Promise<void> {
+  if (!config.WORKER_METRICS_PORT) return;
+  try {
+    const server = await startMetricsServer(services.metrics, config.WORKER_METRICS_PORT, config.HOST, config.METRICS_BEARER_TOKEN);
+    lifecycle.onShutdown('metrics', () => server.close());
+    console.log(`Worker metrics: ${server.url}`);
+  } catch (error) {
+    logger.error('worker metrics not served', { port: config.WORKER_METRICS_PORT, error: String(error) });
+  }
 }
 
 function required(values: Record<string, unknown>, name: string): string {

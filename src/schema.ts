@@ -19,6 +19,7 @@ import { NodeResolver } from './modules/node/node.resolver';
 import { GenerationResolver } from './modules/generation/generation.resolver';
 import { RatingResolver } from './modules/rating/rating.resolver';
 import { ClusteringResolver } from './modules/clustering/clustering.resolver';
+import { WebhooksResolver, WebhookDeliveriesResolver } from './modules/webhooks/webhooks.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 export const resolvers = [
@@ -42,6 +43,8 @@ export const resolvers = [
   GenerationResolver,
   RatingResolver,
   ClusteringResolver,
+  WebhooksResolver,
+  WebhookDeliveriesResolver,
 ] as const;
 
 export const SCHEMA_FILE = path.join(__dirname, '..', 'schema', 'schema.graphql');

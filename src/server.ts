@@ -28,6 +28,7 @@ import { assertCostWithin, queryCostPlugin } from './platform/query-cost';
 import { assertNoNulBytes, nulBytePlugin } from './platform/input-checks';
 import { AccessChangesListener } from './platform/access-events';
 import { closeComputePool } from './platform/compute-pool';
+import { METRICS_CONTENT_TYPE, metricsAllowed } from './platform/metrics';
 
 export interface RunningServer {
   url: string;
@@ -154,6 +155,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     plugins: [
       ...limits.plugins,
       graphqlOverHttpStatusPlugin(),
+      services.metrics.graphqlPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginLandingPageDisabled(),
       // No CDN cache hints here; without the plugin Apollo does not wrap every field resolver.
@@ -168,6 +170,11 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
   app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
   app.use(accessLog);
+  app.use(services.metrics.httpMiddleware());
+  app.get('/metrics', async (req, res) => {
+    if (!metricsAllowed(req.headers.authorization, config.METRICS_BEARER_TOKEN)) return void res.status(401).set('www-authenticate', 'Bearer').end();
+    res.type(METRICS_CONTENT_TYPE).send(await services.metrics.render());
+  });
 
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', async (_req, res) => {

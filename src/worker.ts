@@ -8,6 +8,7 @@ import { RatingRun } from './modules/rating/rating.run';
 import { ClusteringRun } from './modules/clustering/clustering.run';
 import { ScoringRun } from './modules/scoring/scoring.run';
 import { recordTemplates } from './modules/llm-tasks/prompt-templates';
+import { startWebhookWorker } from './modules/webhooks/webhook-worker';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of
@@ -24,7 +25,8 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     new ClusteringRun(ds, services.llm, services.images, services.runs),
     new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs),
   ]);
-  return startJobWorker({
+  const deliveries = await startWebhookWorker(services);
+  const runs = await startJobWorker({
     connectionString: connectionString(ds),
     tasks: { [RUN_TASK]: (payload, helpers) => executor.handleJob(payload, helpers) },
     concurrency: config.WORKER_CONCURRENCY,
@@ -32,4 +34,5 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     deadAfterMs: config.WORKER_DEAD_AFTER_MS,
   });
+  return { stop: () => Promise.all([runs.stop(), deliveries.stop()]).then(() => undefined) };
 }

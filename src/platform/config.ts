@@ -89,6 +89,31 @@ const envSchema = z
   SCORING_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(256),
   /** Exports streaming at once per api process; each holds a pooled connection while it streams. */
   EXPORT_MAX_CONCURRENT: z.coerce.number().int().min(1).max(256).default(4),
+
+  // Webhooks (Standard Webhooks): retry schedule after each failed attempt, SSRF guard, timeouts.
+  /** Delays after attempt 1, 2, ... fail; the spec's schedule by default. After the last, the delivery FAILED. */
+  WEBHOOK_RETRY_SCHEDULE_MS: z
+    .string()
+    .default('5000,300000,1800000,7200000,18000000,36000000,36000000')
+    .transform((v) => v.split(',').map((d) => Number(d.trim())))
+    .refine((ds) => ds.every((d) => Number.isInteger(d) && d >= 0), 'comma-separated whole milliseconds'),
+  /** Private, loopback and link-local addresses are refused unless this is true (on-premise partners, tests). */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Deliveries a worker process makes at once, in slots of their own (runs never hold them). */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /** An endpoint is disabled after this many deliveries in a row failed every attempt. */
+  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().min(1).default(5),
+  /** How long the secret before a rotation keeps signing deliveries alongside the new one. */
+  WEBHOOK_SECRET_GRACE_MS: z.coerce.number().int().min(0).default(24 * 3600 * 1000),
+
+  // Prometheus /metrics: on the api's port, and on a port of its own in a worker process (0: none).
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** When set, /metrics asks for `Authorization: Bearer <token>`; otherwise restrict it at the network. */
+  METRICS_BEARER_TOKEN: optionalString,
   })
   .superRefine((env, issues) => {
     if (!env.AZURE_OPENAI_ENDPOINT) return;

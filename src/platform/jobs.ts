@@ -132,6 +132,9 @@ async function keepAlive(pool: Pool, workerIds: string[], processName: string, d
       [deadAfterMs],
     );
     const dead = rows.map((r) => r.locked_by);
+    // Pools that held no job when their process died (a killed worker's idle webhook pool) are
+    // released by nothing above: drop their beats once they are as old as a dead worker's.
+    await pool.query(`DELETE FROM worker_heartbeats WHERE beat_at < now() - make_interval(secs => $1 / 1000.0)`, [deadAfterMs]);
     if (!dead.length) return;
     await releaseJobsOfDeadWorkers(pool, dead);
     await pool.query(`DELETE FROM worker_heartbeats WHERE worker_id = ANY($1::text[])`, [dead]);

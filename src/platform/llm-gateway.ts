@@ -4,6 +4,7 @@ import { ChatReply, ChatRequest, EmbeddingsReply, LlmClient, llmUnavailable } fr
 import { Pacer, PaceLimit } from './pacer';
 import { RetryPolicy, sleep, withRetries } from './retry';
 import { Semaphore } from './semaphore';
+import type { ServiceMetrics } from './metrics';
 
 /** Limits a run asked for, on top of the service-wide ones. */
 export interface RunLimits {
@@ -56,6 +57,7 @@ export class LlmGateway {
     ds: DataSource,
     readonly client: LlmClient | null,
     private readonly config: AppConfig,
+    private readonly metrics?: Pick<ServiceMetrics, 'modelCall'>,
   ) {
     this.slots = new Semaphore(config.LLM_MAX_CONCURRENCY);
     this.pacer = new Pacer(ds);
@@ -70,13 +72,29 @@ export class LlmGateway {
   /** `beforeFirstSend` runs once, just before the request first leaves (after slots and pacing): a caller records the call as in flight there. */
   chat(request: ChatRequest, limits: RunLimits, signal?: AbortSignal, beforeFirstSend?: () => Promise<void>): Promise<Called<ChatReply>> {
     const client = this.requireClient();
-    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => client.chat(request, signal), signal, beforeFirstSend);
+    return this.call(limits, estimateChatTokens(request), (r) => r.promptTokens + r.completionTokens, () => this.observed('chat', () => client.chat(request, signal)), signal, beforeFirstSend);
   }
 
   embed(texts: string[], limits: RunLimits, signal?: AbortSignal): Promise<Called<EmbeddingsReply>> {
     const client = this.requireClient();
     const estimate = Math.ceil(texts.reduce((n, t) => n + t.length, 0) / 4);
-    return this.call(limits, estimate, (r) => r.promptTokens, () => client.embed(texts, signal), signal);
+    return this.call(limits, estimate, (r) => r.promptTokens, () => this.observed('embedding', () => client.embed(texts, signal)), signal);
+  }
+
+  /** One model request, counted for /metrics with its tokens and cost at the configured prices. */
+  private async observed<T extends { promptTokens: number; completionTokens?: number }>(kind: 'chat' | 'embedding', send: () => Promise<T>): Promise<T> {
+    if (!this.metrics) return send();
+    try {
+      const reply = await send();
+      const pricing = this.client!.pricing;
+      const completionTokens = reply.completionTokens ?? 0;
+      const costUsd = kind === 'chat' ? (reply.promptTokens * pricing.promptPerMTok + completionTokens * pricing.completionPerMTok) / 1e6 : (reply.promptTokens * pricing.embeddingPerMTok) / 1e6;
+      this.metrics.modelCall(kind, { promptTokens: reply.promptTokens, completionTokens, costUsd });
+      return reply;
+    } catch (error) {
+      this.metrics.modelCall(kind, { error });
+      throw error;
+    }
   }
 
   /** What a chat request is estimated to cost before it is sent (its prompt only: no reply is read yet). */

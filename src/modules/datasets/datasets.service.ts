@@ -12,6 +12,7 @@ import { ScoringService } from '../scoring/scoring.service';
 import { Dataset } from './dataset.entity';
 import { DatasetItem } from './dataset-item.entity';
 import { CreateDatasetInput } from './datasets.inputs';
+import type { WebhooksService } from '../webhooks/webhooks.service';
 
 const invalid = (message: string, field: string[]) => new UserErrorsException([userError(UserErrorCode.INVALID, message, field)]);
 
@@ -22,6 +23,7 @@ export class DatasetsService {
     private readonly candidates: CandidatesService,
     private readonly scoring: ScoringService,
     private readonly runs: RunsService,
+    private readonly webhooks?: Pick<WebhooksService, 'datasetCreated'>,
   ) {}
 
   /**
@@ -62,7 +64,9 @@ export class DatasetsService {
       if (itemCount === 0) throw invalid('The rule selects no candidate: are the candidates scored by this selector?', ['input']);
       const summary = await this.summarize(em, dataset.id);
       await em.update(Dataset, { id: dataset.id }, { itemCount, countsByModality: summary.countsByModality, contentHash: summary.contentHash });
-      return Object.assign(dataset, { itemCount, ...summary });
+      Object.assign(dataset, { itemCount, ...summary });
+      await this.webhooks?.datasetCreated(em, dataset);
+      return dataset;
     });
   }
 

@@ -24,6 +24,9 @@ const finders: Record<string, Finder> = {
   DatasetItem: (s, ctx, id) => s.datasets.findItemById(ctx, id),
   Run: (s, ctx, id) => s.runs.findById(ctx, id),
   RunFailure: (s, ctx, id) => s.runs.findFailureById(ctx, id),
+  WebhookEndpoint: (s, ctx, id) => s.webhooks.findEndpoint(ctx, id),
+  WebhookDelivery: (s, ctx, id) => s.webhooks.findDelivery(ctx, id),
+  WebhookAttempt: (s, ctx, id) => s.webhooks.findAttempt(ctx, id),
 };
 
 @Resolver()

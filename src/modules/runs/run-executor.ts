@@ -111,7 +111,9 @@ export class RunExecutor {
   async handleJob(payload: unknown, helpers: JobHelpers): Promise<void> {
     const runId = (payload as { runId?: string })?.runId;
     const run = runId ? await this.runs.findForWorker(runId) : null;
-    if (!run || isTerminal(run.status)) return;
+    if (!run) return;
+    // Ended by an attempt that stopped before its listeners heard of it: tell them now.
+    if (isTerminal(run.status)) return this.runs.announceFinished(run.id);
     if (run.cancelRequestedAt) return this.runs.finish(run.id, RunStatus.CANCELLED);
     const handler = this.handlers.get(run.kind);
     if (!handler) return this.runs.finish(run.id, RunStatus.FAILED, `No worker handles ${run.kind} runs`);

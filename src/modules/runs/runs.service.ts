@@ -8,6 +8,7 @@ import { userError, UserErrorCode, UserErrorsException } from '../../platform/us
 import { RunEventsPublisher } from '../../platform/pubsub';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { RunFailure } from './run-failure.entity';
+import { logger } from '../../platform/logging';
 
 export const RUN_TASK = 'run';
 export const runJobKey = (runId: string) => `run:${runId}`;
@@ -100,9 +101,14 @@ export interface ReparsedItem {
   failureId?: string;
 }
 
+/** Told once a run has reached SUCCEEDED, FAILED or CANCELLED (webhooks' `run.finished`); must be idempotent. */
+export type RunFinishedListener = (run: Run) => Promise<void>;
+
+
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
   private readonly reparsers = new Map<RunKind, StoredReplyReparser>();
+  private readonly finishedListeners: RunFinishedListener[] = [];
 
   constructor(
     private readonly ds: DataSource,
@@ -114,6 +120,24 @@ export class RunsService {
   /** The composition root registers the kinds of runs that keep replies (the kernel knows no domain module). */
   registerReparser(kind: RunKind, reparser: StoredReplyReparser): void {
     this.reparsers.set(kind, reparser);
+  }
+
+  /** The composition root subscribes other modules to runs reaching a terminal status. */
+  onFinished(listener: RunFinishedListener): void {
+    this.finishedListeners.push(listener);
+  }
+
+  /**
+   * Tells the listeners that a run has ended (again, harmlessly: they are idempotent). A listener
+   * failing leaves the run's status as it is and fails the caller: in a worker, the job is retried,
+   * and the retry of a job whose run has ended announces it again, so a crash or an outage between
+   * the status change and the announcement loses no event.
+   */
+  async announceFinished(runId: string): Promise<void> {
+    if (!this.finishedListeners.length) return;
+    const run = await this.ds.getRepository(Run).findOneBy({ id: runId });
+    if (!run || !isTerminal(run.status)) return;
+    for (const listener of this.finishedListeners) await listener(run);
   }
 
   /**
@@ -264,6 +288,8 @@ export class RunsService {
     });
     if (run) await this.publisher.flush(run.id);
     if (run && isTerminal(run.status)) this.publisher.done(run.id);
+    // The cancellation is committed: a failed announcement is logged, not turned into a failed mutation.
+    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id).catch((error) => logger.error('run finished listener failed', { runId: run.id, error: String(error) }));
     return run;
   }
 
@@ -371,6 +397,7 @@ export class RunsService {
     ]);
     await this.publisher.flush(runId);
     this.publisher.done(runId);
+    await this.announceFinished(runId);
   }
 
   /** The handler went through every item: FAILED when every item it processed failed, else SUCCEEDED. */
@@ -382,6 +409,7 @@ export class RunsService {
     );
     await this.publisher.flush(runId);
     this.publisher.done(runId);
+    await this.announceFinished(runId);
   }
 
   async recordError(runId: string, lastError: string): Promise<void> {

@@ -1,0 +1,20 @@
+import type { AppServices } from '../../app-services';
+import { connectionString } from '../../app-services';
+import { JobWorker, startJobWorker } from '../../platform/jobs';
+import { DeliveryJob, WEBHOOK_TASK } from './webhooks.service';
+
+/**
+ * Webhook deliveries run in a job runner of their own, with WEBHOOK_CONCURRENCY slots: a run holds
+ * its slot for as long as it runs, so deliveries sharing the runs' slots would wait behind them.
+ */
+export function startWebhookWorker(services: AppServices): Promise<JobWorker> {
+  const { config } = services;
+  return startJobWorker({
+    connectionString: connectionString(services.ds),
+    tasks: { [WEBHOOK_TASK]: (payload) => services.webhooks.handleJob(payload as DeliveryJob) },
+    concurrency: config.WEBHOOK_CONCURRENCY,
+    pollIntervalMs: config.WORKER_POLL_MS,
+    heartbeatMs: config.WORKER_HEARTBEAT_MS,
+    deadAfterMs: config.WORKER_DEAD_AFTER_MS,
+  });
+}
