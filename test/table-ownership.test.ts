@@ -25,6 +25,9 @@ const OWNER: Record<string, string> = {
   datasets: 'datasets',
   dataset_items: 'datasets',
   runs: 'runs',
+  webhook_endpoints: 'webhooks',
+  webhook_deliveries: 'webhooks',
+  webhook_attempts: 'webhooks',
   run_targets: 'runs',
   run_failures: 'runs',
   // Infrastructure: only platform/ touches these.
