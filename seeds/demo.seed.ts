@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { AppServices } from '../src/app-services';
+import type { AppServices } from '../src/app/app-services';
 import { RequestContext } from '../src/modules/projects/request-context';
 import { Role } from '../src/modules/projects/role';
 import { buildReferenceSelector } from '../src/modules/selectors/reference-selector';

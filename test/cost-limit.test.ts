@@ -5,7 +5,7 @@ import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { startTestApp, createTestProject, TestApp, TestProject } from './support/test-app';
 import { gql, errorCodes } from './support/graphql-client';
 import { operationCost } from '../src/platform/query-cost';
-import { buildAppSchema } from '../src/schema';
+import { buildAppSchema } from '../src/app/schema';
 
 const PAGE = `query($first: Int!, $sel: ID!) {
   candidates(first: $first) {

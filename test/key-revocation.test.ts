@@ -5,7 +5,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from './support
 import { gql } from './support/graphql-client';
 import { seedPipeline, START_GENERATION } from './support/pipeline-fixture';
 import { loadConfig } from '../src/platform/config';
-import { RunningServer, startServer } from '../src/server';
+import { RunningServer, startServer } from '../src/app/server';
 
 const RUN_UPDATED = `subscription($id: ID!) { runUpdated(id: $id) { id status } }`;
 

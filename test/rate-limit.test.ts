@@ -1,6 +1,6 @@
 import { startTestApp, createTestProject, TestApp, TestProject } from './support/test-app';
 import { gql, errorCodes } from './support/graphql-client';
-import { startServer, RunningServer } from '../src/server';
+import { startServer, RunningServer } from '../src/app/server';
 import { loadConfig } from '../src/platform/config';
 
 /** Requests per minute per API key, counted in Postgres: every api process spends from one budget. */

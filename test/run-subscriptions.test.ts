@@ -6,7 +6,7 @@ import { gql } from './support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from './support/pipeline-fixture';
 import { loadConfig } from '../src/platform/config';
 import { fromGlobalId } from '../src/platform/ids';
-import { RunningServer, startServer } from '../src/server';
+import { RunningServer, startServer } from '../src/app/server';
 
 const RUN_UPDATED = `subscription($id: ID!) { runUpdated(id: $id) { id kind status total done failed queued } }`;
 const CANCEL_RUN = `mutation($input: CancelRunInput!) { cancelRun(input: $input) { run { id status } userErrors { code message } } }`;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { buildAppSchema, printAppSchema, SCHEMA_FILE } from '../src/schema';
+import { buildAppSchema, printAppSchema, SCHEMA_FILE } from '../src/app/schema';
 
 describe('checked-in schema', () => {
   it('matches the SDL printed from the code (run `npm run schema:print` after changing the API)', async () => {

@@ -3,12 +3,12 @@ import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../ormconfig';
-import { migrateAll } from '../../src/bootstrap';
-import { startWorker } from '../../src/worker';
+import { migrateAll } from '../../src/app/bootstrap';
+import { startWorker } from '../../src/app/worker';
 import type { JobWorker } from '../../src/platform/jobs';
 import { loadConfig } from '../../src/platform/config';
 import { setLogLevel } from '../../src/platform/logging';
-import { startServer, RunningServer } from '../../src/server';
+import { startServer, RunningServer } from '../../src/app/server';
 import { RequestContext } from '../../src/modules/projects/request-context';
 import { Role } from '../../src/modules/projects/role';
 

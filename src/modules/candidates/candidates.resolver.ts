@@ -1,5 +1,5 @@
 import { Args, Ctx, FieldResolver, Int, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Image } from '../images/image.entity';

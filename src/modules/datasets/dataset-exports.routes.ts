@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { Router, Request, Response } from 'express';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { DomainError, ErrorCode } from '../../platform/errors';
 import type { UrlSigner } from '../../platform/signing';
 import { fromGlobalId, isUuid, toGlobalId } from '../../platform/ids';

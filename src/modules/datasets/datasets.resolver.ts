@@ -6,7 +6,7 @@ import { Role } from '../projects/role';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
 import { CreateDatasetInput } from './datasets.inputs';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Candidate } from '../candidates/candidate.entity';

@@ -1,5 +1,5 @@
 import { Router, Request, Response } from 'express';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { DomainError, ErrorCode } from '../../platform/errors';
 import { isUuid } from '../../platform/ids';
 import { RequestContext } from '../projects/request-context';

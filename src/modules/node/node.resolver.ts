@@ -1,5 +1,5 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { Node } from '../../platform/entity-base';
 import { fromGlobalId } from '../../platform/ids';
 import { badInput, notFound } from '../../platform/errors';

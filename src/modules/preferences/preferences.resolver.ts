@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';

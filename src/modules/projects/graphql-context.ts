@@ -1,5 +1,5 @@
 import { RequestContext } from './request-context';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 
 /** What Apollo and graphql-ws hand to resolvers. */
 export interface GraphQLContext {

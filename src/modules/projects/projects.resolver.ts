@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';

@@ -1,5 +1,5 @@
 import { Arg, Authorized, Ctx, Mutation, Resolver } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { asPayload } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';

@@ -1,6 +1,6 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, Float, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional } from 'class-validator';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { expectGlobalId } from '../../platform/ids';
 import { notFound } from '../../platform/errors';

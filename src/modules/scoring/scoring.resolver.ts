@@ -3,7 +3,7 @@ import { asPayload } from '../../platform/user-errors';
 import { Role } from '../projects/role';
 import { StartRunPayload } from '../runs/runs.resolver';
 import { StartScoringRunInput } from './scoring.inputs';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';

@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { notFound } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';

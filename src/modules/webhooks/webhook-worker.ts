@@ -1,5 +1,5 @@
-import type { AppServices } from '../../app-services';
-import { connectionString } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
+import { connectionString } from '../../app/app-services';
 import { JobWorker, startJobWorker } from '../../platform/jobs';
 import { DeliveryJob, WEBHOOK_TASK } from './webhooks.service';
 

@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app-services';
+import type { AppServices } from '../../app/app-services';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import { attemptCountByDeliveryLoader, attemptPagesByDeliveryLoader } from './webhooks.loaders';
 import { expectGlobalId } from '../../platform/ids';

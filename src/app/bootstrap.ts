@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import path from 'node:path';
-import { AppConfig } from './platform/config';
-import { EmbeddedPostgresRole, startEmbeddedPostgres } from './platform/embedded-postgres';
-import { logger } from './platform/logging';
-import { dataSourceOptions } from '../ormconfig';
-import { migrateJobQueue } from './platform/jobs';
+import { AppConfig } from '../platform/config';
+import { EmbeddedPostgresRole, startEmbeddedPostgres } from '../platform/embedded-postgres';
+import { logger } from '../platform/logging';
+import { dataSourceOptions } from '../../ormconfig';
+import { migrateJobQueue } from '../platform/jobs';
 
 /** Our migrations, then the job queue's own schema (graphile-worker manages its versions itself). */
 export async function migrateAll(ds: DataSource, url: string): Promise<void> {

@@ -4,22 +4,22 @@ import fs from 'node:fs';
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema, ContainerType, NonEmptyArray } from 'type-graphql';
 import type { AppServices } from './app-services';
-import { authChecker } from './modules/projects/auth-checker';
-import { inputMistakesAsUserErrors } from './platform/mutation-input-errors';
-import { ProjectsResolver, MembershipsResolver, ApiKeysResolver } from './modules/projects/projects.resolver';
-import { ImagesResolver } from './modules/images/images.resolver';
-import { CandidatesResolver, ImageCandidatesResolver } from './modules/candidates/candidates.resolver';
-import { DemonstrationsResolver, CandidateDemonstrationsResolver } from './modules/demonstrations/demonstrations.resolver';
-import { PreferencesResolver, CandidatePreferencesResolver } from './modules/preferences/preferences.resolver';
-import { SelectorsResolver } from './modules/selectors/selectors.resolver';
-import { ScoresResolver, CandidateScoresResolver } from './modules/scoring/scoring.resolver';
-import { DatasetsResolver, DatasetItemsResolver } from './modules/datasets/datasets.resolver';
-import { RunsResolver } from './modules/runs/runs.resolver';
-import { NodeResolver } from './modules/node/node.resolver';
-import { GenerationResolver } from './modules/generation/generation.resolver';
-import { RatingResolver } from './modules/rating/rating.resolver';
-import { ClusteringResolver } from './modules/clustering/clustering.resolver';
-import { WebhooksResolver, WebhookDeliveriesResolver } from './modules/webhooks/webhooks.resolver';
+import { authChecker } from '../modules/projects/auth-checker';
+import { inputMistakesAsUserErrors } from '../platform/mutation-input-errors';
+import { ProjectsResolver, MembershipsResolver, ApiKeysResolver } from '../modules/projects/projects.resolver';
+import { ImagesResolver } from '../modules/images/images.resolver';
+import { CandidatesResolver, ImageCandidatesResolver } from '../modules/candidates/candidates.resolver';
+import { DemonstrationsResolver, CandidateDemonstrationsResolver } from '../modules/demonstrations/demonstrations.resolver';
+import { PreferencesResolver, CandidatePreferencesResolver } from '../modules/preferences/preferences.resolver';
+import { SelectorsResolver } from '../modules/selectors/selectors.resolver';
+import { ScoresResolver, CandidateScoresResolver } from '../modules/scoring/scoring.resolver';
+import { DatasetsResolver, DatasetItemsResolver } from '../modules/datasets/datasets.resolver';
+import { RunsResolver } from '../modules/runs/runs.resolver';
+import { NodeResolver } from '../modules/node/node.resolver';
+import { GenerationResolver } from '../modules/generation/generation.resolver';
+import { RatingResolver } from '../modules/rating/rating.resolver';
+import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
+import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 export const resolvers = [
@@ -47,7 +47,7 @@ export const resolvers = [
   WebhookDeliveriesResolver,
 ] as const;
 
-export const SCHEMA_FILE = path.join(__dirname, '..', 'schema', 'schema.graphql');
+export const SCHEMA_FILE = path.join(__dirname, '..', '..', 'schema', 'schema.graphql');
 
 /** Resolvers are built once per process with the services they need. */
 function containerFor(services: AppServices | null): ContainerType {

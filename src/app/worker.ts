@@ -1,14 +1,14 @@
 import type { AppServices } from './app-services';
 import { connectionString } from './app-services';
-import { JobWorker, startJobWorker } from './platform/jobs';
-import { RUN_TASK } from './modules/runs/runs.service';
-import { RunExecutor } from './modules/runs/run-executor';
-import { GenerationRun } from './modules/generation/generation.run';
-import { RatingRun } from './modules/rating/rating.run';
-import { ClusteringRun } from './modules/clustering/clustering.run';
-import { ScoringRun } from './modules/scoring/scoring.run';
-import { recordTemplates } from './modules/llm-tasks/prompt-templates';
-import { startWebhookWorker } from './modules/webhooks/webhook-worker';
+import { JobWorker, startJobWorker } from '../platform/jobs';
+import { RUN_TASK } from '../modules/runs/runs.service';
+import { RunExecutor } from '../modules/runs/run-executor';
+import { GenerationRun } from '../modules/generation/generation.run';
+import { RatingRun } from '../modules/rating/rating.run';
+import { ClusteringRun } from '../modules/clustering/clustering.run';
+import { ScoringRun } from '../modules/scoring/scoring.run';
+import { recordTemplates } from '../modules/llm-tasks/prompt-templates';
+import { startWebhookWorker } from '../modules/webhooks/webhook-worker';
 
 /**
  * The worker process: takes run jobs from the Postgres queue and executes them. Any number of

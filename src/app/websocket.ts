@@ -2,12 +2,12 @@ import http from 'node:http';
 import { GraphQLError, GraphQLFormattedError, GraphQLSchema, parse, ParseOptions, specifiedRules, validate, ValidationRule, DocumentNode } from 'graphql';
 import { WebSocket, WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { DomainError, toGraphQLError } from './platform/errors';
-import { fromGlobalId } from './platform/ids';
-import type { AccessChange, AccessChangeHandler } from './platform/access-events';
-import { logger } from './platform/logging';
-import { RequestContext } from './modules/projects/request-context';
-import type { GraphQLContext } from './modules/projects/graphql-context';
+import { DomainError, toGraphQLError } from '../platform/errors';
+import { fromGlobalId } from '../platform/ids';
+import type { AccessChange, AccessChangeHandler } from '../platform/access-events';
+import { logger } from '../platform/logging';
+import { RequestContext } from '../modules/projects/request-context';
+import type { GraphQLContext } from '../modules/projects/graphql-context';
 import type { AppServices } from './app-services';
 
 export interface WebSocketOptions {
