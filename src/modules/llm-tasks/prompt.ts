@@ -1,10 +1,10 @@
-import crypto from 'node:crypto';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { registerEnumType } from 'type-graphql';
 import { Modality } from '../images/modality';
 import { ConversationTurn, Speaker } from '../candidates/conversation';
 import type { PoolDemonstration } from '../demonstrations/demonstrations.service';
 import { TemplateText } from './prompt-templates';
+import { permutation, seededRandomFromText } from '../../platform/random';
 
 export type { PoolDemonstration };
 
@@ -29,26 +29,9 @@ export interface FigureText {
 }
 
 
-/** A PRNG seeded from a string: the same run seed, image and sample always draw the same demonstrations. */
-export function seededRandom(seed: string): () => number {
-  const digest = crypto.createHash('sha256').update(seed).digest();
-  let state = digest.readUInt32LE(0) || 1;
-  return () => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+/** `items` in a seeded Fisher-Yates order (the same draws as platform/random's permutation). */
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
+  return Array.from(permutation(items.length, random), (i) => items[i]);
 }
 
 function groupKey(d: PoolDemonstration, strategy: DemonstrationStrategy): string {
@@ -62,7 +45,8 @@ function groupKey(d: PoolDemonstration, strategy: DemonstrationStrategy): string
  * take one from each group in a shuffled group order, then go round again while groups have more.
  */
 export function drawDemonstrations(pool: readonly PoolDemonstration[], strategy: DemonstrationStrategy, count: number, seed: string, targetImageId: string): PoolDemonstration[] {
-  const random = seededRandom(seed);
+  // The same run seed, image and sample always draw the same demonstrations.
+  const random = seededRandomFromText(seed);
   const eligible = pool.filter((d) => d.imageId !== targetImageId);
   const groups = new Map<string, PoolDemonstration[]>();
   for (const d of eligible) {
