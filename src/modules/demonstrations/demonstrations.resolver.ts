@@ -65,7 +65,14 @@ function parseJson(text: string): unknown {
 
 @Resolver(() => Demonstration)
 export class DemonstrationsResolver {
-  constructor(private readonly demonstrationsService: DemonstrationsService, private readonly imagesService: ImagesService, private readonly projectsService: ProjectsService, private readonly candidatesService: CandidatesService, private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>, private readonly recordsImportService: RecordsImportService) {}
+  constructor(
+    private readonly demonstrationsService: DemonstrationsService,
+    private readonly imagesService: ImagesService,
+    private readonly projectsService: ProjectsService,
+    private readonly candidatesService: CandidatesService,
+    private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>,
+    private readonly recordsImportService: RecordsImportService,
+  ) {}
 
   @Query(() => DemonstrationConnection, { description: 'Clinician demonstrations used as few-shot examples.' })
   async demonstrations(@Ctx() { ctx }: GraphQLContext, @Args() args: DemonstrationsArgs): Promise<DemonstrationConnection> {

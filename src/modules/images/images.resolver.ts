@@ -22,7 +22,11 @@ export class UploadImagePayload {
 
 @Resolver(() => Image)
 export class ImagesResolver {
-  constructor(private readonly imagesService: ImagesService, private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>, private readonly signer: UrlSigner) {}
+  constructor(
+    private readonly imagesService: ImagesService,
+    private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>,
+    private readonly signer: UrlSigner,
+  ) {}
 
   @Query(() => ImageConnection, { description: 'Figures of the project, newest first by default.' })
   async images(@Ctx() { ctx }: GraphQLContext, @Args() args: ImagesArgs): Promise<ImageConnection> {

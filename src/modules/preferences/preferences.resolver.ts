@@ -25,7 +25,11 @@ export class RecordPreferencePayload {
 
 @Resolver(() => Preference)
 export class PreferencesResolver {
-  constructor(private readonly preferencesService: PreferencesService, private readonly candidatesService: CandidatesService, private readonly projectsService: ProjectsService) {}
+  constructor(
+    private readonly preferencesService: PreferencesService,
+    private readonly candidatesService: CandidatesService,
+    private readonly projectsService: ProjectsService,
+  ) {}
 
   @Query(() => PreferenceConnection, { description: 'Clinician and model judgements, newest first.' })
   async preferences(@Ctx() { ctx }: GraphQLContext, @Args() args: PreferencesArgs): Promise<PreferenceConnection> {

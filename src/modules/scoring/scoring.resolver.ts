@@ -21,7 +21,11 @@ export class ScoreConnection extends ConnectionType(Score, 'Score') {}
 
 @Resolver(() => Score)
 export class ScoresResolver {
-  constructor(private readonly scoringService: ScoringService, private readonly selectorsService: SelectorsService, private readonly candidatesService: CandidatesService) {}
+  constructor(
+    private readonly scoringService: ScoringService,
+    private readonly selectorsService: SelectorsService,
+    private readonly candidatesService: CandidatesService,
+  ) {}
 
   @Authorized(Role.CURATOR)
   @Mutation(() => StartRunPayload, {
