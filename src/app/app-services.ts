@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../platform/config';
+import { connectionString } from '../platform/db';
 import { BlobStorage, PostgresBlobStorage } from '../platform/storage';
 import { UrlSigner } from '../platform/signing';
 import { AuthService } from '../modules/projects/auth.service';
@@ -51,11 +52,6 @@ export interface AppServices {
   clustering: ClusteringService;
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
-}
-
-/** The URL the DataSource was opened with, for the connections that live outside its pool. */
-export function connectionString(ds: DataSource): string {
-  return (ds.options as { url?: string }).url!;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {

@@ -22,40 +22,53 @@ import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
 import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
-export const resolvers = [
-  NodeResolver,
-  ProjectsResolver,
-  MembershipsResolver,
-  ApiKeysResolver,
-  ImagesResolver,
-  ImageCandidatesResolver,
-  CandidatesResolver,
-  CandidateScoresResolver,
-  CandidatePreferencesResolver,
-  DemonstrationsResolver,
-  CandidateDemonstrationsResolver,
-  PreferencesResolver,
-  SelectorsResolver,
-  ScoresResolver,
-  DatasetsResolver,
-  DatasetItemsResolver,
-  RunsResolver,
-  GenerationResolver,
-  RatingResolver,
-  ClusteringResolver,
-  WebhooksResolver,
-  WebhookDeliveriesResolver,
+/**
+ * Every resolver class with the factory that builds it from the services it uses: the one place
+ * that knows both the resolvers and the services bag, so a module's resolver imports only what it
+ * touches. The tuple type ties each factory to its class, so a wrong factory fails typecheck.
+ */
+type ResolverEntry<R> = readonly [resolverClass: abstract new (...args: never[]) => R, build: (s: AppServices) => R];
+const entry = <R>(resolverClass: abstract new (...args: never[]) => R, build: (s: AppServices) => R): ResolverEntry<R> => [resolverClass, build];
+
+export const resolverEntries = [
+  entry(NodeResolver, (s) => new NodeResolver(s)),
+  entry(ProjectsResolver, (s) => new ProjectsResolver(s.projects)),
+  entry(MembershipsResolver, (s) => new MembershipsResolver(s.projects)),
+  entry(ApiKeysResolver, (s) => new ApiKeysResolver(s.projects)),
+  entry(ImagesResolver, (s) => new ImagesResolver(s.images, s.config, s.signer)),
+  entry(ImageCandidatesResolver, (s) => new ImageCandidatesResolver(s.candidates)),
+  entry(CandidatesResolver, (s) => new CandidatesResolver(s.candidates, s.images)),
+  entry(CandidateScoresResolver, (s) => new CandidateScoresResolver(s.scoring)),
+  entry(CandidatePreferencesResolver, (s) => new CandidatePreferencesResolver(s.preferences)),
+  entry(DemonstrationsResolver, (s) => new DemonstrationsResolver(s.demonstrations, s.images, s.projects, s.candidates, s.config, s.recordsImport)),
+  entry(CandidateDemonstrationsResolver, (s) => new CandidateDemonstrationsResolver(s.demonstrations)),
+  entry(PreferencesResolver, (s) => new PreferencesResolver(s.preferences, s.candidates, s.projects)),
+  entry(SelectorsResolver, (s) => new SelectorsResolver(s.selectors, s.config)),
+  entry(ScoresResolver, (s) => new ScoresResolver(s.scoring, s.selectors, s.candidates)),
+  entry(DatasetsResolver, (s) => new DatasetsResolver(s.datasets, s.signer, s.selectors)),
+  entry(DatasetItemsResolver, (s) => new DatasetItemsResolver(s.candidates)),
+  entry(RunsResolver, (s) => new RunsResolver(s.runs, s.projects)),
+  entry(GenerationResolver, (s) => new GenerationResolver(s.generation)),
+  entry(RatingResolver, (s) => new RatingResolver(s.rating)),
+  entry(ClusteringResolver, (s) => new ClusteringResolver(s.clustering)),
+  entry(WebhooksResolver, (s) => new WebhooksResolver(s.webhooks)),
+  entry(WebhookDeliveriesResolver, (s) => new WebhookDeliveriesResolver(s.webhooks)),
 ] as const;
+
+export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);
 
 export const SCHEMA_FILE = path.join(__dirname, '..', '..', 'schema', 'schema.graphql');
 
-/** Resolvers are built once per process with the services they need. */
+/** Resolvers are built once per process, each from the services its entry gives it. */
 function containerFor(services: AppServices | null): ContainerType {
+  const factories = new Map<unknown, (s: AppServices) => unknown>(resolverEntries.map(([resolverClass, build]) => [resolverClass, build]));
   const instances = new Map<unknown, unknown>();
   return {
-    get(resolverClass: new (services: AppServices) => unknown) {
+    get(resolverClass: unknown) {
       if (!services) throw new Error('schema built for printing only');
-      if (!instances.has(resolverClass)) instances.set(resolverClass, new resolverClass(services));
+      const build = factories.get(resolverClass);
+      if (!build) throw new Error(`no factory registered for resolver ${String((resolverClass as Function).name)}`);
+      if (!instances.has(resolverClass)) instances.set(resolverClass, build(services));
       return instances.get(resolverClass);
     },
   } as ContainerType;

@@ -1,5 +1,5 @@
 import type { AppServices } from './app-services';
-import { connectionString } from './app-services';
+import { connectionString } from '../platform/db';
 import { JobWorker, startJobWorker } from '../platform/jobs';
 import { RUN_TASK } from '../modules/runs/runs.service';
 import { RunExecutor } from '../modules/runs/run-executor';

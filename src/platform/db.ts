@@ -55,6 +55,11 @@ export function postgresOptions(url: string, parts: DataSourceParts): DataSource
 }
 
 /** True when every migration known to the code has been applied. */
+/** The URL the DataSource was opened with, for the connections that live outside its pool. */
+export function connectionString(ds: DataSource): string {
+  return (ds.options as { url?: string }).url!;
+}
+
 export async function migrationsApplied(ds: DataSource): Promise<boolean> {
   return !(await ds.showMigrations());
 }

@@ -1,10 +1,12 @@
 import { pipeline } from 'node:stream/promises';
 import { Router, Request, Response } from 'express';
-import type { AppServices } from '../../app/app-services';
+import type { AppConfig } from '../../platform/config';
 import { DomainError, ErrorCode } from '../../platform/errors';
 import type { UrlSigner } from '../../platform/signing';
 import { fromGlobalId, isUuid, toGlobalId } from '../../platform/ids';
 import { logger } from '../../platform/logging';
+import type { AuthService } from '../projects/auth.service';
+import type { DatasetExportsService } from './dataset-exports.service';
 import { DatasetExport } from './dataset-exports.service';
 import { ExportFormat, isExportFormat } from './dataset-export.format';
 
@@ -44,12 +46,20 @@ function logEnd(error: unknown, disconnected: boolean, fields: Record<string, un
 /** A link expired: its signature is genuine, so saying so tells the holder nothing new. */
 class LinkExpired extends Error {}
 
+/** What the route touches: the exports, the signer that checks links, API key authentication, and its concurrency cap. */
+export interface DatasetExportsDeps {
+  config: Pick<AppConfig, 'EXPORT_MAX_CONCURRENT'>;
+  signer: UrlSigner;
+  auth: AuthService;
+  datasetExports: DatasetExportsService;
+}
+
 /**
  * The export a request may read: by its signed query string (`expires` and `signature`, checked
  * against the canonical path of this dataset and format, so a changed id, format or expiry is
  * refused) or else by an API key of the dataset's project.
  */
-async function openAuthorized(services: AppServices, req: Request, datasetId: string | null, format: ExportFormat): Promise<DatasetExport> {
+async function openAuthorized(services: DatasetExportsDeps, req: Request, datasetId: string | null, format: ExportFormat): Promise<DatasetExport> {
   const { expires, signature } = req.query;
   if (typeof expires === 'string' || typeof signature === 'string') {
     const verdict =
@@ -72,7 +82,7 @@ async function openAuthorized(services: AppServices, req: Request, datasetId: st
  * a tampered one answers 403, an expired one 410 Gone) or by an API key of the dataset's project,
  * any role; an unknown id, another project's, or an unknown format answers 404.
  */
-export function datasetExportsRouter(services: AppServices): Router {
+export function datasetExportsRouter(services: DatasetExportsDeps): Router {
   const router = Router();
   // A text export holds a pooled connection for the whole download: cap them, so slow clients cannot starve the API.
   let streaming = 0;

@@ -6,7 +6,10 @@ import { Role } from '../projects/role';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
 import { CreateDatasetInput } from './datasets.inputs';
-import type { AppServices } from '../../app/app-services';
+import type { UrlSigner } from '../../platform/signing';
+import type { CandidatesService } from '../candidates/candidates.service';
+import type { DatasetsService } from './datasets.service';
+import type { SelectorsService } from '../selectors/selectors.service';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Candidate } from '../candidates/candidate.entity';
@@ -58,44 +61,44 @@ export class CreateDatasetPayload {
 
 @Resolver(() => Dataset)
 export class DatasetsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly datasetsService: DatasetsService, private readonly signer: UrlSigner, private readonly selectorsService: SelectorsService) {}
 
   @Authorized(Role.CURATOR)
   @Mutation(() => CreateDatasetPayload, { description: 'Applies a selection rule and freezes the chosen candidates as a new version of the named dataset.' })
   async createDataset(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CreateDatasetInput): Promise<CreateDatasetPayload> {
-    return asPayload(async () => ({ dataset: await this.services.datasets.create(ctx, input) }));
+    return asPayload(async () => ({ dataset: await this.datasetsService.create(ctx, input) }));
   }
 
   @FieldResolver(() => [DatasetExport])
   exports(@Root() dataset: Dataset, @Ctx() { baseUrl }: GraphQLContext): DatasetExport[] {
     return Object.values(DatasetExportFormat).map((format) => {
-      const { path, expiresAt } = signedDatasetExportPath(this.services.signer, dataset.id, format);
+      const { path, expiresAt } = signedDatasetExportPath(this.signer, dataset.id, format);
       return { format, url: `${baseUrl}${path}`, expiresAt };
     });
   }
 
   @FieldResolver(() => SelectorModel, { nullable: true, description: 'The selector (and so its version) whose scores ranked the items.' })
   async selectorModel(@Root() dataset: Dataset, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel | null> {
-    return dataset.selectorModelId ? selectorModelByIdLoader(ctx, this.services.selectors).load(dataset.selectorModelId) : null;
+    return dataset.selectorModelId ? selectorModelByIdLoader(ctx, this.selectorsService).load(dataset.selectorModelId) : null;
   }
 
   @Query(() => DatasetConnection)
   async datasets(@Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DatasetConnection> {
-    return connectionOf(DatasetConnection, await this.services.datasets.list(ctx, page));
+    return connectionOf(DatasetConnection, await this.datasetsService.list(ctx, page));
   }
 
   @FieldResolver(() => DatasetItemConnection, { description: 'Items in rank order.' })
   async items(@Root() dataset: Dataset, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DatasetItemConnection> {
-    return connectionOf(DatasetItemConnection, await this.services.datasets.items(ctx, dataset.id, page));
+    return connectionOf(DatasetItemConnection, await this.datasetsService.items(ctx, dataset.id, page));
   }
 }
 
 @Resolver(() => DatasetItem)
 export class DatasetItemsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly candidatesService: CandidatesService) {}
 
   @FieldResolver(() => Candidate)
   async candidate(@Root() item: DatasetItem, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
-    return candidateByIdLoader(ctx, this.services.candidates).load(item.candidateId);
+    return candidateByIdLoader(ctx, this.candidatesService).load(item.candidateId);
   }
 }

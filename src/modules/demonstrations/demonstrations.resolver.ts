@@ -1,5 +1,10 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { AppConfig } from '../../platform/config';
+import type { CandidatesService } from '../candidates/candidates.service';
+import type { DemonstrationsService } from './demonstrations.service';
+import type { RecordsImportService } from './records-import.service';
+import type { ImagesService } from '../images/images.service';
+import type { ProjectsService } from '../projects/projects.service';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
@@ -60,38 +65,45 @@ function parseJson(text: string): unknown {
 
 @Resolver(() => Demonstration)
 export class DemonstrationsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(
+    private readonly demonstrationsService: DemonstrationsService,
+    private readonly imagesService: ImagesService,
+    private readonly projectsService: ProjectsService,
+    private readonly candidatesService: CandidatesService,
+    private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>,
+    private readonly recordsImportService: RecordsImportService,
+  ) {}
 
   @Query(() => DemonstrationConnection, { description: 'Clinician demonstrations used as few-shot examples.' })
   async demonstrations(@Ctx() { ctx }: GraphQLContext, @Args() args: DemonstrationsArgs): Promise<DemonstrationConnection> {
-    return connectionOf(DemonstrationConnection, await this.services.demonstrations.list(ctx, args, args.filter));
+    return connectionOf(DemonstrationConnection, await this.demonstrationsService.list(ctx, args, args.filter));
   }
 
   @FieldResolver(() => Image)
   async image(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<Image | null> {
-    return imageByIdLoader(ctx, this.services.images).load(demonstration.imageId);
+    return imageByIdLoader(ctx, this.imagesService).load(demonstration.imageId);
   }
 
   @FieldResolver(() => User, { nullable: true })
   async selectedBy(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
-    return demonstration.selectedById ? userByIdLoader(ctx, this.services.projects).load(demonstration.selectedById) : null;
+    return demonstration.selectedById ? userByIdLoader(ctx, this.projectsService).load(demonstration.selectedById) : null;
   }
 
   @FieldResolver(() => Candidate, { nullable: true, description: 'The generated candidate this demonstration was accepted from, if any.' })
   async sourceCandidate(@Root() demonstration: Demonstration, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
-    return demonstration.sourceCandidateId ? candidateByIdLoader(ctx, this.services.candidates).load(demonstration.sourceCandidateId) : null;
+    return demonstration.sourceCandidateId ? candidateByIdLoader(ctx, this.candidatesService).load(demonstration.sourceCandidateId) : null;
   }
 
   @Authorized(Role.CURATOR)
   @Mutation(() => ImportRecordsPayload, { description: 'Imports figure records and demonstrations; all or nothing.' })
   async importRecords(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ImportRecordsInput): Promise<ImportRecordsPayload> {
     const result = await asPayload(async () => {
-      const maxBytes = this.services.config.MAX_UPLOAD_BYTES;
+      const maxBytes = this.config.MAX_UPLOAD_BYTES;
       if ((input.records == null) === (input.recordsFile == null)) throw badInput('Give exactly one of records or recordsFile', 'records');
       const records = input.recordsFile ? parseJson((await readUpload(input.recordsFile, maxBytes, ['recordsFile'])).bytes.toString('utf8')) : input.records;
       const files: UploadedFile[] = [];
       for (const upload of input.images ?? []) files.push(await readUpload(upload, maxBytes, ['images']));
-      const { recordErrors, ...summary } = await this.services.recordsImport.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
+      const { recordErrors, ...summary } = await this.recordsImportService.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
       return { summary: recordErrors.length ? null : summary, recordErrors };
     });
     return { ...result, recordErrors: result.recordErrors ?? [] };
@@ -101,7 +113,7 @@ export class DemonstrationsResolver {
   @Mutation(() => SetDemonstrationActivePayload, { description: 'Selects or retires a demonstration for generation.' })
   async setDemonstrationActive(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: SetDemonstrationActiveInput): Promise<SetDemonstrationActivePayload> {
     return asPayload(async () => {
-      const demonstration = await this.services.demonstrations.setActive(ctx, expectGlobalId(input.id, 'Demonstration'), input.active);
+      const demonstration = await this.demonstrationsService.setActive(ctx, expectGlobalId(input.id, 'Demonstration'), input.active);
       if (!demonstration) throw new DomainError(ErrorCode.NOT_FOUND, 'Demonstration not found', 'id');
       return { demonstration };
     });
@@ -111,13 +123,13 @@ export class DemonstrationsResolver {
 /** The demonstrations a candidate was prompted with, in prompt order; here because candidates do not know demonstrations. */
 @Resolver(() => Candidate)
 export class CandidateDemonstrationsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly demonstrationsService: DemonstrationsService) {}
 
   @FieldResolver(() => DemonstrationConnection, { description: 'Demonstrations in the prompt that produced this candidate, in prompt order.' })
   async demonstrationsUsed(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<DemonstrationConnection> {
     const start = page.after ? Number(decodeCursor(page.after, 'number').value) + 1 : 0;
     const ids = candidate.demonstrationIds.slice(start, start + page.first + 1);
-    const found = await demonstrationByIdLoader(ctx, this.services.demonstrations).loadMany(ids);
+    const found = await demonstrationByIdLoader(ctx, this.demonstrationsService).loadMany(ids);
     const rows = found.map((d, i) => ({ d, position: start + i })).filter((r): r is { d: Demonstration; position: number } => r.d instanceof Demonstration);
     const positions = new Map(rows.map((r) => [r.d, r.position]));
     const shape = toConnection(

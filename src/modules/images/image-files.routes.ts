@@ -1,10 +1,21 @@
 import { Router, Request, Response } from 'express';
-import type { AppServices } from '../../app/app-services';
+import type { DataSource } from 'typeorm';
+import type { UrlSigner } from '../../platform/signing';
+import type { AuthService } from '../projects/auth.service';
 import { DomainError, ErrorCode } from '../../platform/errors';
 import { isUuid } from '../../platform/ids';
 import { RequestContext } from '../projects/request-context';
 import { Image } from './image.entity';
+import type { ImagesService } from './images.service';
 import { ImageVariant } from './images.service';
+
+/** What the route touches: the images, the signer that checks links, API key authentication, and the database for a signed link's image. */
+export interface ImageFilesDeps {
+  ds: DataSource;
+  signer: UrlSigner;
+  auth: AuthService;
+  images: ImagesService;
+}
 
 const VARIANTS = new Set<ImageVariant>(['original', 'thumbnail']);
 
@@ -13,7 +24,7 @@ const VARIANTS = new Set<ImageVariant>(['original', 'thumbnail']);
  * expiring query string that `Image.url` carries (for <img> tags), or by an API key of the image's
  * project. Anything else answers 404, so ids of other projects are not confirmed.
  */
-export function imageFilesRouter(services: AppServices): Router {
+export function imageFilesRouter(services: ImageFilesDeps): Router {
   const router = Router();
   router.get('/files/images/:imageId/:variant', async (req: Request, res: Response) => {
     const imageId = String(req.params.imageId);
@@ -39,7 +50,7 @@ export function imageFilesRouter(services: AppServices): Router {
   return router;
 }
 
-async function authorizedImage(services: AppServices, req: Request, imageId: string, variant: ImageVariant): Promise<Image | null> {
+async function authorizedImage(services: ImageFilesDeps, req: Request, imageId: string, variant: ImageVariant): Promise<Image | null> {
   const { expires, signature } = req.query;
   if (typeof expires === 'string' && typeof signature === 'string') {
     const valid = services.signer.verify(`/files/images/${imageId}/${variant}`, Number(expires), signature);

@@ -1,5 +1,7 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { AppConfig } from '../../platform/config';
+import type { UrlSigner } from '../../platform/signing';
+import type { ImagesService } from './images.service';
 import { ConnectionType, connectionOf } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import { readUpload } from '../../platform/uploads';
@@ -20,11 +22,15 @@ export class UploadImagePayload {
 
 @Resolver(() => Image)
 export class ImagesResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(
+    private readonly imagesService: ImagesService,
+    private readonly config: Pick<AppConfig, 'MAX_UPLOAD_BYTES'>,
+    private readonly signer: UrlSigner,
+  ) {}
 
   @Query(() => ImageConnection, { description: 'Figures of the project, newest first by default.' })
   async images(@Ctx() { ctx }: GraphQLContext, @Args() args: ImagesArgs): Promise<ImageConnection> {
-    return connectionOf(ImageConnection, await this.services.images.list(ctx, args, args.filter, args.orderBy));
+    return connectionOf(ImageConnection, await this.imagesService.list(ctx, args, args.filter, args.orderBy));
   }
 
   @FieldResolver(() => String, { nullable: true, description: 'Signed, expiring URL of the original file; null when only the record is stored.' })
@@ -41,15 +47,15 @@ export class ImagesResolver {
   @Mutation(() => UploadImagePayload, { description: 'Uploads one image (GraphQL multipart request) with its figure metadata.' })
   async uploadImage(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: UploadImageInput): Promise<UploadImagePayload> {
     return asPayload(async () => {
-      const { bytes, fileName } = await readUpload(input.file, this.services.config.MAX_UPLOAD_BYTES, ['input', 'file']);
-      return { image: await this.services.images.upload(ctx, bytes, fileName, input.metadata) };
+      const { bytes, fileName } = await readUpload(input.file, this.config.MAX_UPLOAD_BYTES, ['input', 'file']);
+      return { image: await this.imagesService.upload(ctx, bytes, fileName, input.metadata) };
     });
   }
 
   private signedUrl(image: Image, variant: ImageVariant, { baseUrl }: GraphQLContext): string | null {
     if (!image.contentHash) return null;
     const path = `/files/images/${image.id}/${variant}`;
-    const { expires, signature } = this.services.signer.sign(path);
+    const { expires, signature } = this.signer.sign(path);
     return `${baseUrl}${path}?expires=${expires}&signature=${signature}`;
   }
 }

@@ -1,12 +1,35 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
 import { Node } from '../../platform/entity-base';
 import { fromGlobalId } from '../../platform/ids';
 import { badInput, notFound } from '../../platform/errors';
 import { RequestContext } from '../projects/request-context';
 import type { GraphQLContext } from '../projects/graphql-context';
+import type { ProjectsService } from '../projects/projects.service';
+import type { ImagesService } from '../images/images.service';
+import type { DemonstrationsService } from '../demonstrations/demonstrations.service';
+import type { CandidatesService } from '../candidates/candidates.service';
+import type { PreferencesService } from '../preferences/preferences.service';
+import type { SelectorsService } from '../selectors/selectors.service';
+import type { ScoringService } from '../scoring/scoring.service';
+import type { DatasetsService } from '../datasets/datasets.service';
+import type { RunsService } from '../runs/runs.service';
+import type { WebhooksService } from '../webhooks/webhooks.service';
 
-type Finder = (services: AppServices, ctx: RequestContext, id: string) => Promise<Node | null>;
+/** The services that own a Node type, each able to re-fetch its own objects within the caller's project. */
+export interface NodeOwners {
+  projects: ProjectsService;
+  images: ImagesService;
+  demonstrations: DemonstrationsService;
+  candidates: CandidatesService;
+  preferences: PreferencesService;
+  selectors: SelectorsService;
+  scoring: ScoringService;
+  datasets: DatasetsService;
+  runs: RunsService;
+  webhooks: WebhooksService;
+}
+
+type Finder = (owners: NodeOwners, ctx: RequestContext, id: string) => Promise<Node | null>;
 
 /** Every Node type and the scoped lookup that re-fetches it; ids of other projects find nothing. */
 const finders: Record<string, Finder> = {
@@ -31,14 +54,14 @@ const finders: Record<string, Finder> = {
 
 @Resolver()
 export class NodeResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly owners: NodeOwners) {}
 
   @Query(() => Node, { nullable: true, description: 'Re-fetches any object by its global id. NOT_FOUND when it does not exist or belongs to another project.' })
   async node(@Ctx() { ctx }: GraphQLContext, @Arg('id', () => ID) id: string): Promise<Node | null> {
     const parsed = fromGlobalId(id);
     const find = parsed && finders[parsed.type];
     if (!find) throw badInput('Not a valid id', 'id');
-    const found = await find(this.services, ctx, parsed.id);
+    const found = await find(this.owners, ctx, parsed.id);
     if (!found) throw notFound(parsed.type);
     return found;
   }

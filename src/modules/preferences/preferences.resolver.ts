@@ -1,5 +1,7 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { CandidatesService } from '../candidates/candidates.service';
+import type { PreferencesService } from './preferences.service';
+import type { ProjectsService } from '../projects/projects.service';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
@@ -23,48 +25,52 @@ export class RecordPreferencePayload {
 
 @Resolver(() => Preference)
 export class PreferencesResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(
+    private readonly preferencesService: PreferencesService,
+    private readonly candidatesService: CandidatesService,
+    private readonly projectsService: ProjectsService,
+  ) {}
 
   @Query(() => PreferenceConnection, { description: 'Clinician and model judgements, newest first.' })
   async preferences(@Ctx() { ctx }: GraphQLContext, @Args() args: PreferencesArgs): Promise<PreferenceConnection> {
-    return connectionOf(PreferenceConnection, await this.services.preferences.list(ctx, args, args.filter));
+    return connectionOf(PreferenceConnection, await this.preferencesService.list(ctx, args, args.filter));
   }
 
   @FieldResolver(() => Candidate)
   async candidate(@Root() preference: Preference, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
-    return candidateByIdLoader(ctx, this.services.candidates).load(preference.candidateId);
+    return candidateByIdLoader(ctx, this.candidatesService).load(preference.candidateId);
   }
 
   @FieldResolver(() => Candidate, { nullable: true, description: 'Candidate B of a pairwise judgement between two candidates.' })
   async otherCandidate(@Root() preference: Preference, @Ctx() { ctx }: GraphQLContext): Promise<Candidate | null> {
-    return preference.otherCandidateId ? candidateByIdLoader(ctx, this.services.candidates).load(preference.otherCandidateId) : null;
+    return preference.otherCandidateId ? candidateByIdLoader(ctx, this.candidatesService).load(preference.otherCandidateId) : null;
   }
 
   @FieldResolver(() => User, { nullable: true, description: 'The clinician, for clinician preferences.' })
   async annotator(@Root() preference: Preference, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
-    return preference.annotatorId ? userByIdLoader(ctx, this.services.projects).load(preference.annotatorId) : null;
+    return preference.annotatorId ? userByIdLoader(ctx, this.projectsService).load(preference.annotatorId) : null;
   }
 
   @Authorized(Role.CLINICIAN)
   @Mutation(() => RecordPreferencePayload, { description: 'Records a clinician preference: pairwise, rating, or accept/reject of an answer.' })
   async recordPreference(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: RecordPreferenceInput): Promise<RecordPreferencePayload> {
-    return asPayload(async () => ({ preference: await this.services.preferences.recordClinicianPreference(ctx, input) }));
+    return asPayload(async () => ({ preference: await this.preferencesService.recordClinicianPreference(ctx, input) }));
   }
 }
 
 @Resolver(() => Candidate)
 export class CandidatePreferencesResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly preferencesService: PreferencesService) {}
 
   @FieldResolver(() => PreferenceConnection)
   async preferences(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<PreferenceConnection> {
-    const rows = await preferencePagesByCandidateLoader(ctx, this.services.preferences, page).load(candidate.id);
-    const count = () => preferenceCountByCandidateLoader(ctx, this.services.preferences).load(candidate.id);
+    const rows = await preferencePagesByCandidateLoader(ctx, this.preferencesService, page).load(candidate.id);
+    const count = () => preferenceCountByCandidateLoader(ctx, this.preferencesService).load(candidate.id);
     return connectionOf(PreferenceConnection, toConnection(rows, page, (p) => ({ value: p.createdAt, id: p.id }), count));
   }
 
   @FieldResolver(() => Int)
   preferenceCount(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext): Promise<number> {
-    return preferenceCountByCandidateLoader(ctx, this.services.preferences).load(candidate.id);
+    return preferenceCountByCandidateLoader(ctx, this.preferencesService).load(candidate.id);
   }
 }

@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { ProjectsService } from './projects.service';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
@@ -46,29 +46,29 @@ export class RevokeApiKeyPayload {
 
 @Resolver(() => Project)
 export class ProjectsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly projectsService: ProjectsService) {}
 
   @Query(() => Viewer)
   async viewer(@Ctx() { ctx }: GraphQLContext): Promise<Viewer> {
-    const [user, project] = await Promise.all([this.services.projects.currentUser(ctx), this.services.projects.currentProject(ctx)]);
+    const [user, project] = await Promise.all([this.projectsService.currentUser(ctx), this.projectsService.currentProject(ctx)]);
     return { user, project, role: ctx.role };
   }
 
   @FieldResolver(() => MembershipConnection)
   async members(@Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<MembershipConnection> {
-    return connectionOf(MembershipConnection, await this.services.projects.listMembers(ctx, page));
+    return connectionOf(MembershipConnection, await this.projectsService.listMembers(ctx, page));
   }
 
   @Authorized(Role.OWNER)
   @FieldResolver(() => ApiKeyConnection, { description: 'Keys of all members; OWNER only.' })
   async apiKeys(@Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<ApiKeyConnection> {
-    return connectionOf(ApiKeyConnection, await this.services.projects.listApiKeys(ctx, page));
+    return connectionOf(ApiKeyConnection, await this.projectsService.listApiKeys(ctx, page));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => AddMemberPayload, { description: 'Adds a user to the project, or changes their role.' })
   async addMember(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: AddMemberInput): Promise<AddMemberPayload> {
-    return asPayload(async () => ({ membership: await this.services.projects.addMember(ctx, input) }));
+    return asPayload(async () => ({ membership: await this.projectsService.addMember(ctx, input) }));
   }
 
   @Authorized(Role.OWNER)
@@ -76,33 +76,33 @@ export class ProjectsResolver {
   async createApiKey(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CreateApiKeyInput): Promise<CreateApiKeyPayload> {
     return asPayload(async () => {
       const memberId = input.memberId ? expectGlobalId(input.memberId, 'Membership', 'memberId') : null;
-      return this.services.projects.createApiKey(ctx, { name: input.name, memberId });
+      return this.projectsService.createApiKey(ctx, { name: input.name, memberId });
     });
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => RevokeApiKeyPayload)
   async revokeApiKey(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: RevokeApiKeyInput): Promise<RevokeApiKeyPayload> {
-    return asPayload(async () => ({ apiKey: await this.services.projects.revokeApiKey(ctx, expectGlobalId(input.id, 'ApiKey')) }));
+    return asPayload(async () => ({ apiKey: await this.projectsService.revokeApiKey(ctx, expectGlobalId(input.id, 'ApiKey')) }));
   }
 }
 
 @Resolver(() => Membership)
 export class MembershipsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly projectsService: ProjectsService) {}
 
   @FieldResolver(() => User)
   async user(@Root() membership: Membership, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
-    return userByIdLoader(ctx, this.services.projects).load(membership.userId);
+    return userByIdLoader(ctx, this.projectsService).load(membership.userId);
   }
 }
 
 @Resolver(() => ApiKey)
 export class ApiKeysResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly projectsService: ProjectsService) {}
 
   @FieldResolver(() => User)
   async user(@Root() key: ApiKey, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
-    return userByIdLoader(ctx, this.services.projects).load(key.userId);
+    return userByIdLoader(ctx, this.projectsService).load(key.userId);
   }
 }

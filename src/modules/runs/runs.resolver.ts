@@ -1,6 +1,7 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, Float, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional } from 'class-validator';
-import type { AppServices } from '../../app/app-services';
+import type { ProjectsService } from '../projects/projects.service';
+import type { RunsService } from './runs.service';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { expectGlobalId } from '../../platform/ids';
 import { notFound } from '../../platform/errors';
@@ -60,7 +61,7 @@ export class ReparseRunPayload {
  * The run's current state, then its state after every change until it ends; the final state is
  * always delivered. Each event re-reads the run with fresh loaders, scoped to the caller's project.
  */
-async function* followRun(services: AppServices, context: GraphQLContext, runId: string): AsyncGenerator<Run> {
+async function* followRun(services: GraphQLContext['services'], context: GraphQLContext, runId: string): AsyncGenerator<Run> {
   const events = services.runEvents.subscribe(runId);
   try {
     let run = await services.runs.findById(context.ctx, runId);
@@ -87,16 +88,16 @@ class RunUpdatedArgs {
 
 @Resolver(() => Run)
 export class RunsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly runsService: RunsService, private readonly projectsService: ProjectsService) {}
 
   @Query(() => RunConnection, { description: 'Long work of the project, newest first.' })
   async runs(@Ctx() { ctx }: GraphQLContext, @Args() args: RunsArgs): Promise<RunConnection> {
-    return connectionOf(RunConnection, await this.services.runs.list(ctx, args, args));
+    return connectionOf(RunConnection, await this.runsService.list(ctx, args, args));
   }
 
   @Query(() => Run, { nullable: true, description: 'One run by its global id (what `node(id:)` with a `... on Run` fragment gives). NOT_FOUND when it does not exist or belongs to another project.' })
   async run(@Ctx() { ctx }: GraphQLContext, @Arg('id', () => ID) id: string): Promise<Run> {
-    const run = await this.services.runs.findById(ctx, expectGlobalId(id, 'Run', 'id'));
+    const run = await this.runsService.findById(ctx, expectGlobalId(id, 'Run', 'id'));
     if (!run) throw notFound('Run');
     return run;
   }
@@ -105,7 +106,7 @@ export class RunsResolver {
   @Mutation(() => CancelRunPayload, { description: 'A queued run stops at once; a running one within a second, keeping what it finished.' })
   async cancelRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CancelRunInput): Promise<CancelRunPayload> {
     return asPayload(async () => {
-      const run = await this.services.runs.requestCancel(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
+      const run = await this.runsService.requestCancel(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
       if (!run) throw notFound('Run');
       return { run };
     });
@@ -118,7 +119,7 @@ export class RunsResolver {
   })
   async reparseRun(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ReparseRunInput): Promise<ReparseRunPayload> {
     return asPayload(async () => {
-      const { run, counts } = await this.services.runs.reparse(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
+      const { run, counts } = await this.runsService.reparse(ctx, expectGlobalId(input.runId, 'Run', 'runId'));
       return { run, ...counts };
     });
   }
@@ -133,7 +134,7 @@ export class RunsResolver {
 
   @FieldResolver(() => User, { nullable: true, description: 'Who started the run.' })
   async createdBy(@Root() run: Run, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
-    return run.createdById ? userByIdLoader(ctx, this.services.projects).load(run.createdById) : null;
+    return run.createdById ? userByIdLoader(ctx, this.projectsService).load(run.createdById) : null;
   }
 
   @FieldResolver(() => Int, { description: 'Items not processed yet: total - done - failed - skipped (0 once the run SUCCEEDED).' })
@@ -163,7 +164,7 @@ export class RunsResolver {
 
   @FieldResolver(() => RunFailureConnection, { description: 'Items the run gave up on, newest first (rating, clustering and scoring; generation keeps failed candidates).' })
   async failures(@Root() run: Run, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<RunFailureConnection> {
-    return connectionOf(RunFailureConnection, await this.services.runs.failures(ctx, run.id, page));
+    return connectionOf(RunFailureConnection, await this.runsService.failures(ctx, run.id, page));
   }
 }
 

@@ -1,5 +1,6 @@
 import { Arg, Args, Authorized, Ctx, Field, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { AppConfig } from '../../platform/config';
+import type { SelectorsService } from './selectors.service';
 import { ConnectionType, connectionOf, PageArgs } from '../../platform/pagination';
 import { notFound } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
@@ -22,7 +23,7 @@ export class SelectorModelPayload {
 
 @Resolver(() => SelectorModel)
 export class SelectorsResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly selectorsService: SelectorsService, private readonly config: Pick<AppConfig, 'SELECTOR_MAX_BYTES'>) {}
 
   @Query(() => SelectorModelConnection)
   async selectorModels(
@@ -30,7 +31,7 @@ export class SelectorsResolver {
     @Args() page: PageArgs,
     @Arg('activeOnly', () => Boolean, { nullable: true }) activeOnly?: boolean,
   ): Promise<SelectorModelConnection> {
-    return connectionOf(SelectorModelConnection, await this.services.selectors.list(ctx, page, activeOnly));
+    return connectionOf(SelectorModelConnection, await this.selectorsService.list(ctx, page, activeOnly));
   }
 
   @Query(() => SelectorModel, { nullable: true, description: 'A selector of the project by name and version; the latest version of the name when `version` is omitted. NOT_FOUND when there is none.' })
@@ -39,7 +40,7 @@ export class SelectorsResolver {
     @Arg('name', () => String) name: string,
     @Arg('version', () => Int, { nullable: true }) version?: number | null,
   ): Promise<SelectorModel> {
-    const model = await this.services.selectors.findByName(ctx, name, version);
+    const model = await this.selectorsService.findByName(ctx, name, version);
     if (!model) throw notFound('SelectorModel');
     return model;
   }
@@ -51,22 +52,22 @@ export class SelectorsResolver {
   async registerSelectorModel(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: RegisterSelectorModelInput): Promise<SelectorModelPayload> {
     return asPayload(async () => {
       const files = await this.readFiles(input);
-      return { selectorModel: await this.services.selectors.register(ctx, { name: input.name, description: input.description, files, activate: input.activate }) };
+      return { selectorModel: await this.selectorsService.register(ctx, { name: input.name, description: input.description, files, activate: input.activate }) };
     });
   }
 
   @Authorized(Role.CURATOR)
   @Mutation(() => SelectorModelPayload, { description: "Makes a selector the project's active one (the default for scoring runs and datasets)." })
   async activateSelectorModel(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: ActivateSelectorModelInput): Promise<SelectorModelPayload> {
-    return asPayload(async () => ({ selectorModel: await this.services.selectors.activate(ctx, expectGlobalId(input.selectorModelId, 'SelectorModel', 'input.selectorModelId')) }));
+    return asPayload(async () => ({ selectorModel: await this.selectorsService.activate(ctx, expectGlobalId(input.selectorModelId, 'SelectorModel', 'input.selectorModelId')) }));
   }
 
   private async readFiles(input: RegisterSelectorModelInput): Promise<SelectorFiles> {
     const uploads = { model: input.model, tokenizer: input.tokenizer, manifest: input.manifest };
     const anyUpload = Object.values(uploads).some(Boolean);
     if (input.serverPath && anyUpload) throw new UserErrorsException([userError(UserErrorCode.INVALID, 'Give uploads or serverPath, not both', ['input', 'serverPath'])]);
-    if (input.serverPath) return this.services.selectors.readServerFolder(input.serverPath);
-    const maxBytes = this.services.config.SELECTOR_MAX_BYTES;
+    if (input.serverPath) return this.selectorsService.readServerFolder(input.serverPath);
+    const maxBytes = this.config.SELECTOR_MAX_BYTES;
     const read = async (name: keyof typeof uploads) => (uploads[name] ? (await readUpload(uploads[name]!, maxBytes, ['input', name])).bytes : null);
     // Read side by side: a multipart body reaches each file only after the ones before it are consumed, in whatever order the client sent them.
     const [model, tokenizer, manifest] = await Promise.all([read('model'), read('tokenizer'), read('manifest')]);

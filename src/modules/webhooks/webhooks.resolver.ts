@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AppServices } from '../../app/app-services';
+import type { WebhooksService } from './webhooks.service';
 import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
 import { attemptCountByDeliveryLoader, attemptPagesByDeliveryLoader } from './webhooks.loaders';
 import { expectGlobalId } from '../../platform/ids';
@@ -49,58 +49,58 @@ const endpointId = (id: string) => expectGlobalId(id, 'WebhookEndpoint', 'input.
 /** Webhook endpoints and their delivery log: OWNER only, since endpoints hold signing secrets. */
 @Resolver(() => WebhookEndpoint)
 export class WebhooksResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly webhooksService: WebhooksService) {}
 
   @Authorized(Role.OWNER)
   @Query(() => WebhookEndpointConnection, { description: 'Webhook endpoints of the project, newest first (OWNER).' })
   async webhookEndpoints(@Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<WebhookEndpointConnection> {
-    return connectionOf(WebhookEndpointConnection, await this.services.webhooks.listEndpoints(ctx, page));
+    return connectionOf(WebhookEndpointConnection, await this.webhooksService.listEndpoints(ctx, page));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => WebhookSecretPayload, { description: 'Registers an endpoint; the answer carries its signing secret, once.' })
   async createWebhookEndpoint(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: CreateWebhookEndpointInput): Promise<WebhookSecretPayload> {
-    return asPayload(() => this.services.webhooks.createEndpoint(ctx, input));
+    return asPayload(() => this.webhooksService.createEndpoint(ctx, input));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => WebhookEndpointPayload)
   async updateWebhookEndpoint(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: UpdateWebhookEndpointInput): Promise<WebhookEndpointPayload> {
-    return asPayload(async () => ({ endpoint: await this.services.webhooks.updateEndpoint(ctx, endpointId(input.id), input) }));
+    return asPayload(async () => ({ endpoint: await this.webhooksService.updateEndpoint(ctx, endpointId(input.id), input) }));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => WebhookSecretPayload, { description: 'A new signing secret, shown once; the previous one keeps signing too for a grace period (24 h by default).' })
   async rotateWebhookSecret(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: WebhookEndpointIdInput): Promise<WebhookSecretPayload> {
-    return asPayload(() => this.services.webhooks.rotateSecret(ctx, endpointId(input.id)));
+    return asPayload(() => this.webhooksService.rotateSecret(ctx, endpointId(input.id)));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => DeleteWebhookEndpointPayload, { description: 'Deletes the endpoint and its delivery log.' })
   async deleteWebhookEndpoint(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: WebhookEndpointIdInput): Promise<DeleteWebhookEndpointPayload> {
-    return asPayload(async () => ({ deletedEndpointId: await this.services.webhooks.deleteEndpoint(ctx, endpointId(input.id)) }));
+    return asPayload(async () => ({ deletedEndpointId: await this.webhooksService.deleteEndpoint(ctx, endpointId(input.id)) }));
   }
 
   @Authorized(Role.OWNER)
   @Mutation(() => RedeliverWebhookPayload, { description: 'Sends an ended delivery again now, with the same webhook-id; one attempt, logged like the others.' })
   async redeliverWebhook(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: RedeliverWebhookInput): Promise<RedeliverWebhookPayload> {
-    return asPayload(async () => ({ delivery: await this.services.webhooks.redeliver(ctx, expectGlobalId(input.deliveryId, 'WebhookDelivery', 'input.deliveryId')) }));
+    return asPayload(async () => ({ delivery: await this.webhooksService.redeliver(ctx, expectGlobalId(input.deliveryId, 'WebhookDelivery', 'input.deliveryId')) }));
   }
 
   @FieldResolver(() => WebhookDeliveryConnection, { description: 'Events sent to this endpoint, newest first.' })
   async deliveries(@Root() endpoint: WebhookEndpoint, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<WebhookDeliveryConnection> {
-    return connectionOf(WebhookDeliveryConnection, await this.services.webhooks.deliveries(ctx, endpoint.id, page));
+    return connectionOf(WebhookDeliveryConnection, await this.webhooksService.deliveries(ctx, endpoint.id, page));
   }
 }
 
 @Resolver(() => WebhookDelivery)
 export class WebhookDeliveriesResolver {
-  constructor(private readonly services: AppServices) {}
+  constructor(private readonly webhooksService: WebhooksService) {}
 
   @FieldResolver(() => WebhookAttemptConnection, { description: 'Attempts in the order they were made: status, latency, response excerpt, error, when the next was scheduled.' })
   async attempts(@Root() delivery: WebhookDelivery, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<WebhookAttemptConnection> {
-    const rows = await attemptPagesByDeliveryLoader(ctx, this.services.webhooks, page).load(delivery.id);
-    const count = () => attemptCountByDeliveryLoader(ctx, this.services.webhooks).load(delivery.id);
+    const rows = await attemptPagesByDeliveryLoader(ctx, this.webhooksService, page).load(delivery.id);
+    const count = () => attemptCountByDeliveryLoader(ctx, this.webhooksService).load(delivery.id);
     return connectionOf(WebhookAttemptConnection, toConnection(rows, page, (a) => ({ value: a.createdAt, id: a.id }), count));
   }
 }
