@@ -52,8 +52,36 @@ export function jsonErrorHandler(exposeDetails: boolean) {
       res.destroy();
       return;
     }
-    res.status(refusal.status).json({ errors: [{ message: refusal.message, extensions: { code: refusal.code } }] });
+    afterRequestBody(req, () => {
+      if (!res.headersSent) res.status(refusal.status).json({ errors: [{ message: refusal.message, extensions: { code: refusal.code } }] });
+    });
   };
+}
+
+/** How long a refused request's unread body is read and thrown away before the answer goes out regardless. */
+const DRAIN_MS = 5_000;
+
+/**
+ * Answers once the client has finished sending: a multipart request refused mid-body (a bad map,
+ * too many files) still has bytes on the way, and answering then closing the connection under a
+ * client that is still writing makes it see EPIPE or a reset instead of our JSON error. The rest
+ * of the body is read and discarded, for at most DRAIN_MS.
+ */
+function afterRequestBody(req: Request, respond: () => void): void {
+  if (req.complete || req.readableEnded || req.destroyed) return respond();
+  let answered = false;
+  const answer = () => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    respond();
+  };
+  const timer = setTimeout(answer, DRAIN_MS);
+  timer.unref();
+  req.once('end', answer);
+  req.once('close', answer);
+  req.once('error', answer);
+  req.resume();
 }
 
 /**

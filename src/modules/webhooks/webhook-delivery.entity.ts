@@ -12,6 +12,7 @@ export enum WebhookDeliveryStatus {
 }
 registerEnumType(WebhookDeliveryStatus, {
   name: 'WebhookDeliveryStatus',
+  description: 'Where the delivery of one event to one endpoint stands.',
   valuesConfig: {
     PENDING: { description: 'An attempt is queued (now or at nextAttemptAt).' },
     SUCCEEDED: { description: 'The endpoint answered 2xx.' },
@@ -75,6 +76,7 @@ export enum WebhookAttemptOutcome {
 }
 registerEnumType(WebhookAttemptOutcome, {
   name: 'WebhookAttemptOutcome',
+  description: 'How one delivery attempt ended.',
   valuesConfig: {
     SUCCEEDED: { description: 'A 2xx answer.' },
     FAILED: { description: 'Another status, a timeout or a network error.' },

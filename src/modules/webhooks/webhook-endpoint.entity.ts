@@ -10,6 +10,7 @@ export enum WebhookEventType {
 }
 registerEnumType(WebhookEventType, {
   name: 'WebhookEventType',
+  description: 'Events a webhook endpoint can subscribe to.',
   valuesConfig: {
     RUN_FINISHED: { description: '`run.finished`: a run reached SUCCEEDED, FAILED or CANCELLED.' },
     DATASET_CREATED: { description: '`dataset.created`: a dataset version was frozen.' },
