@@ -3,7 +3,7 @@ import type { AppServices } from '../../app/app-services';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
-import { asPayload, UserError } from '../../platform/user-errors';
+import { asPayload, UserError, UserErrorCode } from '../../platform/user-errors';
 import { readUpload, UploadedFile } from '../../platform/uploads';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
@@ -26,6 +26,7 @@ export class RecordError {
   @Field(() => String, { nullable: true }) recordId: string | null;
   @Field(() => String, { nullable: true }) field: string | null;
   @Field() message: string;
+  @Field(() => UserErrorCode, { nullable: true, description: 'For image failures: UNSUPPORTED_MEDIA, TOO_LARGE, or INVALID (URL refused, timed out, HTTP error).' }) code?: UserErrorCode | null;
 }
 
 @ObjectType()
