@@ -1,0 +1,96 @@
+import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
+import { seedPipeline, waitForRun } from '../support/pipeline-fixture';
+import { referenceSelectorUpload, registerSelector, seedCandidates, START_SCORING } from '../support/scoring-fixture';
+import { fromGlobalId } from '../../src/platform/ids';
+import { setLogLevel } from '../../src/platform/logging';
+
+/**
+ * Request ids (issue 13): each HTTP request gets one (the caller's sane `x-request-id`, else a new
+ * one), echoed in the response; every line logged inside carries it, and a run the request starts
+ * carries it through the job queue into the worker's log lines for that run.
+ */
+
+type LogLine = Record<string, unknown> & { message: string };
+
+describe('request ids', () => {
+  let app: TestApp;
+  let lab: TestProject;
+  const lines: LogLine[] = [];
+  let restore: () => void;
+
+  beforeAll(async () => {
+    app = await startTestApp({}, { worker: true });
+    lab = await createTestProject(app, 'reqid');
+    const { imageIds } = await seedPipeline(app, lab);
+    await seedCandidates(app, lab, imageIds, 2);
+    const registered = await registerSelector(app, lab.keys.CURATOR, 'reference', referenceSelectorUpload(), { activate: true });
+    expect(registered.data!.registerSelectorModel.userErrors).toEqual([]);
+    // Capture what the logger writes (api and in-process worker alike), one JSON object a line.
+    setLogLevel('info');
+    const write = process.stdout.write.bind(process.stdout);
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      for (const text of String(chunk).split('\n')) {
+        if (!text.startsWith('{')) continue;
+        try {
+          lines.push(JSON.parse(text));
+        } catch {
+          /* not a log line */
+        }
+      }
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write);
+    restore = () => spy.mockRestore();
+  }, 120_000);
+
+  afterAll(async () => {
+    restore?.();
+    setLogLevel('error');
+    await app?.stop();
+  });
+
+  async function post(query: string, variables: Record<string, unknown>, headers: Record<string, string> = {}) {
+    const res = await fetch(app.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${lab.keys.CURATOR}`, ...headers },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { requestId: res.headers.get('x-request-id'), body: (await res.json()) as { data?: Record<string, any>; errors?: unknown[] } };
+  }
+
+  it('follows a request that starts a run into the worker log lines of that run', async () => {
+    const started = await post(START_SCORING, { input: {} }, { 'x-request-id': 'test-123' });
+    expect(started.requestId).toBe('test-123');
+    expect(started.body.errors).toBeUndefined();
+    const run = started.body.data!.startScoringRun.run;
+    expect(run).toBeTruthy();
+    const finished = await waitForRun(app, lab.keys.VIEWER, run.id);
+    expect(finished.status).toBe('SUCCEEDED');
+    const runId = fromGlobalId(run.id)!.id;
+
+    const access = lines.filter((l) => l.message === 'request' && l.requestId === 'test-123');
+    expect(access).toHaveLength(1);
+    const ofRun = lines.filter((l) => l.runId === runId);
+    // Written by the worker, which took the run from the queue, not by the request's own code path.
+    expect(ofRun.map((l) => l.message)).toEqual(expect.arrayContaining(['run attempt started', 'scoring attempt finished', 'run attempt completed']));
+    for (const line of ofRun) expect(line.requestId).toBe('test-123');
+  });
+
+  it('gives a request without a sane id a new one, and a second run its own id', async () => {
+    const plain = await post('{ viewer { role } }', {});
+    expect(plain.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const forged = await post('{ viewer { role } }', {}, { 'x-request-id': 'x'.repeat(200) });
+    expect(forged.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(forged.requestId).not.toBe(plain.requestId);
+    const spaced = await post('{ viewer { role } }', {}, { 'x-request-id': 'two words' });
+    expect(spaced.requestId).not.toBe('two words');
+
+    const started = await post(START_SCORING, { input: {} });
+    const generated = started.requestId!;
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    await waitForRun(app, lab.keys.VIEWER, started.body.data!.startScoringRun.run.id);
+    const runId = fromGlobalId(started.body.data!.startScoringRun.run.id)!.id;
+    const ofRun = lines.filter((l) => l.runId === runId);
+    expect(ofRun.length).toBeGreaterThan(0);
+    for (const line of ofRun) expect(line.requestId).toBe(generated);
+  });
+});
