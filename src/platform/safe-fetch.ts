@@ -34,6 +34,21 @@ export interface SafeFetchResult {
 }
 
 /**
+ * HTTP and HTTPS agents that refuse private, loopback and link-local addresses (unless allowed),
+ * checked on every address a name resolves to when a socket is created: for any outgoing request
+ * to a URL a client chose (webhook deliveries, image fetches).
+ */
+export function ssrfSafeAgents(allowPrivateNetworks: boolean): { http: http.Agent; https: https.Agent } {
+  const filter = { allowPrivateIPAddress: allowPrivateNetworks, allowMetaIPAddress: allowPrivateNetworks };
+  return { http: new RequestFilteringHttpAgent({ ...filter, keepAlive: false }), https: new RequestFilteringHttpsAgent({ ...filter, keepAlive: false }) };
+}
+
+/** The error request-filtering-agent raises for a refused address. */
+export function isSsrfRefusal(error: Error): boolean {
+  return /is not allowed\. Because/.test(error.message);
+}
+
+/**
  * An HTTP(S) GET for URLs a client gave us. request-filtering-agent checks every address a name
  * resolves to when the socket is created (before any TCP connect), so a literal private address,
  * `localhost`, or a public name that resolves to a private one (DNS rebinding) is refused alike.
@@ -44,9 +59,9 @@ export class SafeFetcher {
   private readonly httpsAgent: https.Agent;
 
   constructor(private readonly options: SafeFetchOptions) {
-    const filter = { allowPrivateIPAddress: options.allowPrivateNetworks, allowMetaIPAddress: options.allowPrivateNetworks };
-    this.httpAgent = new RequestFilteringHttpAgent({ ...filter, keepAlive: false });
-    this.httpsAgent = new RequestFilteringHttpsAgent({ ...filter, keepAlive: false });
+    const agents = ssrfSafeAgents(options.allowPrivateNetworks);
+    this.httpAgent = agents.http;
+    this.httpsAgent = agents.https;
   }
 
   async get(url: string): Promise<SafeFetchResult> {
@@ -111,7 +126,7 @@ export class SafeFetcher {
       );
       const timer = setTimeout(() => fail(new SafeFetchError('TIMEOUT', `No complete answer within ${this.options.timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
       request.on('error', (error) => {
-        const refused = /is not allowed\. Because/.test(error.message);
+        const refused = isSsrfRefusal(error);
         fail(new SafeFetchError(refused ? 'REFUSED' : 'NETWORK', refused ? `Refused: ${target.hostname} is a private, loopback or link-local address` : error.message.slice(0, 300)));
       });
     });
