@@ -199,7 +199,7 @@ describe('images by URL, private networks allowed (the image host is on 127.0.0.
     expect(sha256(await download(ok.data!.uploadImage.image.url))).toBe(sha256(OTHER_JPEG));
 
     const again = await gql(app.graphqlUrl, lab.keys.CURATOR, UPLOAD, { input: { url: `${host.base}/octet` } });
-    expect(again.data!.uploadImage.userErrors).toEqual([expect.objectContaining({ code: 'DUPLICATE' })]);
+    expect(again.data!.uploadImage.userErrors).toEqual([expect.objectContaining({ code: 'DUPLICATE', field: ['input', 'url'] })]);
 
     const before = await imageCount(app);
     const cases: [string, string, string[]][] = [

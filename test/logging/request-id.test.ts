@@ -1,3 +1,5 @@
+import WebSocket from 'ws';
+import { createClient } from 'graphql-ws';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { seedPipeline, waitForRun } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector, seedCandidates, START_SCORING } from '../support/scoring-fixture';
@@ -92,5 +94,23 @@ describe('request ids', () => {
     const ofRun = lines.filter((l) => l.runId === runId);
     expect(ofRun.length).toBeGreaterThan(0);
     for (const line of ofRun) expect(line.requestId).toBe(generated);
+  });
+
+  it('a WebSocket operation passes the requestId of its extensions to the run it starts', async () => {
+    const client = createClient({ url: app.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${lab.keys.CURATOR}` }, retryAttempts: 0, lazy: true });
+    try {
+      const result = await new Promise<Record<string, any>>((resolve, reject) => {
+        let value: Record<string, any> = {};
+        client.subscribe({ query: START_SCORING, variables: { input: {} }, extensions: { requestId: 'ws-456' } }, { next: (v) => (value = v as Record<string, any>), error: reject, complete: () => resolve(value) });
+      });
+      expect(result.errors).toBeUndefined();
+      const run = result.data.startScoringRun.run;
+      await waitForRun(app, lab.keys.VIEWER, run.id);
+      const ofRun = lines.filter((l) => l.runId === fromGlobalId(run.id)!.id);
+      expect(ofRun.map((l) => l.message)).toContain('run attempt started');
+      for (const line of ofRun) expect(line.requestId).toBe('ws-456');
+    } finally {
+      await client.dispose();
+    }
   });
 });

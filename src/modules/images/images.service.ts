@@ -81,14 +81,14 @@ export class ImagesService {
    */
   async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: ImageMetadataInput | null | undefined, origin = { source: ImageSource.UPLOAD, field: ['input', 'file'] }): Promise<Image> {
     const inspected = await inspectImage(bytes, this.limits, origin.field);
-    await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+    await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null, origin.field);
     await this.storeBytes(ctx.projectId, bytes, inspected);
     const row = this.newImage(ctx.projectId, origin.source, { ...metadata, fileName }, inspected);
     try {
       return await this.ds.getRepository(Image).save(row);
     } catch (error) {
       // A concurrent upload of the same bytes won the unique index between our check and insert.
-      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null, origin.field);
       throw error;
     }
   }
@@ -273,10 +273,10 @@ export class ImagesService {
     return qb;
   }
 
-  private async assertNotDuplicate(em: EntityManager, projectId: string, contentHash: string, pairId: string | null): Promise<void> {
+  private async assertNotDuplicate(em: EntityManager, projectId: string, contentHash: string, pairId: string | null, bytesField = ['input', 'file']): Promise<void> {
     const byHash = await em.findOneBy(Image, { projectId, contentHash });
     if (byHash) {
-      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `These bytes are already stored as image ${byHash.globalId}`, ['input', 'file'])]);
+      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `These bytes are already stored as image ${byHash.globalId}`, bytesField)]);
     }
     if (pairId && (await em.findOneBy(Image, { projectId, pairId }))) {
       throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `An image with pair id ${pairId} exists`, ['input', 'metadata', 'pairId'])]);
