@@ -4,6 +4,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from '../suppor
 import { seedPipeline, waitForRun } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector, seedCandidates, START_SCORING } from '../support/scoring-fixture';
 import { fromGlobalId } from '../../src/platform/ids';
+import { WebhookReceiver } from '../support/webhook-receiver';
 import { setLogLevel } from '../../src/platform/logging';
 
 /**
@@ -19,9 +20,11 @@ describe('request ids', () => {
   let lab: TestProject;
   const lines: LogLine[] = [];
   let restore: () => void;
+  let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    app = await startTestApp({}, { worker: true });
+    receiver = await WebhookReceiver.start();
+    app = await startTestApp({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' }, { worker: true });
     lab = await createTestProject(app, 'reqid');
     const { imageIds } = await seedPipeline(app, lab);
     await seedCandidates(app, lab, imageIds, 2);
@@ -48,6 +51,7 @@ describe('request ids', () => {
     restore?.();
     setLogLevel('error');
     await app?.stop();
+    await receiver?.close();
   });
 
   async function post(query: string, variables: Record<string, unknown>, headers: Record<string, string> = {}) {
@@ -112,5 +116,22 @@ describe('request ids', () => {
     } finally {
       await client.dispose();
     }
+  });
+
+  it('a webhook delivery of the run.finished event is logged by the worker with the request id that started the run', async () => {
+    const created = await post(
+      `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code message } } }`,
+      { input: { url: receiver.url(), events: ['RUN_FINISHED'] } },
+      { authorization: `Bearer ${lab.keys.OWNER}` },
+    );
+    expect(created.body.data!.createWebhookEndpoint.userErrors).toEqual([]);
+    const started = await post(START_SCORING, { input: {} }, { 'x-request-id': 'hook-789' });
+    const run = started.body.data!.startScoringRun.run;
+    await waitForRun(app, lab.keys.VIEWER, run.id);
+    const deadline = Date.now() + 20_000;
+    while (!lines.some((l) => l.message === 'webhook attempt') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const attempts = lines.filter((l) => l.message === 'webhook attempt');
+    expect(attempts).toEqual([expect.objectContaining({ requestId: 'hook-789', outcome: 'SUCCEEDED', attempt: 1 })]);
+    expect(receiver.received).toHaveLength(1);
   });
 });

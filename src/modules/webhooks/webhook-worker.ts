@@ -1,6 +1,7 @@
 import type { AppServices } from '../../app/app-services';
 import { connectionString } from '../../app/app-services';
 import { JobWorker, startJobWorker } from '../../platform/jobs';
+import { withRequestId } from '../../platform/logging';
 import { DeliveryJob, WEBHOOK_TASK } from './webhooks.service';
 
 /**
@@ -11,7 +12,7 @@ export function startWebhookWorker(services: AppServices): Promise<JobWorker> {
   const { config } = services;
   return startJobWorker({
     connectionString: connectionString(services.ds),
-    tasks: { [WEBHOOK_TASK]: (payload) => services.webhooks.handleJob(payload as DeliveryJob) },
+    tasks: { [WEBHOOK_TASK]: (payload) => withRequestId((payload as DeliveryJob).requestId, () => services.webhooks.handleJob(payload as DeliveryJob)) },
     concurrency: config.WEBHOOK_CONCURRENCY,
     pollIntervalMs: config.WORKER_POLL_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
