@@ -240,6 +240,9 @@ describe('images by URL, private networks refused (the default)', () => {
       `http://127.0.0.1:${port}/figure.png`,
       `http://localhost:${port}/figure.png`,
       `http://[::1]:${port}/figure.png`,
+      `http://[::ffff:127.0.0.1]:${port}/figure.png`,
+      `http://2130706433:${port}/figure.png`, // 127.0.0.1 written as one number
+      `http://0.0.0.0:${port}/figure.png`,
       'http://10.1.2.3/figure.png',
       'http://169.254.169.254/latest/meta-data/',
       'http://192.168.0.10/figure.png',
