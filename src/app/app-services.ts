@@ -57,7 +57,11 @@ export interface AppServices {
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
   const metrics = new ServiceMetrics(ds, role);
   const storage = new PostgresBlobStorage(ds);
-  const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE);
+  const images = new ImagesService(ds, storage, { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE }, config.THUMBNAIL_SIZE, {
+    allowPrivateNetworks: config.IMAGE_FETCH_ALLOW_PRIVATE_NETWORKS,
+    timeoutMs: config.IMAGE_FETCH_TIMEOUT_MS,
+    maxRedirects: config.IMAGE_FETCH_MAX_REDIRECTS,
+  });
   const demonstrations = new DemonstrationsService(ds);
   const candidates = new CandidatesService(ds);
   const runs = new RunsService(ds, new RunEventsPublisher(ds, config.RUN_PROGRESS_INTERVAL_MS), config.WORKER_DEAD_AFTER_MS);
@@ -94,7 +98,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     projects: new ProjectsService(ds),
     images,
     demonstrations,
-    recordsImport: new RecordsImportService(ds, images, demonstrations),
+    recordsImport: new RecordsImportService(ds, images, demonstrations, config.IMAGE_FETCH_CONCURRENCY),
     candidates,
     preferences,
     selectors,

@@ -16,7 +16,7 @@ import { checkReadiness } from '../platform/db-availability';
 import { RequestRateLimiter } from '../platform/rate-limit';
 import { connectionString, migrationsApplied } from '../platform/db';
 import { loadSigningSecret, UrlSigner } from '../platform/signing';
-import { logger } from '../platform/logging';
+import { logger, requestIdFrom, withRequestId } from '../platform/logging';
 import { AppServices, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from '../modules/projects/graphql-context';
@@ -66,15 +66,18 @@ function queryLimits(config: AppConfig, exposeDetails: boolean) {
 /** One JSON line per request (health probes excepted): method, path, status, duration. */
 function accessLog(req: Request, res: express.Response, next: express.NextFunction): void {
   if (req.path === '/healthz' || req.path === '/readyz') return next();
+  const requestId = requestIdFrom(req.headers['x-request-id']);
+  res.locals.requestId = requestId;
+  res.setHeader('x-request-id', requestId);
   const started = process.hrtime.bigint();
   // Read now: inside a mounted router (the GraphQL route) req.path is relative to the mount point.
   const path = req.path;
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const refused = res.locals[EDGE_ERROR] as EdgeError | undefined;
-    logger.info('request', { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
+    logger.info('request', { requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
   });
-  next();
+  withRequestId(requestId, next);
 }
 
 /**
@@ -168,7 +171,7 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   await accessChanges.start();
 
   // Keys travel in the Authorization header, never in cookies, so any allowed origin may call.
-  app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'], maxAge: 600 }));
+  app.use(cors({ origin: config.CORS_ORIGINS, allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name', 'x-request-id'], exposedHeaders: ['x-request-id'], maxAge: 600 }));
   app.use(accessLog);
   app.use(services.metrics.httpMiddleware());
   app.get('/metrics', async (req, res) => {
@@ -210,7 +213,9 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<GraphQLContext> => {
         try {
-          return { ctx: await authenticate(req.headers.authorization), baseUrl: baseUrlOf(req, config), services };
+          const ctx = await authenticate(req.headers.authorization);
+          ctx.requestId = (res.locals.requestId as string | undefined) ?? null;
+          return { ctx, baseUrl: baseUrlOf(req, config), services };
         } catch (error) {
           if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
           if (error instanceof DomainError) throw toGraphQLError(error);

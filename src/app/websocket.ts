@@ -5,7 +5,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { DomainError, toGraphQLError } from '../platform/errors';
 import { fromGlobalId } from '../platform/ids';
 import type { AccessChange, AccessChangeHandler } from '../platform/access-events';
-import { logger } from '../platform/logging';
+import { isSaneRequestId, logger, requestIdFrom } from '../platform/logging';
 import { RequestContext } from '../modules/projects/request-context';
 import type { GraphQLContext } from '../modules/projects/graphql-context';
 import type { AppServices } from './app-services';
@@ -140,7 +140,11 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
           const { http: _status, ...extensions } = error.extensions;
           return [new GraphQLError(error.message, { extensions })];
         }
-        const contextValue: GraphQLContext = { ctx: ctx.fresh(), baseUrl: options.baseUrl(c.extra.request.headers.host), services: options.services };
+        // A socket has no headers per operation: a client may name its id in the message's extensions.
+        const operationCtx = ctx.fresh();
+        const given = payload.extensions?.requestId;
+        operationCtx.requestId = isSaneRequestId(given) ? given : requestIdFrom(undefined);
+        const contextValue: GraphQLContext = { ctx: operationCtx, baseUrl: options.baseUrl(c.extra.request.headers.host), services: options.services };
         return { schema: options.schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName, contextValue };
       },
       // Errors over the socket carry the same codes and masking as over HTTP.

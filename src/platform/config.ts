@@ -110,6 +110,18 @@ const envSchema = z
   /** How long the secret before a rotation keeps signing deliveries alongside the new one. */
   WEBHOOK_SECRET_GRACE_MS: z.coerce.number().int().min(0).default(24 * 3600 * 1000),
 
+  // Images fetched from URLs (importRecords, uploadImage): the same SSRF guard as webhooks, with a setting of its own.
+  /** Private, loopback and link-local addresses are refused unless this is true (on-premise image stores, tests). */
+  IMAGE_FETCH_ALLOW_PRIVATE_NETWORKS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  /** For one image, redirects included. */
+  IMAGE_FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  IMAGE_FETCH_MAX_REDIRECTS: z.coerce.number().int().min(0).max(10).default(3),
+  /** Images one import fetches at once. */
+  IMAGE_FETCH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+
   // Prometheus /metrics: on the api's port, and on a port of its own in a worker process (0: none).
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** When set, /metrics asks for `Authorization: Bearer <token>`; otherwise restrict it at the network. */

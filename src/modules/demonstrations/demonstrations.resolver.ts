@@ -8,7 +8,7 @@ import type { ProjectsService } from '../projects/projects.service';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
-import { asPayload, UserError } from '../../platform/user-errors';
+import { asPayload, UserError, UserErrorCode } from '../../platform/user-errors';
 import { readUpload, UploadedFile } from '../../platform/uploads';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
@@ -31,6 +31,7 @@ export class RecordError {
   @Field(() => String, { nullable: true }) recordId: string | null;
   @Field(() => String, { nullable: true }) field: string | null;
   @Field() message: string;
+  @Field(() => UserErrorCode, { nullable: true, description: 'For image failures: UNSUPPORTED_MEDIA, TOO_LARGE, or INVALID (URL refused, timed out, HTTP error).' }) code?: UserErrorCode | null;
 }
 
 @ObjectType()

@@ -7,6 +7,9 @@ import { userError, UserErrorCode, UserErrorsException } from '../../platform/us
 import type { UploadedFile } from '../../platform/uploads';
 import { ImagesService } from '../images/images.service';
 import { InspectedImage } from '../images/image-bytes';
+import { ImageSource } from '../images/modality';
+import { isHttpUrl } from '../../platform/safe-fetch';
+import { Semaphore } from '../../platform/semaphore';
 import { DemonstrationsService } from './demonstrations.service';
 import { FigureRecord, figureRecordSchema, recordFileName, toImageRecord, toTurns } from './record-schema';
 
@@ -18,6 +21,8 @@ export interface RecordError {
   recordId: string | null;
   field: string | null;
   message: string;
+  /** Set for image failures (UNSUPPORTED_MEDIA, TOO_LARGE, INVALID: fetch refused, timed out, HTTP error). */
+  code?: UserErrorCode | null;
 }
 
 export interface ImportResult {
@@ -33,6 +38,7 @@ interface Checked {
   index: number;
   record: FigureRecord;
   file?: { bytes: Buffer; inspected: InspectedImage };
+  fromUrl?: boolean;
 }
 
 const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
@@ -46,14 +52,21 @@ const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
 
 /**
  * Imports figure/caption records and clinician demonstrations (LLaVA-Med / BioMed-VITAL JSON), with
- * image files matched by file name. Everything is checked first; one bad record means nothing is
- * written and every problem is reported, so a curator fixes the file in one pass.
+ * image files matched by file name, or fetched when a record's `imgs` (or `image`) is an http(s) URL.
+ * Everything is checked first; one bad record means nothing is written and every problem is
+ * reported, so a curator fixes the file in one pass.
+ *
+ * URLs are fetched inside the import, before its transaction, IMAGE_FETCH_CONCURRENCY at a time:
+ * that keeps all-or-nothing exact (a record whose image cannot be fetched is a record error like a
+ * bad file), and it stays bounded, as an import holds at most 10,000 records and each fetch is
+ * time- and size-limited.
  */
 export class RecordsImportService {
   constructor(
     private readonly ds: DataSource,
     private readonly images: ImagesService,
     private readonly demonstrations: DemonstrationsService,
+    private readonly fetchConcurrency = 8,
   ) {}
 
   async import(ctx: RequestContext, records: unknown, files: UploadedFile[], options: { createDemonstrations: boolean }): Promise<ImportResult> {
@@ -73,7 +86,7 @@ export class RecordsImportService {
       const { idByPair: imageIdByPair, created } = await this.images.upsertRecords(
         em,
         ctx,
-        checked.map((c) => ({ record: toImageRecord(c.record), file: c.file })),
+        checked.map((c) => ({ record: toImageRecord(c.record), file: c.file, source: c.fromUrl ? ImageSource.URL : ImageSource.IMPORT })),
       );
       const demonstrationsCreated = options.createDemonstrations
         ? await this.demonstrations.insertMany(
@@ -137,22 +150,27 @@ export class RecordsImportService {
   }
 
   private async attachFiles(parsed: { index: number; record: FigureRecord }[], files: Map<string, Buffer>, errors: RecordError[]): Promise<Checked[]> {
-    const checked: Checked[] = [];
-    for (const { index, record } of parsed) {
-      const name = recordFileName(record);
-      const bytes = name ? files.get(path.basename(name)) : undefined;
-      if (!bytes) {
-        checked.push({ index, record });
-        continue;
-      }
-      try {
-        checked.push({ index, record, file: { bytes, inspected: await this.images.inspect(bytes, ['images', name!]) } });
-      } catch (error) {
-        if (!(error instanceof UserErrorsException)) throw error;
-        errors.push({ index, recordId: record.id == null ? null : String(record.id), field: 'imgs', message: `${name}: ${error.message}` });
-      }
-    }
-    return checked;
+    // One bound for fetches and decodes alike: a 10,000-record import never decodes 10,000 images at once.
+    const fetches = new Semaphore(this.fetchConcurrency);
+    const attached = await Promise.all(
+      parsed.map(async ({ index, record }): Promise<Checked | null> => {
+        const name = recordFileName(record);
+        const field = record.imgs != null ? 'imgs' : 'image';
+        const fromUrl = !!name && isHttpUrl(name);
+        try {
+          if (fromUrl) return { index, record, fromUrl, file: await fetches.use(() => this.images.fetchAndInspect(name, ['records', String(index), field])) };
+          const bytes = name ? files.get(path.basename(name)) : undefined;
+          if (!bytes) return { index, record };
+          return { index, record, file: { bytes, inspected: await fetches.use(() => this.images.inspect(bytes, ['images', name!])) } };
+        } catch (error) {
+          if (!(error instanceof UserErrorsException)) throw error;
+          const code = error.errors[0]?.code ?? null;
+          errors.push({ index, recordId: record.id == null ? null : String(record.id), field, message: `${name}: ${error.message}`, code });
+          return null;
+        }
+      }),
+    );
+    return attached.filter((c): c is Checked => c !== null);
   }
 
   /**

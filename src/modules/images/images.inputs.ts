@@ -18,8 +18,14 @@ export class ImageMetadataInput {
 
 @InputType()
 export class UploadImageInput {
-  @Field(() => GraphQLUpload, { description: 'The image file, sent as a GraphQL multipart request.' })
-  file: Promise<FileUpload>;
+  @Field(() => GraphQLUpload, { nullable: true, description: 'The image file, sent as a GraphQL multipart request; give this or `url`.' })
+  file?: Promise<FileUpload> | null;
+
+  @Field(() => String, { nullable: true, description: 'An http(s) URL the server fetches the image from (private addresses refused, size and time limited); give this or `file`.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  url?: string | null;
 
   @Field(() => ImageMetadataInput, { nullable: true })
   @IsOptional()

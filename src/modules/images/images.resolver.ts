@@ -5,6 +5,7 @@ import type { ImagesService } from './images.service';
 import { ConnectionType, connectionOf } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import { readUpload } from '../../platform/uploads';
+import { badInput } from '../../platform/errors';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { Image } from './image.entity';
@@ -44,10 +45,12 @@ export class ImagesResolver {
   }
 
   @Authorized(Role.CURATOR)
-  @Mutation(() => UploadImagePayload, { description: 'Uploads one image (GraphQL multipart request) with its figure metadata.' })
+  @Mutation(() => UploadImagePayload, { description: 'Uploads one image (GraphQL multipart request), or fetches it from `url`, with its figure metadata.' })
   async uploadImage(@Ctx() { ctx }: GraphQLContext, @Arg('input') input: UploadImageInput): Promise<UploadImagePayload> {
     return asPayload(async () => {
-      const { bytes, fileName } = await readUpload(input.file, this.config.MAX_UPLOAD_BYTES, ['input', 'file']);
+      if ((input.file == null) === (input.url == null)) throw badInput('Give exactly one of file or url', 'input');
+      if (input.url != null) return { image: await this.imagesService.uploadFromUrl(ctx, input.url, input.metadata) };
+      const { bytes, fileName } = await readUpload(input.file!, this.config.MAX_UPLOAD_BYTES, ['input', 'file']);
       return { image: await this.imagesService.upload(ctx, bytes, fileName, input.metadata) };
     });
   }

@@ -8,6 +8,8 @@ import { Image } from './image.entity';
 import { ImageSource, Modality } from './modality';
 import { ImageFilter, ImageMetadataInput, ImageOrder, ImageSelectionInput } from './images.inputs';
 import { ImageLimits, inspectImage, InspectedImage, makeThumbnail, toModelInput } from './image-bytes';
+import { SafeFetcher } from '../../platform/safe-fetch';
+import { createImageFetcher, fetchImageBytes, ImageFetchSettings } from './image-url';
 
 export type ImageVariant = 'original' | 'thumbnail';
 
@@ -50,7 +52,12 @@ export class ImagesService {
     private readonly storage: BlobStorage,
     private readonly limits: ImageLimits,
     private readonly thumbnailSize: number,
-  ) {}
+    fetchSettings?: Omit<ImageFetchSettings, 'maxBytes'>,
+  ) {
+    this.fetcher = createImageFetcher({ allowPrivateNetworks: false, timeoutMs: 15_000, maxRedirects: 3, ...fetchSettings, maxBytes: limits.maxBytes });
+  }
+
+  private readonly fetcher: SafeFetcher;
 
   async list(ctx: RequestContext, page: PageArgs, filter?: ImageFilter | null, order?: ImageOrder | null): Promise<ConnectionShape<Image>> {
     const base = () => this.filtered(ctx, filter);
@@ -72,18 +79,30 @@ export class ImagesService {
    * Stores an uploaded image: validated and hashed first, then the content-addressed bytes, then the
    * row. The same bytes twice in a project answer DUPLICATE with no second row.
    */
-  async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: ImageMetadataInput | null | undefined): Promise<Image> {
-    const inspected = await inspectImage(bytes, this.limits, ['input', 'file']);
-    await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+  async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: ImageMetadataInput | null | undefined, origin = { source: ImageSource.UPLOAD, field: ['input', 'file'] }): Promise<Image> {
+    const inspected = await inspectImage(bytes, this.limits, origin.field);
+    await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null, origin.field);
     await this.storeBytes(ctx.projectId, bytes, inspected);
-    const row = this.newImage(ctx.projectId, ImageSource.UPLOAD, { ...metadata, fileName }, inspected);
+    const row = this.newImage(ctx.projectId, origin.source, { ...metadata, fileName }, inspected);
     try {
       return await this.ds.getRepository(Image).save(row);
     } catch (error) {
       // A concurrent upload of the same bytes won the unique index between our check and insert.
-      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null);
+      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null, origin.field);
       throw error;
     }
+  }
+
+  /** uploadImage with a `url`: the bytes fetched (SSRF-guarded, size- and time-limited), then the same checks as a file. */
+  async uploadFromUrl(ctx: RequestContext, url: string, metadata: ImageMetadataInput | null | undefined): Promise<Image> {
+    const bytes = await fetchImageBytes(this.fetcher, url, ['input', 'url']);
+    return this.upload(ctx, bytes, url, metadata, { source: ImageSource.URL, field: ['input', 'url'] });
+  }
+
+  /** For importers: the bytes at `url` (or a user error on `field`), validated like an uploaded file. */
+  async fetchAndInspect(url: string, field: string[]): Promise<{ bytes: Buffer; inspected: InspectedImage }> {
+    const bytes = await fetchImageBytes(this.fetcher, url, field);
+    return { bytes, inspected: await inspectImage(bytes, this.limits, field) };
   }
 
   /** For importers: validates bytes without writing, so a whole import can be checked before its transaction. */
@@ -100,7 +119,7 @@ export class ImagesService {
   async upsertRecords(
     em: EntityManager,
     ctx: RequestContext,
-    records: { record: ImageRecord & { pairId: string }; file?: { bytes: Buffer; inspected: InspectedImage } }[],
+    records: { record: ImageRecord & { pairId: string }; file?: { bytes: Buffer; inspected: InspectedImage }; source?: ImageSource }[],
   ): Promise<{ idByPair: Map<string, string>; created: number }> {
     for (const r of records) if (r.file) await this.storeBytes(ctx.projectId, r.file.bytes, r.file.inspected);
     const idByPair = new Map<string, string>();
@@ -111,7 +130,7 @@ export class ImagesService {
         .createQueryBuilder()
         .insert()
         .into(Image)
-        .values(chunk.map(({ record, file }) => this.newImage(ctx.projectId, ImageSource.IMPORT, record, file?.inspected ?? null)))
+        .values(chunk.map(({ record, file, source }) => this.newImage(ctx.projectId, source ?? ImageSource.IMPORT, record, file?.inspected ?? null)))
         .orUpdate([...METADATA_COLUMNS, 'updated_at'], ['project_id', 'pair_id'], { indexPredicate: 'pair_id IS NOT NULL' })
         .updateEntity(false)
         // xmax is 0 on a row this statement inserted, and set on one it updated.
@@ -254,10 +273,10 @@ export class ImagesService {
     return qb;
   }
 
-  private async assertNotDuplicate(em: EntityManager, projectId: string, contentHash: string, pairId: string | null): Promise<void> {
+  private async assertNotDuplicate(em: EntityManager, projectId: string, contentHash: string, pairId: string | null, bytesField = ['input', 'file']): Promise<void> {
     const byHash = await em.findOneBy(Image, { projectId, contentHash });
     if (byHash) {
-      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `These bytes are already stored as image ${byHash.globalId}`, ['input', 'file'])]);
+      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `These bytes are already stored as image ${byHash.globalId}`, bytesField)]);
     }
     if (pairId && (await em.findOneBy(Image, { projectId, pairId }))) {
       throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `An image with pair id ${pairId} exists`, ['input', 'metadata', 'pairId'])]);

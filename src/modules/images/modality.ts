@@ -31,7 +31,7 @@ registerEnumType(ImageSource, {
   description: 'How an image reached the project.',
   valuesConfig: {
     UPLOAD: { description: 'Uploaded with uploadImage.' },
-    URL: { description: 'Reserved: fetched from a URL (no mutation does this yet).' },
+    URL: { description: 'Fetched from a URL given to uploadImage or importRecords.' },
     IMPORT: { description: 'Created by importRecords (or the import command), with or without its file.' },
   },
 });

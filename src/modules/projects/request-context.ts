@@ -11,6 +11,8 @@ export const SYSTEM_USER_ID = '00000000-0000-0000-0000-000000000000';
  */
 export class RequestContext {
   private readonly loaders = new Map<string, unknown>();
+  /** The operation's request id (x-request-id, or generated): passed on to the jobs it starts. */
+  requestId: string | null = null;
 
   constructor(
     readonly projectId: string,

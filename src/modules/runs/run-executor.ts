@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { ZodType } from 'zod';
 import type { JobHelpers } from 'graphile-worker';
 import { attemptsCounting, SHUTDOWN_MESSAGE } from '../../platform/jobs';
-import { logger } from '../../platform/logging';
+import { isSaneRequestId, logger, withRequestId } from '../../platform/logging';
 import { sleep } from '../../platform/retry';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { RequestContext } from '../projects/request-context';
@@ -108,7 +108,13 @@ export class RunExecutor {
     for (const kind of kinds) this.handlers.set(kind.kind, kind);
   }
 
-  async handleJob(payload: unknown, helpers: JobHelpers): Promise<void> {
+  /** Runs the job inside the request id of the request that started the run, for every line it logs. */
+  handleJob(payload: unknown, helpers: JobHelpers): Promise<void> {
+    const requestId = (payload as { requestId?: unknown })?.requestId;
+    return withRequestId(isSaneRequestId(requestId) ? requestId : null, () => this.handleRunJob(payload, helpers));
+  }
+
+  private async handleRunJob(payload: unknown, helpers: JobHelpers): Promise<void> {
     const runId = (payload as { runId?: string })?.runId;
     const run = runId ? await this.runs.findForWorker(runId) : null;
     if (!run) return;
@@ -120,6 +126,7 @@ export class RunExecutor {
 
     const attempts = await attemptsCounting(helpers);
     await this.runs.markRunning(run.id);
+    logger.info('run attempt started', { runId: run.id, kind: run.kind, attempt: attempts });
     const control = new RunControl(run.id, this.runs);
     const onShutdown = () => control.abort('shutdown');
     helpers.abortSignal?.addEventListener('abort', onShutdown);
@@ -139,6 +146,7 @@ export class RunExecutor {
     if (control.cancelled) return this.runs.finish(run.id, RunStatus.CANCELLED);
     if (helpers.abortSignal?.aborted) throw new Error(SHUTDOWN_MESSAGE);
     await this.runs.finishCompleted(run.id);
+    logger.info('run attempt completed', { runId: run.id, kind: run.kind });
   }
 
   private async watchCancel(control: RunControl): Promise<void> {

@@ -254,7 +254,8 @@ export class RunsService {
       );
       created.total = spec.countItems ? await spec.countItems(em) : targets * (spec.itemsPerTarget ?? 1);
       await em.update(Run, { id: created.id }, { total: created.total });
-      await enqueueJob(em, RUN_TASK, { runId: created.id }, { jobKey: runJobKey(created.id) });
+      // The request id goes with the job, so the worker's log lines for this run carry it.
+      await enqueueJob(em, RUN_TASK, { runId: created.id, ...(ctx.requestId ? { requestId: ctx.requestId } : {}) }, { jobKey: runJobKey(created.id) });
       return created;
     });
     return run;

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { RequestFilteringHttpAgent, RequestFilteringHttpsAgent } from 'request-filtering-agent';
+import { isSsrfRefusal, ssrfSafeAgents } from '../../platform/safe-fetch';
 import { WebhookAttemptOutcome } from './webhook-delivery.entity';
 
 export const RESPONSE_EXCERPT_BYTES = 1024;
@@ -30,9 +30,9 @@ export class WebhookSender {
   private readonly httpsAgent: https.Agent;
 
   constructor(private readonly options: SendOptions) {
-    const filter = { allowPrivateIPAddress: options.allowPrivateNetworks, allowMetaIPAddress: options.allowPrivateNetworks };
-    this.httpAgent = new RequestFilteringHttpAgent({ ...filter, keepAlive: false });
-    this.httpsAgent = new RequestFilteringHttpsAgent({ ...filter, keepAlive: false });
+    const agents = ssrfSafeAgents(options.allowPrivateNetworks);
+    this.httpAgent = agents.http;
+    this.httpsAgent = agents.https;
   }
 
   send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
@@ -47,7 +47,7 @@ export class WebhookSender {
         resolve({ ...result, latencyMs: elapsed() });
       };
       const failed = (error: Error) => {
-        const refused = /is not allowed\. Because/.test(error.message);
+        const refused = isSsrfRefusal(error);
         finish({ outcome: refused ? WebhookAttemptOutcome.REFUSED : WebhookAttemptOutcome.FAILED, statusCode: null, responseExcerpt: null, error: error.message.slice(0, 500), retryAfterMs: null });
       };
       const target = new URL(url);

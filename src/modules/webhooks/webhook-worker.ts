@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { AppConfig } from '../../platform/config';
 import { connectionString } from '../../platform/db';
 import { JobWorker, startJobWorker } from '../../platform/jobs';
+import { withRequestId } from '../../platform/logging';
 import { DeliveryJob, WEBHOOK_TASK, WebhooksService } from './webhooks.service';
 
 /** What the delivery runner touches: the database it queues in, the webhooks service, and its slots and timings. */
@@ -19,7 +20,7 @@ export function startWebhookWorker(services: WebhookWorkerDeps): Promise<JobWork
   const { config } = services;
   return startJobWorker({
     connectionString: connectionString(services.ds),
-    tasks: { [WEBHOOK_TASK]: (payload) => services.webhooks.handleJob(payload as DeliveryJob) },
+    tasks: { [WEBHOOK_TASK]: (payload) => withRequestId((payload as DeliveryJob).requestId, () => services.webhooks.handleJob(payload as DeliveryJob)) },
     concurrency: config.WEBHOOK_CONCURRENCY,
     pollIntervalMs: config.WORKER_POLL_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,

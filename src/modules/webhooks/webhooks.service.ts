@@ -5,7 +5,7 @@ import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { applyKeyset, childPages, ConnectionShape, countChildren, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { toGlobalId } from '../../platform/ids';
-import { logger } from '../../platform/logging';
+import { currentRequestId, logger } from '../../platform/logging';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { WebhookEndpoint, WebhookEventType } from './webhook-endpoint.entity';
 import { WebhookAttempt, WebhookAttemptOutcome, WebhookDelivery, WebhookDeliveryStatus, webhookMessageId } from './webhook-delivery.entity';
@@ -29,6 +29,8 @@ export interface DeliveryJob {
   deliveryId: string;
   attempt: number;
   manual?: boolean;
+  /** Of the request (or run) whose event this is: the worker logs the delivery with it. */
+  requestId?: string;
 }
 
 /** A run as the `run.finished` event describes it. */
@@ -233,6 +235,7 @@ export class WebhooksService {
     }
     const body = JSON.stringify(delivery.payload);
     const result = await this.getSender().send(endpoint.url, signedHeaders(endpoint, delivery.id, body, new Date()), body);
+    logger.info('webhook attempt', { deliveryId: delivery.id, attempt: job.attempt, outcome: result.outcome, statusCode: result.statusCode, latencyMs: result.latencyMs });
     await this.record(job, result);
   }
 
@@ -328,7 +331,7 @@ export function signedHeaders(endpoint: Pick<WebhookEndpoint, 'secret' | 'previo
 async function enqueueAttempt(em: EntityManager, job: DeliveryJob, runAt: Date | null): Promise<void> {
   await em.query(`SELECT graphile_worker.add_job($1, $2::json, run_at => $3::timestamptz, job_key => $4, job_key_mode => 'replace', max_attempts => 5)`, [
     WEBHOOK_TASK,
-    JSON.stringify(job),
+    JSON.stringify({ ...job, requestId: job.requestId ?? currentRequestId() ?? undefined }),
     runAt ?? new Date(),
     attemptJobKey(job.deliveryId, job.attempt),
   ]);

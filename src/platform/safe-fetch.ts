@@ -1,0 +1,154 @@
+import http from 'node:http';
+import https from 'node:https';
+import { RequestFilteringHttpAgent, RequestFilteringHttpsAgent } from 'request-filtering-agent';
+
+export interface SafeFetchOptions {
+  /** Private, loopback and link-local addresses are refused unless true (on-premise sources, tests). */
+  allowPrivateNetworks: boolean;
+  /** For the whole fetch, redirects included: connecting, waiting for headers and reading the body. */
+  timeoutMs: number;
+  /** The body is cut off, and the fetch fails, as soon as it passes this many bytes. */
+  maxBytes: number;
+  maxRedirects: number;
+  /** Checked on the final response's Content-Type before its body is read. */
+  acceptContentType?: (contentType: string) => boolean;
+  userAgent?: string;
+}
+
+export type SafeFetchFailure = 'INVALID_URL' | 'REFUSED' | 'TIMEOUT' | 'TOO_LARGE' | 'HTTP_STATUS' | 'TOO_MANY_REDIRECTS' | 'CONTENT_TYPE' | 'NETWORK';
+
+export class SafeFetchError extends Error {
+  constructor(
+    readonly reason: SafeFetchFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SafeFetchResult {
+  bytes: Buffer;
+  contentType: string;
+  /** The URL the bytes came from, after redirects. */
+  finalUrl: string;
+}
+
+/**
+ * HTTP and HTTPS agents that refuse private, loopback and link-local addresses (unless allowed),
+ * checked on every address a name resolves to when a socket is created: for any outgoing request
+ * to a URL a client chose (webhook deliveries, image fetches).
+ */
+export function ssrfSafeAgents(allowPrivateNetworks: boolean): { http: http.Agent; https: https.Agent } {
+  const filter = { allowPrivateIPAddress: allowPrivateNetworks, allowMetaIPAddress: allowPrivateNetworks };
+  return { http: new RequestFilteringHttpAgent({ ...filter, keepAlive: false }), https: new RequestFilteringHttpsAgent({ ...filter, keepAlive: false }) };
+}
+
+/** The error request-filtering-agent raises for a refused address. */
+export function isSsrfRefusal(error: Error): boolean {
+  return /is not allowed\. Because/.test(error.message);
+}
+
+/**
+ * An HTTP(S) GET for URLs a client gave us. request-filtering-agent checks every address a name
+ * resolves to when the socket is created (before any TCP connect), so a literal private address,
+ * `localhost`, or a public name that resolves to a private one (DNS rebinding) is refused alike.
+ * Redirects are followed by hand, each hop through the same agents, up to `maxRedirects`.
+ */
+export class SafeFetcher {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  constructor(private readonly options: SafeFetchOptions) {
+    const agents = ssrfSafeAgents(options.allowPrivateNetworks);
+    this.httpAgent = agents.http;
+    this.httpsAgent = agents.https;
+  }
+
+  async get(url: string): Promise<SafeFetchResult> {
+    const deadline = Date.now() + this.options.timeoutMs;
+    let current = parseHttpUrl(url);
+    for (let hop = 0; ; hop++) {
+      const answer = await this.once(current, deadline);
+      if ('location' in answer) {
+        if (hop >= this.options.maxRedirects) throw new SafeFetchError('TOO_MANY_REDIRECTS', `More than ${this.options.maxRedirects} redirects`);
+        current = parseHttpUrl(new URL(answer.location, current).toString());
+        continue;
+      }
+      return answer;
+    }
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private once(target: URL, deadline: number): Promise<SafeFetchResult | { location: string }> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        fn();
+      };
+      const fail = (error: SafeFetchError) => {
+        settle(() => reject(error));
+        request.destroy();
+      };
+      const client = target.protocol === 'https:' ? https : http;
+      const request = client.get(
+        target,
+        { agent: target.protocol === 'https:' ? this.httpsAgent : this.httpAgent, headers: { 'user-agent': this.options.userAgent ?? 'biomed-vital/1', accept: 'image/*' } },
+        (response) => {
+          const status = response.statusCode ?? 0;
+          if (status >= 300 && status < 400 && response.headers.location) {
+            response.resume();
+            return settle(() => resolve({ location: response.headers.location! }));
+          }
+          if (status < 200 || status >= 300) return fail(new SafeFetchError('HTTP_STATUS', `HTTP ${status}`));
+          const contentType = String(response.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+          if (this.options.acceptContentType && !this.options.acceptContentType(contentType)) {
+            return fail(new SafeFetchError('CONTENT_TYPE', `Content-Type ${contentType || '(none)'} is not accepted`));
+          }
+          const declared = Number(response.headers['content-length']);
+          if (Number.isFinite(declared) && declared > this.options.maxBytes) return fail(tooLarge(this.options.maxBytes));
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > this.options.maxBytes) return fail(tooLarge(this.options.maxBytes));
+            chunks.push(chunk);
+          });
+          response.on('end', () => settle(() => resolve({ bytes: Buffer.concat(chunks), contentType, finalUrl: target.toString() })));
+          response.on('error', (error) => fail(new SafeFetchError('NETWORK', error.message.slice(0, 300))));
+        },
+      );
+      const timer = setTimeout(() => fail(new SafeFetchError('TIMEOUT', `No complete answer within ${this.options.timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
+      request.on('error', (error) => {
+        const refused = isSsrfRefusal(error);
+        fail(new SafeFetchError(refused ? 'REFUSED' : 'NETWORK', refused ? `Refused: ${target.hostname} is a private, loopback or link-local address` : error.message.slice(0, 300)));
+      });
+    });
+  }
+}
+
+function tooLarge(maxBytes: number): SafeFetchError {
+  return new SafeFetchError('TOO_LARGE', `The body is over ${maxBytes} bytes`);
+}
+
+function parseHttpUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new SafeFetchError('INVALID_URL', 'Not a valid URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new SafeFetchError('INVALID_URL', 'Use an http or https URL');
+  if (url.username || url.password) throw new SafeFetchError('INVALID_URL', 'Put no credentials in the URL');
+  return url;
+}
+
+export function isHttpUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
