@@ -106,27 +106,44 @@ export class OnnxRuntime {
   }
 }
 
-/** Keeps one session per key (a selector model version) for the life of the process. */
-export class SessionCache {
-  private readonly sessions = new Map<string, Promise<LoadedSession>>();
+/**
+ * One value per key, loaded once and shared by concurrent callers. A failed load is not cached (the
+ * next caller tries again); `close` releases every loaded value.
+ */
+class LoadOnceCache<T> {
+  private readonly entries = new Map<string, Promise<T>>();
 
-  constructor(private readonly runtime: OnnxRuntime) {}
+  constructor(private readonly release: (value: T) => Promise<unknown>) {}
 
-  get(key: string, loadModel: () => Promise<Uint8Array>): Promise<LoadedSession> {
-    let entry = this.sessions.get(key);
+  get(key: string, load: () => Promise<T>): Promise<T> {
+    let entry = this.entries.get(key);
     if (!entry) {
-      entry = loadModel().then((bytes) => this.runtime.load(bytes));
-      // A failed load is not cached: the next caller tries again.
-      entry.catch(() => this.sessions.delete(key));
-      this.sessions.set(key, entry);
+      entry = load();
+      entry.catch(() => this.entries.delete(key));
+      this.entries.set(key, entry);
     }
     return entry;
   }
 
   async close(): Promise<void> {
-    const entries = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(entries.map((e) => e.then((s) => s.session.release()).catch(() => undefined)));
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(entries.map((e) => e.then((value) => this.release(value)).catch(() => undefined)));
+  }
+}
+
+/** Keeps one main-thread session per key for the life of the process. */
+export class SessionCache {
+  private readonly cache = new LoadOnceCache<LoadedSession>((loaded) => loaded.session.release());
+
+  constructor(private readonly runtime: OnnxRuntime) {}
+
+  get(key: string, loadModel: () => Promise<Uint8Array>): Promise<LoadedSession> {
+    return this.cache.get(key, () => loadModel().then((bytes) => this.runtime.load(bytes)));
+  }
+
+  close(): Promise<void> {
+    return this.cache.close();
   }
 }
 
@@ -186,25 +203,16 @@ export class ThreadedSession {
 
 /** Keeps one threaded session per key (a selector model version) for the life of the process. */
 export class ThreadedSessionCache {
-  private readonly sessions = new Map<string, Promise<ThreadedSession>>();
+  private readonly cache = new LoadOnceCache<ThreadedSession>((session) => session.release());
 
   constructor(private readonly runtime: OnnxRuntime) {}
 
   get(key: string, loadModel: () => Promise<Uint8Array>): Promise<ThreadedSession> {
-    let entry = this.sessions.get(key);
-    if (!entry) {
-      entry = this.runtime.loadInThread(loadModel);
-      // A failed load is not cached: the next caller tries again.
-      entry.catch(() => this.sessions.delete(key));
-      this.sessions.set(key, entry);
-    }
-    return entry;
+    return this.cache.get(key, () => this.runtime.loadInThread(loadModel));
   }
 
-  async close(): Promise<void> {
-    const entries = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(entries.map((e) => e.then((s) => s.release()).catch(() => undefined)));
+  close(): Promise<void> {
+    return this.cache.close();
   }
 }
 
