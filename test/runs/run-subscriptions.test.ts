@@ -1,9 +1,9 @@
-import WebSocket from 'ws';
-import { Client, createClient } from 'graphql-ws';
+import { Client } from 'graphql-ws';
 import { FakeOpenAIServer } from '../fakes/openai-server';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from '../support/pipeline-fixture';
+import { WsClients } from '../support/ws-client';
 import { loadConfig } from '../../src/platform/config';
 import { fromGlobalId } from '../../src/platform/ids';
 import { RunningServer, startServer } from '../../src/app/server';
@@ -24,10 +24,6 @@ interface Followed {
   finished: Promise<{ outcome: 'complete' | 'error'; error?: any }>;
   /** Resolves with the first event matching `predicate` (already received or later). */
   waitFor(predicate: (e: RunEvent) => boolean, timeoutMs?: number): Promise<RunEvent>;
-}
-
-function wsClientAt(graphqlUrl: string, key: string): Client {
-  return createClient({ url: graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
 }
 
 /** Subscribes to runUpdated and records every `next` with the time it arrived. */
@@ -84,14 +80,10 @@ describe('runUpdated subscription over graphql-ws', () => {
   let labA: TestProject;
   let labB: TestProject;
   let images: { imageIds: string[]; imageGlobalIds: string[] };
-  const clients: Client[] = [];
+  const clients = new WsClients();
   const extraServers: RunningServer[] = [];
 
-  const client = (key: string, graphqlUrl = app.graphqlUrl) => {
-    const c = wsClientAt(graphqlUrl, key);
-    clients.push(c);
-    return c;
-  };
+  const client = (key: string, graphqlUrl = app.graphqlUrl) => clients.open(graphqlUrl, key);
 
   async function startGeneration(input: Record<string, unknown>): Promise<{ id: string; total: number }> {
     const res = await gql(app.graphqlUrl, labA.keys.CURATOR, START_GENERATION, { input: { images: { imageIds: images.imageGlobalIds }, seed: 3, ...input } });
@@ -110,7 +102,7 @@ describe('runUpdated subscription over graphql-ws', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.dispose()));
+    await clients.disposeAll();
     for (const s of extraServers) await s.close();
     await app?.stop();
     await fake?.close();

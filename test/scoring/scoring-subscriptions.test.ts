@@ -4,11 +4,10 @@
  * A second project's key is refused at connection_init when the client names the project, and
  * gets NOT_FOUND for the run otherwise.
  */
-import WebSocket from 'ws';
-import { createClient } from 'graphql-ws';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { seedPipeline } from '../support/pipeline-fixture';
+import { wsClient } from '../support/ws-client';
 import { referenceSelectorUpload, registerSelector, seedCandidates, START_SCORING } from '../support/scoring-fixture';
 import { toGlobalId } from '../../src/platform/ids';
 
@@ -25,13 +24,7 @@ interface Outcome {
 }
 
 function follow(key: string, runId: string, connectionParams: Record<string, unknown> = {}): Promise<Outcome> {
-  const client = createClient({
-    url: app.graphqlUrl.replace(/^http/, 'ws'),
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${key}`, ...connectionParams },
-    retryAttempts: 0,
-    lazy: true,
-  });
+  const client = wsClient(app, key, connectionParams);
   const events: any[] = [];
   const arrivals: number[] = [];
   return new Promise<Outcome>((resolve) => {

@@ -1,8 +1,7 @@
-import WebSocket from 'ws';
-import { createClient } from 'graphql-ws';
 import { parse, validate } from 'graphql';
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
+import { wsClient } from '../support/ws-client';
 import { gql, errorCodes } from '../support/graphql-client';
 import { operationCost } from '../../src/platform/query-cost';
 import { buildAppSchema } from '../../src/app/schema';
@@ -46,7 +45,7 @@ describe('query cost with variables', () => {
   });
 
   it('refuses the same over WebSocket', async () => {
-    const client = createClient({ url: app.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${lab.keys.VIEWER}` }, retryAttempts: 0 });
+    const client = wsClient(app, lab.keys.VIEWER);
     const outcome = await new Promise<any>((resolve) => client.subscribe({ query: SMALL, variables: { n: 1000 } }, { next: resolve, error: resolve, complete: () => resolve('completed') }));
     await client.dispose();
     expect(Array.isArray(outcome)).toBe(true);

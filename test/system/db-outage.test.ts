@@ -10,9 +10,8 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { FakeOpenAIServer } from '../fakes/openai-server';
 import { gql } from '../support/graphql-client';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { START_GENERATION, RUN_STATE } from '../support/pipeline-fixture';
+import { wsClient } from '../support/ws-client';
 import { freePort, NpmProcess, PostgresProcess, stopLeftoverPostgres, tempDataDir, waitUntil } from '../support/app-process';
 import { fromGlobalId } from '../../src/platform/ids';
 
@@ -100,7 +99,7 @@ describe('a Postgres outage during a run', () => {
 
     // A subscriber from before the outages must still hear the run end: the api's LISTEN
     // connection reconnects by itself.
-    const ws = createClient({ url: graphqlUrl().replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
+    const ws = wsClient(graphqlUrl(), key);
     const heard: string[] = [];
     const subscriptionEnded = new Promise<void>((resolve) => {
       ws.subscribe(

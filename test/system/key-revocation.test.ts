@@ -1,9 +1,9 @@
-import WebSocket from 'ws';
-import { Client, createClient } from 'graphql-ws';
+import { Client } from 'graphql-ws';
 import { FakeOpenAIServer } from '../fakes/openai-server';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { seedPipeline, START_GENERATION } from '../support/pipeline-fixture';
+import { WsClients, wsExecute } from '../support/ws-client';
 import { loadConfig } from '../../src/platform/config';
 import { RunningServer, startServer } from '../../src/app/server';
 
@@ -57,18 +57,8 @@ describe('key revocation and role changes end WebSocket sessions', () => {
   let lab: TestProject;
   let other: TestProject;
   let runId: string;
-  const clients: Client[] = [];
-
-  const client = (graphqlUrl: string, key: string) => {
-    const c = createClient({ url: graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
-    clients.push(c);
-    return c;
-  };
-  const query = (c: Client, q: string) =>
-    new Promise<any>((resolve, reject) => {
-      let result: unknown;
-      c.subscribe({ query: q }, { next: (v) => (result = v), error: reject, complete: () => resolve(result) });
-    });
+  const clients = new WsClients();
+  const client = (graphqlUrl: string, key: string) => clients.open(graphqlUrl, key);
 
   beforeAll(async () => {
     fake = await FakeOpenAIServer.start({ latencyMs: 10 });
@@ -83,7 +73,7 @@ describe('key revocation and role changes end WebSocket sessions', () => {
     runId = started.data!.startGenerationRun.run.id;
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.dispose()));
+    await clients.disposeAll();
     await second?.close();
     await app?.stop();
     await fake?.close();
@@ -97,7 +87,7 @@ describe('key revocation and role changes end WebSocket sessions', () => {
     const bystander = client(second.graphqlUrl, lab.keys.VIEWER);
     const bystanderFollow = follow(bystander, runId);
     const otherProject = client(second.graphqlUrl, other.keys.OWNER);
-    await Promise.all([onFirst.first, onSecond.first, bystanderFollow.first, query(otherProject, '{ viewer { role } }')]);
+    await Promise.all([onFirst.first, onSecond.first, bystanderFollow.first, wsExecute(otherProject, '{ viewer { role } }')]);
 
     const revoked = await gql(app.graphqlUrl, lab.keys.OWNER, 'mutation($id: ID!) { revokeApiKey(input: { id: $id }) { userErrors { code } } }', { id: apiKey.id });
     expect(revoked.data!.revokeApiKey.userErrors).toEqual([]);
@@ -106,10 +96,10 @@ describe('key revocation and role changes end WebSocket sessions', () => {
     expect(await within(onSecond.ended)).toEqual({ outcome: 'error', code: 4403 });
     expect(onFirst.eventsAfter() + onSecond.eventsAfter()).toBe(0);
     // Other keys' connections, of this project and another, stay open and keep working.
-    expect(await query(bystander, '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'VIEWER' } } });
-    expect(await query(otherProject, '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'OWNER' } } });
+    expect(await wsExecute(bystander, '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'VIEWER' } } });
+    expect(await wsExecute(otherProject, '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'OWNER' } } });
     // And the key cannot reconnect.
-    const again = (await query(client(second.graphqlUrl, secret), '{ viewer { role } }').catch((e) => e)) as { code?: number };
+    const again = (await wsExecute(client(second.graphqlUrl, secret), '{ viewer { role } }').catch((e) => e)) as { code?: number };
     expect(again.code).toBe(4403);
   });
 
@@ -119,6 +109,6 @@ describe('key revocation and role changes end WebSocket sessions', () => {
     const changed = await gql(app.graphqlUrl, lab.keys.OWNER, `mutation { addMember(input: { email: "clinician@revoke-lab.test", displayName: "C", role: VIEWER }) { membership { role } userErrors { code } } }`);
     expect(changed.data!.addMember).toEqual({ membership: { role: 'VIEWER' }, userErrors: [] });
     expect(await within(followed.ended)).toEqual({ outcome: 'error', code: 4403 });
-    expect(await query(client(second.graphqlUrl, lab.keys.CLINICIAN), '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'VIEWER' } } });
+    expect(await wsExecute(client(second.graphqlUrl, lab.keys.CLINICIAN), '{ viewer { role } }')).toEqual({ data: { viewer: { role: 'VIEWER' } } });
   });
 });

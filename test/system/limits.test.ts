@@ -1,6 +1,5 @@
-import WebSocket from 'ws';
-import { createClient } from 'graphql-ws';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
+import { wsClient } from '../support/ws-client';
 import { gql, errorCodes } from '../support/graphql-client';
 
 const deepQuery = (levels: number) => {
@@ -47,7 +46,7 @@ describe('request limits', () => {
   });
 
   it('applies the same depth limit over WebSocket', async () => {
-    const client = createClient({ url: app.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${lab.keys.VIEWER}` }, retryAttempts: 0 });
+    const client = wsClient(app, lab.keys.VIEWER);
     const errors = await new Promise<any>((resolve) => client.subscribe({ query: deepQuery(4) }, { next: () => resolve('no error'), error: resolve, complete: () => resolve('completed') }));
     await client.dispose();
     expect(Array.isArray(errors)).toBe(true);

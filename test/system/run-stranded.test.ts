@@ -7,7 +7,8 @@
 import { FakeOpenAIServer } from '../fakes/openai-server';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
-import { seedPipeline, START_GENERATION, waitForRun, wsClient } from '../support/pipeline-fixture';
+import { seedPipeline, START_GENERATION, waitForRun } from '../support/pipeline-fixture';
+import { wsClient } from '../support/ws-client';
 import { WorkerProcess } from '../support/worker-process';
 import { runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
 import { fromGlobalId } from '../../src/platform/ids';
