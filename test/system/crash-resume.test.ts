@@ -7,8 +7,7 @@ import { FakeOpenAIServer } from '../fakes/openai-server';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from '../support/pipeline-fixture';
-import { WorkerProcess } from '../support/worker-process';
-import { runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
+import { CrashWorkers, jobLockLiveness, runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
 import { fromGlobalId } from '../../src/platform/ids';
 
 jest.setTimeout(90_000);
@@ -25,7 +24,7 @@ describe('crash and resume of a generation run across worker processes', () => {
   let app: TestApp;
   let lab: TestProject;
   let images: { imageIds: string[]; imageGlobalIds: string[] };
-  let workers: WorkerProcess[] = [];
+  const workers = new CrashWorkers(() => ({ DATABASE_URL: app.databaseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.baseUrl, LLM_RETRY_BASE_MS: '20' }));
 
   beforeAll(async () => {
     fake = await FakeOpenAIServer.start({ latencyMs: LATENCY_MS });
@@ -36,32 +35,15 @@ describe('crash and resume of a generation run across worker processes', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
-    workers = [];
+    await workers.killAll();
     fake.latencyMs = LATENCY_MS;
   });
 
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
+    await workers.killAll();
     await app?.stop();
     await fake?.close();
   });
-
-  function startWorkerProcess(): WorkerProcess {
-    const worker = WorkerProcess.spawn({
-      DATABASE_URL: app.databaseUrl,
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: fake.baseUrl,
-      WORKER_HEARTBEAT_MS: '300',
-      WORKER_DEAD_AFTER_MS: '1500',
-      WORKER_POLL_MS: '200',
-      LLM_RETRY_BASE_MS: '20',
-      LOG_LEVEL: 'warn',
-      SEED_DEMO: 'false',
-    });
-    workers.push(worker);
-    return worker;
-  }
 
   async function startRun(): Promise<{ globalId: string; id: string }> {
     const res = await gql(app.graphqlUrl, lab.keys.CURATOR, START_GENERATION, {
@@ -121,14 +103,11 @@ describe('crash and resume of a generation run across worker processes', () => {
     const started = Date.now();
     fake.reset();
     const run = await startRun();
-    const first = startWorkerProcess();
+    const first = workers.start();
     await first.ready();
     await waitForProgress('candidates', () => candidateCount(run.id), KILL_AFTER, TOTAL, first);
     // A live worker beats under the id its job is locked by, so liveness leaves its job alone.
-    const [live] = await app.ds.query(
-      `SELECT j.locked_by, h.beat_at > now() - interval '1500 milliseconds' AS fresh
-       FROM graphile_worker._private_jobs j LEFT JOIN worker_heartbeats h ON h.worker_id = j.locked_by`,
-    );
+    const live = await jobLockLiveness(app.ds);
     expect(live).toMatchObject({ locked_by: expect.any(String), fresh: true });
 
     first.signal('SIGKILL');
@@ -146,7 +125,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     expect(job.locked_by).not.toBeNull();
     expect(job.attempts).toBe(1);
 
-    const second = startWorkerProcess();
+    const second = workers.start();
     await second.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 30_000);
     await expectExactlyOnce(run, finished);
@@ -164,7 +143,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     const started = Date.now();
     fake.reset();
     const run = await startRun();
-    const first = startWorkerProcess();
+    const first = workers.start();
     await first.ready();
     await waitForProgress('candidates', () => candidateCount(run.id), KILL_AFTER, TOTAL, first);
 
@@ -188,7 +167,7 @@ describe('crash and resume of a generation run across worker processes', () => {
     expect(await app.ds.query(`SELECT * FROM worker_heartbeats`)).toEqual([]);
 
     fake.latencyMs = LATENCY_MS;
-    const second = startWorkerProcess();
+    const second = workers.start();
     await second.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 30_000);
     await expectExactlyOnce(run, finished);

@@ -9,8 +9,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from '../suppor
 import { gql } from '../support/graphql-client';
 import { seedPipeline, START_GENERATION, waitForRun } from '../support/pipeline-fixture';
 import { wsClient } from '../support/ws-client';
-import { WorkerProcess } from '../support/worker-process';
-import { runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
+import { CrashWorkers, runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
 import { fromGlobalId } from '../../src/platform/ids';
 
 jest.setTimeout(240_000);
@@ -42,7 +41,16 @@ describe('a run always ends', () => {
   let app: TestApp;
   let lab: TestProject;
   let images: { imageIds: string[]; imageGlobalIds: string[] };
-  let workers: WorkerProcess[] = [];
+  // Beats and polls faster than the other crash tests, against the shorter limit the app runs with too.
+  const workers = new CrashWorkers(() => ({
+    DATABASE_URL: app.databaseUrl,
+    OPENAI_API_KEY: 'sk-test',
+    OPENAI_BASE_URL: fake.baseUrl,
+    WORKER_HEARTBEAT_MS: '200',
+    WORKER_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
+    WORKER_POLL_MS: '100',
+    LLM_RETRY_BASE_MS: '20',
+  }));
 
   beforeAll(async () => {
     fake = await FakeOpenAIServer.start({ latencyMs: LATENCY_MS });
@@ -53,31 +61,14 @@ describe('a run always ends', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
-    workers = [];
+    await workers.killAll();
   });
 
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
+    await workers.killAll();
     await app?.stop();
     await fake?.close();
   });
-
-  function startWorkerProcess(): WorkerProcess {
-    const worker = WorkerProcess.spawn({
-      DATABASE_URL: app.databaseUrl,
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: fake.baseUrl,
-      WORKER_HEARTBEAT_MS: '200',
-      WORKER_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
-      WORKER_POLL_MS: '100',
-      LLM_RETRY_BASE_MS: '20',
-      LOG_LEVEL: 'warn',
-      SEED_DEMO: 'false',
-    });
-    workers.push(worker);
-    return worker;
-  }
 
   async function startRun(samplesPerImage: number): Promise<{ globalId: string; id: string }> {
     const res = await gql(app.graphqlUrl, lab.keys.CURATOR, START_GENERATION, {
@@ -102,7 +93,7 @@ describe('a run always ends', () => {
     const run = await startRun(samplesPerImage);
     const killedHolding: number[] = [];
     for (let kill = 0; kill < KILLS; kill++) {
-      const worker = startWorkerProcess();
+      const worker = workers.start();
       await worker.ready();
       // A random moment in the worker's life: before it takes the run over, or while it works on it.
       await sleep(100 + Math.floor(random() * 1400));
@@ -117,7 +108,7 @@ describe('a run always ends', () => {
     // More kills of a holding worker than the queue's attempt limit (5): before the fix the job was then never picked again.
     expect(killedHolding.length).toBeGreaterThan(5);
 
-    const last = startWorkerProcess();
+    const last = workers.start();
     await last.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 90_000);
     expect(finished).toMatchObject({ status: 'SUCCEEDED', total });
@@ -156,7 +147,7 @@ describe('a run always ends', () => {
     fake.latencyMs = 1500;
     try {
       for (let stop = 0; stop < 6; stop++) {
-        const worker = startWorkerProcess();
+        const worker = workers.start();
         await worker.ready();
         const deadline = Date.now() + 20_000;
         while (!(await app.ds.query(`SELECT 1 FROM graphile_worker._private_jobs WHERE locked_by IS NOT NULL`)).length) {
@@ -170,7 +161,7 @@ describe('a run always ends', () => {
     } finally {
       fake.latencyMs = LATENCY_MS;
     }
-    const last = startWorkerProcess();
+    const last = workers.start();
     await last.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 90_000);
     expect(finished).toMatchObject({ status: 'SUCCEEDED', total, done: total });
@@ -180,7 +171,7 @@ describe('a run always ends', () => {
 
   it('cancelling a run whose worker died ends it CANCELLED at once, and its subscribers get the final event', async () => {
     const run = await startRun(20);
-    const worker = startWorkerProcess();
+    const worker = workers.start();
     await worker.ready();
     await waitForProgress('candidates', () => candidateCount(run.id), 4, IMAGES * 20, worker);
     worker.signal('SIGKILL');

@@ -9,8 +9,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from '../suppor
 import { gql } from '../support/graphql-client';
 import { seedPipeline, waitForRun } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector, seedCandidates, selectorGlobalId, START_SCORING } from '../support/scoring-fixture';
-import { WorkerProcess } from '../support/worker-process';
-import { runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
+import { CrashWorkers, jobLockLiveness, runRow, waitForNoJobs, waitForProgress } from '../support/crash-probes';
 import { fromGlobalId } from '../../src/platform/ids';
 
 jest.setTimeout(120_000);
@@ -49,7 +48,7 @@ function figure(seed: number): Promise<Buffer> {
 describe('crash and resume of a scoring run across worker processes', () => {
   let app: TestApp;
   let lab: TestProject;
-  let workers: WorkerProcess[] = [];
+  const workers = new CrashWorkers(() => ({ DATABASE_URL: app.databaseUrl }));
 
   beforeAll(async () => {
     // No in-process worker: only the child processes below execute runs.
@@ -64,27 +63,13 @@ describe('crash and resume of a scoring run across worker processes', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
-    workers = [];
+    await workers.killAll();
   });
 
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.kill()));
+    await workers.killAll();
     await app?.stop();
   });
-
-  function startWorkerProcess(): WorkerProcess {
-    const worker = WorkerProcess.spawn({
-      DATABASE_URL: app.databaseUrl,
-      WORKER_HEARTBEAT_MS: '300',
-      WORKER_DEAD_AFTER_MS: '1500',
-      WORKER_POLL_MS: '200',
-      LOG_LEVEL: 'warn',
-      SEED_DEMO: 'false',
-    });
-    workers.push(worker);
-    return worker;
-  }
 
   /** A selector of its own per test (another seed), so every candidate is unscored for it. */
   async function newSelector(name: string, seed: number): Promise<string> {
@@ -149,14 +134,11 @@ describe('crash and resume of a scoring run across worker processes', () => {
     const started = Date.now();
     const selectorId = await newSelector('crash-kill', 101);
     const run = await startRun(selectorId, BATCH_SIZE);
-    const first = startWorkerProcess();
+    const first = workers.start();
     await first.ready();
     await waitForProgress('scores', () => scoresOf(run.id), STOP_AFTER, TOTAL, first, 30_000);
     // A live worker beats under the id its job is locked by, so liveness leaves its job alone.
-    const [live] = await app.ds.query(
-      `SELECT j.locked_by, h.beat_at > now() - interval '1500 milliseconds' AS fresh
-       FROM graphile_worker._private_jobs j LEFT JOIN worker_heartbeats h ON h.worker_id = j.locked_by`,
-    );
+    const live = await jobLockLiveness(app.ds);
     expect(live).toMatchObject({ locked_by: expect.any(String), fresh: true });
 
     first.signal('SIGKILL');
@@ -168,7 +150,7 @@ describe('crash and resume of a scoring run across worker processes', () => {
     expect(job.locked_by).not.toBeNull();
     expect(job.attempts).toBe(1);
 
-    const second = startWorkerProcess();
+    const second = workers.start();
     await second.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 60_000);
     const resumedMs = Date.now() - killedAt;
@@ -185,7 +167,7 @@ describe('crash and resume of a scoring run across worker processes', () => {
     const started = Date.now();
     const selectorId = await newSelector('crash-term', 202);
     const run = await startRun(selectorId, SIGTERM_BATCH_SIZE);
-    const first = startWorkerProcess();
+    const first = workers.start();
     await first.ready();
     await waitForProgress('scores', () => scoresOf(run.id), STOP_AFTER, TOTAL, first, 30_000);
 
@@ -201,7 +183,7 @@ describe('crash and resume of a scoring run across worker processes', () => {
     expect(job.last_error).toMatch(/shutting down/);
     const atStop = await expectPartial(run.id);
 
-    const second = startWorkerProcess();
+    const second = workers.start();
     await second.ready();
     const finished = await waitForRun(app, lab.keys.CURATOR, run.globalId, 60_000);
     await expectExactlyOnce(run, selectorId, finished);
