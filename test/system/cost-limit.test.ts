@@ -2,23 +2,12 @@ import { parse, validate } from 'graphql';
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { wsClient } from '../support/ws-client';
+import { CANDIDATE_PAGE_QUERY } from '../support/candidate-page';
 import { gql, errorCodes } from '../support/graphql-client';
 import { operationCost } from '../../src/platform/query-cost';
 import { buildAppSchema } from '../../src/app/schema';
 
-const PAGE = `query($first: Int!, $sel: ID!) {
-  candidates(first: $first) {
-    totalCount
-    edges { node {
-      id status
-      image { id caption modalities thumbnailUrl candidateCount }
-      scores(first: 5) { totalCount edges { node { value selectorModel { name } } } }
-      score(selectorModelId: $sel)
-      preferenceCount
-      preferences(first: 3) { edges { node { kind source annotator { email } } } }
-    } }
-  }
-}`;
+const PAGE = CANDIDATE_PAGE_QUERY;
 
 const SMALL = 'query($n: Int!) { candidates(first: $n) { edges { node { id image { caption } } } } }';
 

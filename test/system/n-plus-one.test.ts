@@ -1,5 +1,6 @@
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
+import { CANDIDATE_PAGE_QUERY } from '../support/candidate-page';
 import { StatementCounter } from '../../src/platform/db';
 import { Role } from '../../src/modules/projects/role';
 import { Image } from '../../src/modules/images/image.entity';
@@ -155,19 +156,7 @@ describe('nested connections are batched (no N+1)', () => {
   });
   afterAll(() => app?.stop());
 
-  const CANDIDATES_QUERY = `query($first: Int!, $sel: ID!) {
-    candidates(first: $first) {
-      totalCount
-      edges { node {
-        id status
-        image { id caption modalities thumbnailUrl candidateCount }
-        scores(first: 5) { totalCount edges { node { value selectorModel { name } } } }
-        score(selectorModelId: $sel)
-        preferenceCount
-        preferences(first: 3) { edges { node { kind source annotator { email } } } }
-      } }
-    }
-  }`;
+  const CANDIDATES_QUERY = CANDIDATE_PAGE_QUERY;
 
   function checkCandidatePage(data: any, first: number): void {
     const conn = data.candidates;
