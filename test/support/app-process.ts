@@ -3,20 +3,10 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { ChildProcess, spawn, execFileSync } from 'node:child_process';
+import { PROJECT_ROOT } from './shared-data';
+import { ExitState, forgetGroup, SpawnedProcess, trackGroup } from './spawned-process';
 
-const ROOT = path.join(__dirname, '..', '..');
-
-/** Groups still running; each is killed if the test runner exits without cleaning up. */
-const liveGroups = new Set<number>();
-process.once('exit', () => {
-  for (const pid of liveGroups) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
+const ROOT = PROJECT_ROOT;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -65,45 +55,13 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
  * A real `npm start` / `npm run worker` / `npm run cli -- ...` in a process group of its own. Signals
  * go to the npm process only, as a supervisor or a terminal's Ctrl-C through npm sends them.
  */
-export class NpmProcess {
-  private output = '';
-  private exitState: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  private constructor(private readonly child: ChildProcess) {
-    const collect = (chunk: Buffer) => {
-      this.output += chunk.toString();
-      if (this.output.length > 400_000) this.output = this.output.slice(-200_000);
-    };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    liveGroups.add(child.pid!);
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitState = { code, signal };
-        resolve(this.exitState);
-      });
-    });
-  }
-
+export class NpmProcess extends SpawnedProcess {
   /** `args` as after `npm`: ['start'], ['run', 'worker'], ['run', 'cli', '--', 'import', ...]. */
   static spawn(args: string[], env: Record<string, string | undefined>): NpmProcess {
     const base: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env };
     for (const [name, value] of Object.entries(env)) if (value === undefined) delete base[name];
     const child = spawn('npm', ['--silent', ...args], { cwd: ROOT, env: base, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    return new NpmProcess(child);
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get log(): string {
-    return this.output;
-  }
-
-  get running(): boolean {
-    return this.exitState === null;
+    return new NpmProcess(child, { name: 'npm', maxOutput: 400_000, forgetGroupOnExit: false });
   }
 
   /** The node process npm started (its child), or null once there is none. */
@@ -117,37 +75,17 @@ export class NpmProcess {
     }
   }
 
-  /** Resolves with the output once it matches; rejects if the process exits first or it takes too long. */
-  async waitFor(pattern: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = pattern.exec(this.output);
-      if (match) return match;
-      if (!this.running) throw new Error(`exited (${JSON.stringify(this.exitState)}) before ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`no ${pattern} after ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  override waitFor(pattern: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
+    return super.waitFor(pattern, timeoutMs);
   }
 
   /** Signals the npm process alone. */
   signal(signal: NodeJS.Signals): void {
-    try {
-      process.kill(this.pid, signal);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-    }
+    this.send(signal, false);
   }
 
-  async waitForExit(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`npm ${this.pid} still running after ${timeoutMs} ms:\n${this.output}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  override waitForExit(timeoutMs = 30_000): Promise<ExitState> {
+    return super.waitForExit(timeoutMs);
   }
 
   /** For cleanup: the whole group, whatever state it is in. */
@@ -157,7 +95,7 @@ export class NpmProcess {
     } catch {
       // gone
     }
-    liveGroups.delete(this.pid);
+    forgetGroup(this.pid);
     if (this.running) await this.waitForExit(5_000).catch(() => undefined);
   }
 }
@@ -189,7 +127,7 @@ export class PostgresProcess {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    liveGroups.add(child.pid!);
+    trackGroup(child.pid!);
     let output = '';
     const url = await new Promise<string>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
@@ -215,7 +153,7 @@ export class PostgresProcess {
     const exited = new Promise((r) => this.child.once('exit', r));
     process.kill(-this.child.pid!, 'SIGKILL');
     await exited;
-    liveGroups.delete(this.child.pid!);
+    forgetGroup(this.child.pid!);
   }
 
   /** Fast shutdown, as `pg_ctl stop` does: sessions are terminated, the server exits. */
@@ -224,6 +162,6 @@ export class PostgresProcess {
     const exited = new Promise((r) => this.child.once('exit', r));
     this.child.kill('SIGTERM');
     await exited;
-    liveGroups.delete(this.child.pid!);
+    forgetGroup(this.child.pid!);
   }
 }

@@ -1,6 +1,43 @@
 import { DataSource } from 'typeorm';
 import { WorkerProcess } from './worker-process';
 
+/**
+ * Liveness settings fast enough that a killed worker is noticed, and its job taken over, within
+ * seconds: what every crash test runs its workers with unless it says otherwise.
+ */
+export const FAST_LIVENESS: Record<string, string> = { WORKER_HEARTBEAT_MS: '300', WORKER_DEAD_AFTER_MS: '1500', WORKER_POLL_MS: '200' };
+
+/**
+ * The worker processes one crash test file starts (only these execute its runs: the test app has
+ * no in-process worker). `env` is read at each start, so it can name what beforeAll set up.
+ */
+export class CrashWorkers {
+  private workers: WorkerProcess[] = [];
+
+  constructor(private readonly env: () => Record<string, string>) {}
+
+  start(): WorkerProcess {
+    const worker = WorkerProcess.spawn({ ...FAST_LIVENESS, LOG_LEVEL: 'warn', SEED_DEMO: 'false', ...this.env() });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** For afterEach and afterAll: no worker outlives its test to take the next test's jobs. */
+  async killAll(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.kill()));
+  }
+}
+
+/** The queue's job with whether the worker that locked it has beaten within `freshMs` (liveness leaves such a job alone). */
+export async function jobLockLiveness(ds: DataSource, freshMs = 1500): Promise<{ locked_by: string | null; fresh: boolean | null }> {
+  const [row] = await ds.query(
+    `SELECT j.locked_by, h.beat_at > now() - make_interval(secs => $1::float8 / 1000) AS fresh
+     FROM graphile_worker._private_jobs j LEFT JOIN worker_heartbeats h ON h.worker_id = j.locked_by`,
+    [freshMs],
+  );
+  return row;
+}
+
 /** What crash tests read of a run while workers come and go. */
 export async function runRow(ds: DataSource, runId: string): Promise<{ status: string; done: number; failed: number }> {
   const [row] = await ds.query(`SELECT status, done, failed FROM runs WHERE id = $1`, [runId]);

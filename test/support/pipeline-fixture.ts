@@ -1,5 +1,3 @@
-import { Client, createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { Modality } from '../../src/modules/images/modality';
 import { toGlobalId } from '../../src/platform/ids';
 import { TestApp, TestProject } from './test-app';
@@ -47,8 +45,4 @@ export async function waitForRun(app: TestApp, key: string, runId: string, timeo
     if (Date.now() > deadline) throw new Error(`run still ${run.status} after ${timeoutMs} ms: ${JSON.stringify(run)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-export function wsClient(app: TestApp, key: string): Client {
-  return createClient({ url: app.graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
 }

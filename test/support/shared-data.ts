@@ -1,8 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** The shared reference data lives beside the project (../shared/data); tests read it in place. */
-export const SHARED_DATA = path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
+/** The project's root folder, so tests in any folder under test/ find src/, migrations/ and scripts without counting '..'. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+/** The shared folder beside the project (../shared): reference data, checks; tests read it in place. */
+export const SHARED_ROOT = path.resolve(PROJECT_ROOT, '..', 'shared');
+export const SHARED_DATA = path.join(SHARED_ROOT, 'data');
 export const SHARED_IMAGES = path.join(SHARED_DATA, 'images');
 export const SHARED_IMAGE_NAMES = ['bio_patch.png', 'med_img_1.png', 'synpic32933.jpg', 'synpic42202.jpg', 'xy_chromosome.jpg'];
 

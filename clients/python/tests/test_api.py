@@ -1,6 +1,6 @@
 """The client against a real BioMed-VITAL server, as a notebook uses it: upload and import, paging,
 generation, rating and scoring runs waited for with progress, a failing run, datasets and exports,
-errors, and another project's key. test/python-client.test.ts starts the server (with a worker
+errors, and another project's key. test/system/python-client.test.ts starts the server (with a worker
 and the fake OpenAI server) and runs these with:
 
     BMV_URL, BMV_KEY (CURATOR), BMV_VIEWER_KEY, BMV_OTHER_PROJECT_KEY, BMV_IMAGES_DIR,
@@ -24,7 +24,7 @@ URL = env("BMV_URL")
 REQUIRED = ["BMV_URL", "BMV_KEY", "BMV_VIEWER_KEY", "BMV_OTHER_PROJECT_KEY", "BMV_IMAGES_DIR", "BMV_RECORDS_FILE", "BMV_SELECTOR_DIR"]
 UPLOADED = ["bio_patch.png", "med_img_1.png"]
 IMPORTED = ["synpic32933.jpg", "synpic42202.jpg", "xy_chromosome.jpg"]
-#: test/python-client.test.ts has the fake judge refuse to score figures with this in the caption.
+#: test/system/python-client.test.ts has the fake judge refuse to score figures with this in the caption.
 UNRATEABLE = "UNRATEABLE"
 #: … and the fake model refuses to write conversations for figures with this in the caption.
 UNGENERATABLE = "UNGENERATABLE"
@@ -35,7 +35,7 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-@unittest.skipUnless(all(env(name) for name in REQUIRED), "needs a server: run test/python-client.test.ts")
+@unittest.skipUnless(all(env(name) for name in REQUIRED), "needs a server: run test/system/python-client.test.ts")
 class NotebookFlowTest(unittest.TestCase):
     client: Client
     viewer: Client
