@@ -6,8 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { PROJECT_ROOT } from '../support/shared-data';
 
-const SRC = path.join(__dirname, '..', 'src');
+const SRC = path.join(PROJECT_ROOT, 'src');
 
 function sourceFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
