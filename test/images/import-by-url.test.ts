@@ -4,6 +4,9 @@ import { AddressInfo } from 'node:net';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { gql, errorCodes, GraphQLResponse } from '../support/graphql-client';
 import { readSharedImage } from '../support/shared-data';
+import { ImageFetchRun } from '../../src/modules/images/image-fetch.run';
+import { RunControl } from '../../src/modules/runs/run-executor';
+import { fromGlobalId } from '../../src/platform/ids';
 
 /**
  * Images by URL (issue 13): importRecords records whose `imgs` is an http(s) URL are written without
@@ -274,6 +277,44 @@ describe('images by URL, private networks allowed (the image host is on 127.0.0.
     const neither = await gql(app.graphqlUrl, lab.keys.CURATOR, UPLOAD, { input: {} });
     expect(neither.data!.uploadImage.userErrors).toEqual([expect.objectContaining({ code: 'INVALID' })]);
     expect(await imageCount(app)).toEqual(before);
+  });
+});
+
+describe('the IMAGE_FETCH run, attempted again', () => {
+  let host: ImageHost;
+  let app: TestApp;
+  let lab: TestProject;
+
+  beforeAll(async () => {
+    host = await startImageHost();
+    app = await startTestApp({ IMAGE_FETCH_ALLOW_PRIVATE_NETWORKS: 'true', IMAGE_FETCH_TIMEOUT_MS: '1500' });
+    lab = await createTestProject(app, 'fetchagain');
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await host?.close();
+  });
+
+  it('fetches each image once and counts it once, however many attempts overlap or follow', async () => {
+    const records = [record('800_1', `${host.base}/octet`), record('800_2', `${host.base}/figure.jpg`), record('800_3', `${host.base}/missing.png`)];
+    const res = await gql(app.graphqlUrl, lab.keys.CURATOR, IMPORT, { input: { records } });
+    const runId = fromGlobalId(res.data!.importRecords.fetchRun.id)!.id;
+    const kind = new ImageFetchRun(app.services.images, app.services.runs);
+    const attempt = async () => kind.execute((await app.services.runs.findForWorker(runId))!, new RunControl(runId, app.services.runs));
+    // Two attempts at once (a worker taken for dead while still working), then one after both.
+    await Promise.all([attempt(), attempt()]);
+    const hitsAfterOverlap = host.hits.length;
+    await attempt();
+    expect(host.hits.length).toBe(hitsAfterOverlap); // nothing left to fetch: settled images are not fetched again
+
+    const [row] = await app.ds.query(`SELECT total, done, failed, counts_by_status FROM runs WHERE id = $1`, [runId]);
+    expect(row).toEqual({ total: 3, done: 2, failed: 1, counts_by_status: { FETCHED: 2, INVALID: 1 } });
+    const [{ failures }] = await app.ds.query(`SELECT count(*)::int AS failures FROM run_failures WHERE run_id = $1`, [runId]);
+    expect(failures).toBe(1);
+    const images = await imagesByPair(app, lab.keys.VIEWER);
+    expect(images['800_1'].contentHash).toBe(sha256(OTHER_JPEG));
+    expect(images['800_2'].contentHash).toBe(sha256(JPEG));
+    expect(images['800_3'].contentHash).toBeNull();
   });
 });
 
