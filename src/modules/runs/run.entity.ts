@@ -50,7 +50,7 @@ registerEnumType(RunStatus, {
 export class RunStatusCount {
   @Field(() => String, {
     description:
-      'The outcome: generation OK, PARSE_FAILED, REFUSED, FAILED (the candidate status); rating RATED, UNPARSEABLE, REFUSED, FAILED; scoring SCORED, FAILED, SKIPPED; clustering EMBEDDED.',
+      'The outcome: generation OK, PARSE_FAILED, REFUSED, FAILED (the candidate status); rating RATED, UNPARSEABLE, REFUSED, FAILED; scoring SCORED, FAILED, SKIPPED; clustering EMBEDDED; image fetch FETCHED or the failure\'s error code (INVALID, TOO_LARGE, UNSUPPORTED_MEDIA, DUPLICATE).',
   })
   status: string;
 
