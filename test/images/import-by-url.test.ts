@@ -232,6 +232,10 @@ describe('images by URL, private networks allowed (the image host is on 127.0.0.
     expect(dupRun).toMatchObject({ status: 'FAILED', total: 1, done: 0, failed: 1 });
     expect((await failuresByPair(app, lab.id, dupRun))['250_1']).toMatch(/^DUPLICATE: .*200_1/);
 
+    // The record again, its image already fetched: nothing to fetch, so no run.
+    const again = await gql(app.graphqlUrl, lab.keys.CURATOR, IMPORT, { input: { records: [record('200_2', `${host.base}/figure.jpg`)] } });
+    expect(again.data!.importRecords).toMatchObject({ recordErrors: [], fetchRun: null, summary: { imagesCreated: 0, imagesUpdated: 1 } });
+
     // In another project the same bytes are new.
     const viaRedirect = await gql(app.graphqlUrl, other.keys.CURATOR, IMPORT, { input: { records: [record('300_1', `${host.base}/redirect/3`)] } });
     expect(viaRedirect.data!.importRecords.recordErrors).toEqual([]);

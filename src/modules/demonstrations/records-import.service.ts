@@ -98,7 +98,8 @@ export class RecordsImportService {
         checked.map((c) => ({ record: { ...toImageRecord(c.record), ...(c.url ? { sourceUrl: c.url } : {}) }, file: c.file, source: c.url ? ImageSource.URL : ImageSource.IMPORT })),
       );
       const fetchIds = checked.filter((c) => c.url).map((c) => imageIdByPair.get(c.record.pair_id)!);
-      const fetchRun = fetchIds.length
+      // A re-imported record whose image already has its bytes needs no fetch: no empty run.
+      const fetchRun = (await this.images.anyAwaitingFetch(em, ctx, fetchIds))
         ? await this.runs.create(ctx, { kind: RunKind.IMAGE_FETCH, params: { concurrency: this.fetchConcurrency }, targets: this.images.awaitingFetch(ctx, fetchIds) }, em)
         : null;
       const demonstrationsCreated = options.createDemonstrations

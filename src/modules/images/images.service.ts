@@ -131,6 +131,14 @@ export class ImagesService {
       .andWhere('i.contentHash IS NULL AND i.sourceUrl IS NOT NULL');
   }
 
+  /** Whether any of these images still waits for its bytes, read in the caller's transaction. */
+  async anyAwaitingFetch(em: EntityManager, ctx: RequestContext, ids: string[]): Promise<boolean> {
+    if (ids.length === 0) return false;
+    const [sql, parameters] = this.awaitingFetch(ctx, ids).getQueryAndParameters();
+    const [{ any }]: { any: boolean }[] = await em.query(`SELECT EXISTS (${sql}) AS any`, parameters);
+    return any;
+  }
+
   /** Of these images, those still waiting for their bytes (the rest are settled), in id order. */
   async pendingFetches(ctx: RequestContext, ids: readonly string[]): Promise<PendingFetch[]> {
     if (ids.length === 0) return [];
