@@ -98,7 +98,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     projects: new ProjectsService(ds),
     images,
     demonstrations,
-    recordsImport: new RecordsImportService(ds, images, demonstrations, config.IMAGE_FETCH_CONCURRENCY),
+    recordsImport: new RecordsImportService(ds, images, demonstrations, runs, config.IMAGE_FETCH_CONCURRENCY),
     candidates,
     preferences,
     selectors,

@@ -7,6 +7,7 @@ import { GenerationRun } from '../modules/generation/generation.run';
 import { RatingRun } from '../modules/rating/rating.run';
 import { ClusteringRun } from '../modules/clustering/clustering.run';
 import { ScoringRun } from '../modules/scoring/scoring.run';
+import { ImageFetchRun } from '../modules/images/image-fetch.run';
 import { recordTemplates } from '../modules/llm-tasks/prompt-templates';
 import { startWebhookWorker } from '../modules/webhooks/webhook-worker';
 
@@ -24,6 +25,7 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     new RatingRun(services.candidates, services.preferences, services.llm, services.images, services.runs, maxSide),
     new ClusteringRun(ds, services.llm, services.images, services.runs),
     new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs),
+    new ImageFetchRun(services.images, services.runs),
   ]);
   const deliveries = await startWebhookWorker(services);
   const runs = await startJobWorker({

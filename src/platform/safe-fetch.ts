@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import https from 'node:https';
 import { RequestFilteringHttpAgent, RequestFilteringHttpsAgent } from 'request-filtering-agent';
 
@@ -147,6 +148,34 @@ function parseHttpUrl(raw: string): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new SafeFetchError('INVALID_URL', 'Use an http or https URL');
   if (url.username || url.password) throw new SafeFetchError('INVALID_URL', 'Put no credentials in the URL');
   return url;
+}
+
+/**
+ * Literal addresses the agents would refuse (private, loopback, link-local, unspecified, shared,
+ * multicast, reserved). Only for checking a URL before fetching it: names are resolved, and every
+ * address re-checked, by the agents at connect time.
+ */
+const NON_PUBLIC = new net.BlockList();
+for (const [network, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16], ['224.0.0.0', 3]] as const) {
+  NON_PUBLIC.addSubnet(network, prefix, 'ipv4');
+}
+for (const [network, prefix] of [['::', 127], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) NON_PUBLIC.addSubnet(network, prefix, 'ipv6');
+
+/**
+ * What can be known about a URL without fetching it: its syntax, scheme, credentials and, when
+ * private networks are refused, a literal non-public address. Throws the SafeFetchError a fetch would.
+ */
+export function checkUrlWithoutFetching(raw: string, allowPrivateNetworks: boolean): void {
+  const url = parseHttpUrl(raw);
+  if (allowPrivateNetworks) return;
+  let host = url.hostname.replace(/^\[|\]$/g, '');
+  // An IPv4 address written as IPv6 (::ffff:7f00:1) is the IPv4 address.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(host);
+  if (mapped) host = [parseInt(mapped[1], 16) >> 8, parseInt(mapped[1], 16) & 255, parseInt(mapped[2], 16) >> 8, parseInt(mapped[2], 16) & 255].join('.');
+  const family = net.isIP(host);
+  if (family && NON_PUBLIC.check(host, family === 4 ? 'ipv4' : 'ipv6')) {
+    throw new SafeFetchError('REFUSED', `Refused: ${url.hostname} is a private, loopback or link-local address`);
+  }
 }
 
 export function isHttpUrl(value: string): boolean {

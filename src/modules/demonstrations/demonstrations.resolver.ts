@@ -14,6 +14,7 @@ import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
 import { User } from '../projects/user.entity';
 import { userByIdLoader } from '../projects/projects.loaders';
+import { Run } from '../runs/run.entity';
 import { Image } from '../images/image.entity';
 import { imageByIdLoader } from '../images/images.loaders';
 import { Candidate } from '../candidates/candidate.entity';
@@ -47,6 +48,12 @@ export class ImportSummary {
 export class ImportRecordsPayload {
   @Field(() => ImportSummary, { nullable: true }) summary?: ImportSummary | null;
   @Field(() => [RecordError]) recordErrors: RecordError[];
+  @Field(() => Run, {
+    nullable: true,
+    description:
+      'The IMAGE_FETCH run fetching the images given by URL (null when none): follow it with runUpdated or run(id); each image it could not fetch is one of its failures, keyed `image:<image id>`, its reason naming the pair id and URL.',
+  })
+  fetchRun?: Run | null;
   @Field(() => [UserError]) userErrors: UserError[];
 }
 
@@ -104,8 +111,8 @@ export class DemonstrationsResolver {
       const records = input.recordsFile ? parseJson((await readUpload(input.recordsFile, maxBytes, ['recordsFile'])).bytes.toString('utf8')) : input.records;
       const files: UploadedFile[] = [];
       for (const upload of input.images ?? []) files.push(await readUpload(upload, maxBytes, ['images']));
-      const { recordErrors, ...summary } = await this.recordsImportService.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
-      return { summary: recordErrors.length ? null : summary, recordErrors };
+      const { recordErrors, fetchRun, ...summary } = await this.recordsImportService.import(ctx, records, files, { createDemonstrations: input.createDemonstrations });
+      return { summary: recordErrors.length ? null : summary, recordErrors, fetchRun };
     });
     return { ...result, recordErrors: result.recordErrors ?? [] };
   }

@@ -8,7 +8,9 @@ import type { UploadedFile } from '../../platform/uploads';
 import { ImagesService } from '../images/images.service';
 import { InspectedImage } from '../images/image-bytes';
 import { ImageSource } from '../images/modality';
-import { isHttpUrl } from '../../platform/safe-fetch';
+import { isHttpUrl, SafeFetchError } from '../../platform/safe-fetch';
+import { RunsService } from '../runs/runs.service';
+import { Run, RunKind } from '../runs/run.entity';
 import { Semaphore } from '../../platform/semaphore';
 import { DemonstrationsService } from './demonstrations.service';
 import { FigureRecord, figureRecordSchema, recordFileName, toImageRecord, toTurns } from './record-schema';
@@ -32,13 +34,16 @@ export interface ImportResult {
   imagesWithBytes: number;
   demonstrationsCreated: number;
   unmatchedFiles: string[];
+  /** The IMAGE_FETCH run that fetches the images given by URL; null when the import named none. */
+  fetchRun: Run | null;
 }
 
 interface Checked {
   index: number;
   record: FigureRecord;
   file?: { bytes: Buffer; inspected: InspectedImage };
-  fromUrl?: boolean;
+  /** The record's image is an http(s) URL: the image is written without bytes, and a run fetches them. */
+  url?: string;
 }
 
 const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
@@ -48,6 +53,7 @@ const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
   imagesWithBytes: 0,
   demonstrationsCreated: 0,
   unmatchedFiles: [],
+  fetchRun: null,
 });
 
 /**
@@ -56,16 +62,19 @@ const emptyResult = (recordErrors: RecordError[]): ImportResult => ({
  * Everything is checked first; one bad record means nothing is written and every problem is
  * reported, so a curator fixes the file in one pass.
  *
- * URLs are fetched inside the import, before its transaction, IMAGE_FETCH_CONCURRENCY at a time:
- * that keeps all-or-nothing exact (a record whose image cannot be fetched is a record error like a
- * bad file), and it stays bounded, as an import holds at most 10,000 records and each fetch is
- * time- and size-limited.
+ * A URL is checked here for what can be known without fetching it (syntax, scheme, credentials, a
+ * literal private address when those are refused):
+ * a bad one is a record error like any other. The image is written without bytes, keeping its URL,
+ * and in the same transaction an IMAGE_FETCH run (image-fetch.run.ts) is created to fetch them: a
+ * worker does the network work, under the same limits as uploads, and each image it cannot fetch
+ * is a run failure keyed `image:<id>` (the image keeps the record's pair id), not a failed import.
  */
 export class RecordsImportService {
   constructor(
     private readonly ds: DataSource,
     private readonly images: ImagesService,
     private readonly demonstrations: DemonstrationsService,
+    private readonly runs: RunsService,
     private readonly fetchConcurrency = 8,
   ) {}
 
@@ -86,8 +95,13 @@ export class RecordsImportService {
       const { idByPair: imageIdByPair, created } = await this.images.upsertRecords(
         em,
         ctx,
-        checked.map((c) => ({ record: toImageRecord(c.record), file: c.file, source: c.fromUrl ? ImageSource.URL : ImageSource.IMPORT })),
+        checked.map((c) => ({ record: { ...toImageRecord(c.record), ...(c.url ? { sourceUrl: c.url } : {}) }, file: c.file, source: c.url ? ImageSource.URL : ImageSource.IMPORT })),
       );
+      const fetchIds = checked.filter((c) => c.url).map((c) => imageIdByPair.get(c.record.pair_id)!);
+      // A re-imported record whose image already has its bytes needs no fetch: no empty run.
+      const fetchRun = (await this.images.anyAwaitingFetch(em, ctx, fetchIds))
+        ? await this.runs.create(ctx, { kind: RunKind.IMAGE_FETCH, params: { concurrency: this.fetchConcurrency }, targets: this.images.awaitingFetch(ctx, fetchIds) }, em)
+        : null;
       const demonstrationsCreated = options.createDemonstrations
         ? await this.demonstrations.insertMany(
             em,
@@ -104,6 +118,7 @@ export class RecordsImportService {
         imagesWithBytes: checked.filter((c) => c.file).length,
         demonstrationsCreated,
         unmatchedFiles: [...filesByName.keys()].filter((n) => !matchedNames.has(n)).sort(),
+        fetchRun,
       };
     });
   }
@@ -150,15 +165,14 @@ export class RecordsImportService {
   }
 
   private async attachFiles(parsed: { index: number; record: FigureRecord }[], files: Map<string, Buffer>, errors: RecordError[]): Promise<Checked[]> {
-    // One bound for fetches and decodes alike: a 10,000-record import never decodes 10,000 images at once.
+    // One bound for decodes: a 10,000-record import never decodes 10,000 images at once.
     const fetches = new Semaphore(this.fetchConcurrency);
     const attached = await Promise.all(
       parsed.map(async ({ index, record }): Promise<Checked | null> => {
         const name = recordFileName(record);
         const field = record.imgs != null ? 'imgs' : 'image';
-        const fromUrl = !!name && isHttpUrl(name);
+        if (name && isHttpUrl(name)) return this.checkUrl(index, record, name, field, errors);
         try {
-          if (fromUrl) return { index, record, fromUrl, file: await fetches.use(() => this.images.fetchAndInspect(name, ['records', String(index), field])) };
           const bytes = name ? files.get(path.basename(name)) : undefined;
           if (!bytes) return { index, record };
           return { index, record, file: { bytes, inspected: await fetches.use(() => this.images.inspect(bytes, ['images', name!])) } };
@@ -171,6 +185,18 @@ export class RecordsImportService {
       }),
     );
     return attached.filter((c): c is Checked => c !== null);
+  }
+
+  /** A record whose image is a URL: checked without fetching (syntax, scheme, credentials, literal private address); a worker fetches it later. */
+  private checkUrl(index: number, record: FigureRecord, url: string, field: string, errors: RecordError[]): Checked | null {
+    try {
+      this.images.checkUrl(url);
+      return { index, record, url };
+    } catch (error) {
+      if (!(error instanceof SafeFetchError)) throw error;
+      errors.push({ index, recordId: record.id == null ? null : String(record.id), field, message: `${url}: ${error.message}`, code: UserErrorCode.INVALID });
+      return null;
+    }
   }
 
   /**

@@ -57,6 +57,10 @@ export class Image extends ProjectScopedEntity {
   @Column({ type: 'enum', enum: ImageSource, enumName: 'image_source' })
   source: ImageSource;
 
+  @Field(() => String, { nullable: true, description: 'The http(s) URL the bytes were (or are to be) fetched from, for images imported by URL.' })
+  @Column('text', { nullable: true })
+  sourceUrl: string | null;
+
   @Field(() => String, { nullable: true, description: 'SHA-256 of the bytes; null while only the record is known.' })
   @Column('char', { length: 64, nullable: true })
   contentHash: string | null;

@@ -1,4 +1,4 @@
-import { Brackets, DataSource, EntityManager, In } from 'typeorm';
+import { Brackets, DataSource, EntityManager, In, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { BlobStorage } from '../../platform/storage';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
@@ -8,14 +8,14 @@ import { Image } from './image.entity';
 import { ImageSource, Modality } from './modality';
 import { ImageFilter, ImageMetadataInput, ImageOrder, ImageSelectionInput } from './images.inputs';
 import { ImageLimits, inspectImage, InspectedImage, makeThumbnail, toModelInput } from './image-bytes';
-import { SafeFetcher } from '../../platform/safe-fetch';
+import { checkUrlWithoutFetching, SafeFetcher } from '../../platform/safe-fetch';
 import { createImageFetcher, fetchImageBytes, ImageFetchSettings } from './image-url';
 
 export type ImageVariant = 'original' | 'thumbnail';
 
 /** Rows per INSERT: 16 parameters a row stays far below Postgres's 65,535 parameters a statement. */
 const UPSERT_CHUNK = 1000;
-const METADATA_COLUMNS = ['pmid', 'fig_label', 'fig_id', 'graphic_ref', 'file_name', 'caption', 'mentions', 'modalities'];
+const METADATA_COLUMNS = ['pmid', 'fig_label', 'fig_id', 'graphic_ref', 'file_name', 'caption', 'mentions', 'modalities', 'source_url'];
 
 /** What a vision-model prompt needs of an image. */
 export interface ModelFigure {
@@ -44,6 +44,15 @@ export interface ImageRecord {
   caption?: string | null;
   mentions?: string[] | null;
   modalities?: Modality[] | null;
+  /** For images imported by URL: where an IMAGE_FETCH run fetches their bytes. */
+  sourceUrl?: string | null;
+}
+
+/** An image imported by URL that still has no bytes: what an IMAGE_FETCH run works on. */
+export interface PendingFetch {
+  id: string;
+  pairId: string | null;
+  sourceUrl: string;
 }
 
 export class ImagesService {
@@ -55,7 +64,10 @@ export class ImagesService {
     fetchSettings?: Omit<ImageFetchSettings, 'maxBytes'>,
   ) {
     this.fetcher = createImageFetcher({ allowPrivateNetworks: false, timeoutMs: 15_000, maxRedirects: 3, ...fetchSettings, maxBytes: limits.maxBytes });
+    this.allowPrivateNetworks = fetchSettings?.allowPrivateNetworks ?? false;
   }
+
+  private readonly allowPrivateNetworks: boolean;
 
   private readonly fetcher: SafeFetcher;
 
@@ -79,7 +91,7 @@ export class ImagesService {
    * Stores an uploaded image: validated and hashed first, then the content-addressed bytes, then the
    * row. The same bytes twice in a project answer DUPLICATE with no second row.
    */
-  async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: ImageMetadataInput | null | undefined, origin = { source: ImageSource.UPLOAD, field: ['input', 'file'] }): Promise<Image> {
+  async upload(ctx: RequestContext, bytes: Buffer, fileName: string | null, metadata: (ImageMetadataInput & { sourceUrl?: string }) | null | undefined, origin = { source: ImageSource.UPLOAD, field: ['input', 'file'] }): Promise<Image> {
     const inspected = await inspectImage(bytes, this.limits, origin.field);
     await this.assertNotDuplicate(this.ds.manager, ctx.projectId, inspected.contentHash, metadata?.pairId ?? null, origin.field);
     await this.storeBytes(ctx.projectId, bytes, inspected);
@@ -96,13 +108,91 @@ export class ImagesService {
   /** uploadImage with a `url`: the bytes fetched (SSRF-guarded, size- and time-limited), then the same checks as a file. */
   async uploadFromUrl(ctx: RequestContext, url: string, metadata: ImageMetadataInput | null | undefined): Promise<Image> {
     const bytes = await fetchImageBytes(this.fetcher, url, ['input', 'url']);
-    return this.upload(ctx, bytes, url, metadata, { source: ImageSource.URL, field: ['input', 'url'] });
+    return this.upload(ctx, bytes, url, { ...metadata, sourceUrl: url }, { source: ImageSource.URL, field: ['input', 'url'] });
   }
 
   /** For importers: the bytes at `url` (or a user error on `field`), validated like an uploaded file. */
   async fetchAndInspect(url: string, field: string[]): Promise<{ bytes: Buffer; inspected: InspectedImage }> {
     const bytes = await fetchImageBytes(this.fetcher, url, field);
     return { bytes, inspected: await inspectImage(bytes, this.limits, field) };
+  }
+
+  /**
+   * An IMAGE_FETCH run's targets: of these images, those imported by URL that have no bytes yet.
+   * A query, so the run freezes it in the importer's transaction.
+   */
+  awaitingFetch(ctx: RequestContext, ids: string[]): SelectQueryBuilder<object> {
+    return this.ds
+      .createQueryBuilder()
+      .select('i.id', 'id')
+      .from(Image, 'i')
+      .where('i.projectId = :p', { p: ctx.projectId })
+      .andWhere('i.id IN (:...ids)', { ids: ids.length ? ids : ['00000000-0000-0000-0000-000000000000'] })
+      .andWhere('i.contentHash IS NULL AND i.sourceUrl IS NOT NULL');
+  }
+
+  /** Whether any of these images still waits for its bytes, read in the caller's transaction. */
+  async anyAwaitingFetch(em: EntityManager, ctx: RequestContext, ids: string[]): Promise<boolean> {
+    if (ids.length === 0) return false;
+    const [sql, parameters] = this.awaitingFetch(ctx, ids).getQueryAndParameters();
+    const [{ any }]: { any: boolean }[] = await em.query(`SELECT EXISTS (${sql}) AS any`, parameters);
+    return any;
+  }
+
+  /** Of these images, those still waiting for their bytes (the rest are settled), in id order. */
+  async pendingFetches(ctx: RequestContext, ids: readonly string[]): Promise<PendingFetch[]> {
+    if (ids.length === 0) return [];
+    const rows: { id: string; pair_id: string | null; source_url: string }[] = await this.ds.query(
+      `SELECT id, pair_id, source_url FROM images WHERE project_id = $1 AND id = ANY($2::uuid[]) AND content_hash IS NULL AND source_url IS NOT NULL ORDER BY id`,
+      [ctx.projectId, ids],
+    );
+    return rows.map((r) => ({ id: r.id, pairId: r.pair_id, sourceUrl: r.source_url }));
+  }
+
+  /**
+   * Attaches fetched, inspected bytes to an image that has none, and runs `alsoInTransaction` (the
+   * run's counters) in the same transaction only when it did: an image gets its bytes, and is
+   * counted, exactly once. Bytes another image of the project already holds are DUPLICATE.
+   */
+  async attachFetchedBytes(
+    ctx: RequestContext,
+    imageId: string,
+    file: { bytes: Buffer; inspected: InspectedImage },
+    alsoInTransaction: (em: EntityManager) => Promise<void>,
+  ): Promise<boolean> {
+    const field = ['image', imageId];
+    await this.assertNotDuplicateOf(ctx.projectId, imageId, file.inspected.contentHash, field);
+    await this.storeBytes(ctx.projectId, file.bytes, file.inspected);
+    const i = file.inspected;
+    try {
+      return await this.ds.transaction(async (em) => {
+        const rows: unknown[] = await em.query(
+          `WITH attached AS (
+             UPDATE images SET content_hash = $3, mime_type = $4, width = $5, height = $6, byte_size = $7, updated_at = now()
+              WHERE id = $1 AND project_id = $2 AND content_hash IS NULL RETURNING id)
+           SELECT id FROM attached`,
+          [imageId, ctx.projectId, i.contentHash, i.mimeType, i.width, i.height, i.byteSize],
+        );
+        if (rows.length) await alsoInTransaction(em);
+        return rows.length > 0;
+      });
+    } catch (error) {
+      // Another image took the same bytes between our check and the update.
+      if ((error as { code?: string }).code === '23505') await this.assertNotDuplicateOf(ctx.projectId, imageId, i.contentHash, field);
+      throw error;
+    }
+  }
+
+  private async assertNotDuplicateOf(projectId: string, imageId: string, contentHash: string, field: string[]): Promise<void> {
+    const other = await this.ds.getRepository(Image).findOne({ where: { projectId, contentHash }, select: { id: true, pairId: true } });
+    if (other && other.id !== imageId) {
+      throw new UserErrorsException([userError(UserErrorCode.DUPLICATE, `The same bytes are already stored for image ${other.pairId ?? other.id}`, field)]);
+    }
+  }
+
+  /** For importers: a URL's syntax, scheme, credentials and literal address checked without fetching it (SafeFetchError when wrong). */
+  checkUrl(url: string): void {
+    checkUrlWithoutFetching(url, this.allowPrivateNetworks);
   }
 
   /** For importers: validates bytes without writing, so a whole import can be checked before its transaction. */
@@ -309,6 +399,7 @@ export class ImagesService {
       figId: r.figId ?? null,
       graphicRef: r.graphicRef ?? null,
       fileName: r.fileName ?? null,
+      sourceUrl: r.sourceUrl ?? null,
       caption: r.caption ?? '',
       mentions: r.mentions ?? [],
       modalities: r.modalities?.length ? [...new Set(r.modalities)] : [Modality.OTHER],

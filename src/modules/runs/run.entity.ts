@@ -10,6 +10,7 @@ export enum RunKind {
   SCORING = 'SCORING',
   TRAINING = 'TRAINING',
   EXPORT = 'EXPORT',
+  IMAGE_FETCH = 'IMAGE_FETCH',
 }
 registerEnumType(RunKind, {
   name: 'RunKind',
@@ -21,6 +22,7 @@ registerEnumType(RunKind, {
     SCORING: { description: 'A selector model scores candidates (startScoringRun).' },
     TRAINING: { description: 'Reserved: selector training is not run by the service yet.' },
     EXPORT: { description: 'Reserved: exports stream on request and need no run.' },
+    IMAGE_FETCH: { description: 'Fetches the bytes of images imported by URL (importRecords returns it as fetchRun); each failure names its image.' },
   },
 });
 
@@ -48,7 +50,7 @@ registerEnumType(RunStatus, {
 export class RunStatusCount {
   @Field(() => String, {
     description:
-      'The outcome: generation OK, PARSE_FAILED, REFUSED, FAILED (the candidate status); rating RATED, UNPARSEABLE, REFUSED, FAILED; scoring SCORED, FAILED, SKIPPED; clustering EMBEDDED.',
+      'The outcome: generation OK, PARSE_FAILED, REFUSED, FAILED (the candidate status); rating RATED, UNPARSEABLE, REFUSED, FAILED; scoring SCORED, FAILED, SKIPPED; clustering EMBEDDED; image fetch FETCHED or the failure\'s error code (INVALID, TOO_LARGE, UNSUPPORTED_MEDIA, DUPLICATE).',
   })
   status: string;
 

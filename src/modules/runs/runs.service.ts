@@ -243,8 +243,10 @@ export class RunsService {
   }
 
   /** The run, its frozen targets and its job, all or nothing. */
-  async create(ctx: RequestContext, spec: NewRun): Promise<Run> {
-    const run = await this.ds.transaction(async (em) => {
+  async create(ctx: RequestContext, spec: NewRun, outer?: EntityManager): Promise<Run> {
+    // Inside a caller's transaction (an import and the run that fetches its images) or in one of its own.
+    const inTransaction = <T>(work: (em: EntityManager) => Promise<T>) => (outer ? work(outer) : this.ds.transaction(work));
+    const run = await inTransaction(async (em) => {
       const created = await em.getRepository(Run).save(em.getRepository(Run).create({ projectId: ctx.projectId, kind: spec.kind, status: RunStatus.QUEUED, params: spec.params, createdById: ctx.userId }));
       const [sql, parameters] = spec.targets.getQueryAndParameters();
       const [{ targets }]: { targets: number }[] = await em.query(
