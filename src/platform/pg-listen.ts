@@ -9,11 +9,11 @@ export interface ChannelHandlers {
 }
 
 const FIRST_RETRY_MS = 250;
-const MAX_RETRY_MS = 10_000;
+const MAX_RETRY_MS = 2_000;
 
 /**
  * One Postgres LISTEN connection on one channel that survives its database: a lost connection is
- * replaced with backoff (250 ms doubling to 10 s), and the caller hears when it is back. Used for
+ * replaced with backoff (250 ms doubling to 2 s, so it is back within seconds of its database), and the caller hears when it is back. Used for
  * run events and access changes; each api process holds one per channel.
  */
 export class ReconnectingListener {

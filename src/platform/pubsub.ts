@@ -9,6 +9,9 @@ import { ReconnectingListener } from './pg-listen';
  */
 export const RUN_EVENTS_CHANNEL = 'run_events';
 
+const NOTIFY_ATTEMPTS = 4;
+const NOTIFY_RETRY_MS = 250;
+
 export interface RunEvent {
   runId: string;
   seq: number;
@@ -54,7 +57,17 @@ export class RunEventsPublisher {
   private async send(runId: string): Promise<void> {
     this.lastSent.set(runId, Date.now());
     const payload: RunEvent = { runId, seq: ++this.seq };
-    await this.ds.query(`SELECT pg_notify($1, $2)`, [RUN_EVENTS_CHANNEL, JSON.stringify(payload)]).catch((error) => logger.warn('notify failed', { error: String(error) }));
+    // After a database outage the pool can still hand out a connection that died with it; the next
+    // try gets a fresh one. A lost final event would leave subscribers waiting, so try a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.ds.query(`SELECT pg_notify($1, $2)`, [RUN_EVENTS_CHANNEL, JSON.stringify(payload)]);
+        return;
+      } catch (error) {
+        if (attempt >= NOTIFY_ATTEMPTS) return void logger.warn('notify failed', { runId, error: String(error) });
+        await new Promise((resolve) => setTimeout(resolve, NOTIFY_RETRY_MS * attempt));
+      }
+    }
   }
 }
 
