@@ -60,11 +60,12 @@ function describeDatabase(db: Database, config: AppConfig): string {
 async function serve(config: AppConfig): Promise<void> {
   const db = await openDatabase(config, { migrate: true });
   lifecycle.onShutdown('database', () => db.close());
-  const server = await startServer(db.ds, config);
+  const server = await startServer(db.ds, config, { holdReadiness: true });
   lifecycle.onShutdown('api', () => server.close());
   const worker = config.RUN_WORKER ? await startWorker(server.services) : null;
   if (worker) lifecycle.onShutdown('worker', () => worker.stop());
   const seed = process.env.SEED_DEMO === 'false' ? null : await seedDemo(server.services, config.DATA_DIR);
+  server.markReady();
   // Wall time since the process started (module loading included), not since this function began.
   const seconds = (performance.now() / 1000).toFixed(1);
   console.log(`

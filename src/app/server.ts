@@ -35,6 +35,8 @@ export interface RunningServer {
   graphqlUrl: string;
   services: AppServices;
   httpServer: http.Server;
+  /** With `holdReadiness`, /readyz answers 503 "starting" until this is called. */
+  markReady(): void;
   close(): Promise<void>;
 }
 
@@ -110,7 +112,7 @@ function listenOrFail(httpServer: http.Server, port: number, host: string): Prom
 }
 
 /** The api process: GraphQL over HTTP and WebSocket on one port, file downloads, health probes. */
-export async function startServer(ds: DataSource, config: AppConfig): Promise<RunningServer> {
+export async function startServer(ds: DataSource, config: AppConfig, options: { holdReadiness?: boolean } = {}): Promise<RunningServer> {
   const signer = new UrlSigner(await loadSigningSecret(ds, config.URL_SIGNING_SECRET), config.SIGNED_URL_TTL_SECONDS);
   const services = createServices(ds, config, signer);
   const schema = await buildAppSchema(services);
@@ -153,7 +155,6 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     allowBatchedHttpRequests: false,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
-    status400ForVariableCoercionErrors: true,
     logger: apolloLogger,
     plugins: [
       ...limits.plugins,
@@ -180,7 +181,11 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
   });
 
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  // A process that still has start-up work after listening (the demo seed, its worker) holds its
+  // readiness until that is done, so a supervisor or script never sees "ready" too early.
+  let started = !options.holdReadiness;
   app.get('/readyz', async (_req, res) => {
+    if (!started) return void res.status(503).json({ status: 'starting' });
     const readiness = await checkReadiness(ds, migrationsApplied);
     res.status(readiness.status).json(readiness.body);
   });
@@ -241,6 +246,9 @@ export async function startServer(ds: DataSource, config: AppConfig): Promise<Ru
     graphqlUrl: `${url}${GRAPHQL_PATH}`,
     services,
     httpServer,
+    markReady: () => {
+      started = true;
+    },
     close: async () => {
       await apollo.stop();
       await services.runEvents.stop();

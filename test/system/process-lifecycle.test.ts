@@ -71,6 +71,19 @@ describe('process lifecycle through npm', () => {
     expect(server.log).toMatch(new RegExp(`"message":"stopped","reason":"${reason}"`));
   });
 
+  it('answers /readyz 200 only once start-up is done: the demo seed and its dev key are there by then', async () => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    const server = npm(['start']);
+    await waitUntil('/readyz 200 on a first start', async () => (await readyz()) === 200, 90_000, () => server.log);
+    // Polled from outside as a script or supervisor would: "ready" must not come before the work it promises.
+    expect(fs.existsSync(path.join(dataDir, 'dev-api-key'))).toBe(true);
+    expect(server.log).toMatch(READY);
+    const node = server.nodePid()!;
+    server.signal('SIGTERM');
+    await server.waitForExit();
+    await expectFullyStopped(node, () => server.log);
+  });
+
   it('a start whose port is taken exits non-zero at once, says why, and stops the Postgres it started', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(ports.port, '127.0.0.1', resolve));
