@@ -103,3 +103,26 @@ export function selectorText(source: SelectorTextSource, manifest: SelectorManif
   }
   return parts.filter((p) => p.length > 0).join(separator);
 }
+
+/** What a preference pair compares (training and evaluation): a whole candidate, one of its rounds, or one answer of a round. */
+export interface JudgedItem {
+  roundIndex: number | null;
+  answerIndex: number | null;
+}
+
+/**
+ * The text source of one judged item, so a selector (or an encoder) scores exactly what the
+ * clinician or the judge compared: one answer of a round is that round alone with that answer
+ * in first place (`selectorText` reads `answers[0]`); a round without an answer index is that
+ * round as generated; a whole candidate is the candidate. Caption and mentions stay, since the
+ * selector sees them for every candidate.
+ */
+export function judgedItemSource(source: SelectorTextSource, item: JudgedItem): SelectorTextSource {
+  if (item.roundIndex === null) return source;
+  const round = source.rounds[item.roundIndex];
+  if (!round) throw new Error(`Round ${item.roundIndex} does not exist (the candidate has ${source.rounds.length})`);
+  if (item.answerIndex === null) return { ...source, rounds: [round] };
+  const answer = round.answers[item.answerIndex];
+  if (answer === undefined) throw new Error(`Answer ${item.answerIndex} of round ${item.roundIndex} does not exist`);
+  return { ...source, rounds: [{ question: round.question, answers: [answer] }] };
+}
