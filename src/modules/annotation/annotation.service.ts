@@ -180,7 +180,7 @@ export class AnnotationService {
       briefs = await this.candidates.briefs(ctx, { ids }, limit);
     } else if (items.generationRunId) {
       await this.runs.assertRunsOfKind(ctx, [items.generationRunId], RunKind.GENERATION, ['input', 'items', 'generationRunId']);
-      briefs = await this.candidates.briefs(ctx, { filter: { runId: items.generationRunId } }, limit);
+      briefs = await this.candidates.briefs(ctx, { filter: { runId: items.generationRunId }, byImageAndSample: true }, limit);
     } else {
       briefs = await this.candidates.briefs(ctx, { filter: items.candidateFilter }, limit);
     }
