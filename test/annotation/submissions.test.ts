@@ -159,6 +159,25 @@ describe('annotation campaigns: submissions, progress, promotion', () => {
     expect(asViewer.data!.node.submissions.totalCount).toBe(2);
     const bSubmission = (await app.ds.query(`SELECT id FROM annotation_submissions WHERE item_id = $1 AND annotator_id = $2`, [uuid(ta.item.id), b.userId]))[0].id;
     expect(errorCodes(await gql(app.graphqlUrl, a.key, `query($id: ID!) { node(id: $id) { id } }`, { id: gid('AnnotationSubmission', bSubmission) }))).toEqual(['NOT_FOUND']);
+    // Nor through the preference API: a clinician reads only their own campaign judgements there.
+    const prefsOfA = await gql(
+      app.graphqlUrl,
+      a.key,
+      `query($c: ID!) { preferences(first: 100) { edges { node { annotator { id } } } } candidate: node(id: $c) { ... on Candidate { preferenceCount preferences(first: 20) { edges { node { annotator { id } } } } } } }`,
+      { c: ta.candidate.id },
+    );
+    expect(prefsOfA.errors).toBeUndefined();
+    const annotators = (edges: { node: { annotator: { id: string } } }[]) => [...new Set(edges.map((e) => e.node.annotator.id))];
+    expect(annotators(prefsOfA.data!.preferences.edges)).toEqual([gid('User', a.userId)]);
+    expect(annotators(prefsOfA.data!.candidate.preferences.edges)).toEqual([gid('User', a.userId)]);
+    const [visible] = await app.ds.query(
+      `SELECT count(*) FILTER (WHERE campaign_id IS NULL OR annotator_id = $2)::int AS to_a, count(*)::int AS all FROM preferences WHERE candidate_id = $1`,
+      [uuid(ta.candidate.id), a.userId],
+    );
+    expect(visible.all).toBeGreaterThan(visible.to_a);
+    expect(prefsOfA.data!.candidate.preferenceCount).toBe(visible.to_a);
+    const asCurator = await gql(app.graphqlUrl, lab.keys.CURATOR, `query($c: ID!) { node(id: $c) { ... on Candidate { preferenceCount } } }`, { c: ta.candidate.id });
+    expect(asCurator.data!.node.preferenceCount).toBe(visible.all);
     // Not blind: clinicians see each other.
     await app.ds.query(`UPDATE annotation_campaigns SET blind = false WHERE id = $1`, [uuid(campaign)]);
     expect((await gql(app.graphqlUrl, a.key, itemQuery, { id: ta.item.id })).data!.node.submissions.totalCount).toBe(2);
