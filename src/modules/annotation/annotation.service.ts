@@ -493,15 +493,6 @@ export class AnnotationService {
     return item;
   }
 
-  /** The caller's unexpired lease of an item (for a task's expiry), or null. */
-  async leaseExpiry(ctx: RequestContext, itemId: string): Promise<Date | null> {
-    const [row]: { expires_at: Date }[] = await this.ds.query(
-      `SELECT expires_at FROM annotation_leases WHERE project_id = $1 AND item_id = $2 AND annotator_id = $3 AND state = 'LEASED' AND expires_at > now()`,
-      [ctx.projectId, itemId, ctx.userId],
-    );
-    return row?.expires_at ?? null;
-  }
-
   /**
    * Checks a submission against the campaign's task kind and the candidate, and turns it into the
    * preferences it stands for. ACCEPTANCE and RATING cover every answer of every round, once.
@@ -604,11 +595,6 @@ export class AnnotationService {
       .where('p.projectId = :p AND p.demonstrationId = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...demonstrationIds] })
       .orderBy('p.createdAt', 'ASC')
       .getMany();
-  }
-
-  async submissionsByIds(ctx: RequestContext, ids: readonly string[]): Promise<AnnotationSubmission[]> {
-    if (ids.length === 0) return [];
-    return this.ds.getRepository(AnnotationSubmission).createQueryBuilder('s').where('s.projectId = :p AND s.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] }).orderBy('s.createdAt').getMany();
   }
 
   /**
