@@ -49,7 +49,7 @@
       nextAnnotationTask(campaignId: $campaignId) {
         task {
           leaseExpiresAt
-          item { id status submittedCount }
+          item { id status submittedCount roundIndex }
           candidate { ...CandidateFields }
           otherCandidate { ...CandidateFields }
           campaign { ...CampaignFields }
@@ -368,7 +368,11 @@
     const list = $('rounds');
     list.replaceChildren();
     const kind = state.campaign.taskKind;
+    if (kind === 'PAIRWISE' && state.task.otherCandidate) return renderCandidatePair();
+    const judgedRound = kind === 'PAIRWISE' ? state.task.item.roundIndex : null;
     state.task.candidate.rounds.forEach((round, r) => {
+      // PAIRWISE of answers judges one round; the others would only distract.
+      if (judgedRound != null && r !== judgedRound) return;
       const answers = round.alternativeAnswer == null ? [round.answer] : [round.answer, round.alternativeAnswer];
       const item = el('li', { className: 'round' });
       item.dataset.round = String(r);
@@ -376,10 +380,33 @@
       const row = el('div', { className: 'answers' });
       answers.forEach((text, a) => row.append(renderAnswer(kind, r, a, text)));
       item.append(row);
-      if (kind === 'PAIRWISE') item.append(renderChoice(r));
+      if (kind === 'PAIRWISE') item.append(renderChoice(r, ['Answer A is better', 'Answer B is better']));
       item.addEventListener('click', () => setCurrent(r, false));
+      item.addEventListener('focusin', () => setCurrent(r, false));
       list.append(item);
     });
+    if (judgedRound != null) state.current = judgedRound;
+    syncControls();
+  }
+
+  /** PAIRWISE of two candidates of one image: both conversations side by side, one choice. */
+  function renderCandidatePair() {
+    const list = $('rounds');
+    const item = el('li', { className: 'round pair' });
+    item.dataset.round = '0';
+    const row = el('div', { className: 'answers' });
+    [state.task.candidate, state.task.otherCandidate].forEach((candidate, a) => {
+      const box = el('div', { className: 'answer' });
+      box.dataset.answer = String(a);
+      box.append(el('p', { className: 'question', textContent: `Conversation ${a === 0 ? 'A' : 'B'}` }));
+      for (const round of candidate.rounds) {
+        box.append(el('p', { className: 'pair-question', textContent: round.question }));
+        box.append(el('p', { className: 'answer-text', textContent: round.answer }));
+      }
+      row.append(box);
+    });
+    item.append(row, renderChoice(0, ['Conversation A is better', 'Conversation B is better']));
+    list.append(item);
     syncControls();
   }
 
@@ -413,10 +440,10 @@
     return box;
   }
 
-  function renderChoice(r) {
+  function renderChoice(r, labels) {
     const group = el('fieldset', { className: 'decision choice' });
-    group.append(el('legend', { className: 'visually-hidden', textContent: `Better answer in round ${r + 1}` }));
-    for (const [choice, label, key] of [['A', 'A is better', 'a'], ['B', 'B is better', 'b'], ['TIE', 'Tie', 't']]) {
+    group.append(el('legend', { className: 'visually-hidden', textContent: 'Which is better?' }));
+    for (const [choice, label, key] of [['A', labels[0], 'a'], ['B', labels[1], 'b'], ['TIE', 'Tie', 't']]) {
       const input = el('input', { type: 'radio', name: 'pairwise-choice', value: `${r}:${choice}` });
       input.addEventListener('change', () => choose(r, choice));
       group.append(el('label', {}, [input, ` ${label} `, el('kbd', { textContent: key })]));
@@ -448,15 +475,15 @@
     }
   }
 
+  /** Makes round `r` (clamped to the rounds shown) the one the keys act on. */
   function setCurrent(r, scroll) {
-    const count = state.task ? state.task.candidate.rounds.length : 0;
-    if (!count) return;
-    state.current = Math.max(0, Math.min(count - 1, r));
+    const items = [...$('rounds').children];
+    if (!items.length) return;
+    const shown = items.map((item) => Number(item.dataset.round));
+    const target = Math.max(shown[0], Math.min(shown[shown.length - 1], r));
+    state.current = shown.includes(target) ? target : shown[0];
     syncControls();
-    if (scroll !== false) {
-      const item = $('rounds').children[state.current];
-      if (item) item.scrollIntoView({ block: 'nearest' });
-    }
+    if (scroll !== false) items[shown.indexOf(state.current)].scrollIntoView({ block: 'nearest' });
   }
 
   /** Records one accept/reject; once both answers of the current round are decided, moves to the next open round. */
@@ -490,12 +517,13 @@
     const kind = state.campaign.taskKind;
     const keys =
       kind === 'ACCEPTANCE'
-        ? [['1', 'accept A'], ['2', 'reject A'], ['3', 'accept B'], ['4', 'reject B']]
+        ? [[['1', '2'], 'accept / reject A'], [['3', '4'], 'accept / reject B']]
         : kind === 'PAIRWISE'
-          ? [['a', 'A better'], ['b', 'B better'], ['t', 'tie']]
-          : [['Tab', 'next rating box']];
-    const all = [...keys, ['↑ ↓', 'round'], ['c', 'comment'], ['s', 'skip'], ['Enter', 'submit'], ['z', 'zoom figure'], ['g', 'guidelines']];
-    $('keys-help').replaceChildren('Keys: ', ...all.flatMap(([key, what], i) => [el('kbd', { textContent: key }), ` ${what}${i < all.length - 1 ? ' · ' : ''}`]));
+          ? [[['a', 'b', 't'], 'A better / B better / tie']]
+          : [[['Tab'], 'next rating']];
+    const all = [...keys, [['↑', '↓'], 'round'], [['c'], 'comment'], [['s'], 'skip'], [['Enter'], 'submit'], [['z'], 'zoom'], [['g'], 'guidelines']];
+    const parts = all.flatMap(([combo, what], i) => [...combo.flatMap((key, k) => (k ? ['/', el('kbd', { textContent: key })] : [el('kbd', { textContent: key })])), ` ${what}${i < all.length - 1 ? ' · ' : ''}`]);
+    $('keys-help').replaceChildren('Keys: ', ...parts);
   }
 
   // ---- Submit and skip ---------------------------------------------------------------------------
@@ -515,17 +543,19 @@
       input.acceptance = state.decisions.flatMap((answers, roundIndex) => answers.map((accepted, answerIndex) => ({ roundIndex, answerIndex, accepted })));
     } else if (kind === 'PAIRWISE') {
       if (!state.choice) return { problem: 'Choose A, B or tie first.' };
-      input.pairwise = { roundIndex: task.otherCandidate ? null : state.choice.roundIndex, choice: state.choice.choice };
+      input.pairwise = { roundIndex: task.otherCandidate ? null : task.item.roundIndex, choice: state.choice.choice };
     } else {
+      // Every answer of every round, as the API asks.
       const ratings = [];
       for (const [roundIndex, answers] of state.ratings.entries()) {
         for (const [answerIndex, rating] of answers.entries()) {
-          if (rating == null || Number.isNaN(rating)) continue;
-          if (rating < 0 || rating > 10) return { problem: `Ratings go from 0 to 10 (${answerName(roundIndex, answerIndex)}).` };
+          if (rating == null || Number.isNaN(rating) || rating < 0 || rating > 10) {
+            setCurrent(roundIndex);
+            return { problem: `Rate every answer from 0 to 10 first: ${answerName(roundIndex, answerIndex)} is open.` };
+          }
           ratings.push({ roundIndex, answerIndex, rating });
         }
       }
-      if (!ratings.length) return { problem: 'Rate at least one answer first.' };
       input.ratings = ratings;
     }
     return { input };
@@ -596,6 +626,11 @@
         event.preventDefault();
         submit();
       }
+      return;
+    }
+    if (target instanceof HTMLInputElement && target.classList.contains('rating-input') && event.key === 'Enter') {
+      event.preventDefault();
+      submit();
       return;
     }
     if (typing || !state.task) return;
