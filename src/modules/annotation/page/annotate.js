@@ -286,6 +286,7 @@
       const problem = userErrorText(payload);
       if (problem) {
         setTask(null);
+        $('empty').hidden = true;
         showMessage(problem);
         return;
       }
@@ -293,6 +294,7 @@
       if (!payload.task) await refreshCampaign();
     } catch (error) {
       setTask(null);
+      $('empty').hidden = true;
       showMessage(explain(error));
     } finally {
       state.busy = false;

@@ -1,0 +1,356 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, Browser, BrowserContext, Page } from 'playwright-core';
+import { fromGlobalId } from '../../src/platform/ids';
+import { ANNOTATE_PAGE_CSP } from '../../src/modules/annotation/annotate-page.routes';
+import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
+import { gql } from '../support/graphql-client';
+import { seedPipeline, FIGURE_CAPTIONS } from '../support/pipeline-fixture';
+import { PROJECT_ROOT, SHARED_IMAGE_NAMES } from '../support/shared-data';
+
+/**
+ * The reference annotation page (issue 12) in a real browser: Debian's Chromium driven by
+ * playwright-core against the real server, a clinician doing whole tasks with the keyboard only,
+ * and what was stored checked through GraphQL and in the database. `SCREENSHOT=1` (or
+ * `npm run screenshot:annotate`) also writes docs/annotate-page.png for the README.
+ */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOT = process.env.SCREENSHOT === '1';
+const LAPTOP = { width: 1366, height: 768 };
+
+/** Two-answer candidates about two of the shared figures; questions and answers say which they are. */
+const CANDIDATES = [
+  {
+    image: 'synpic32933.jpg',
+    rounds: [
+      { question: 'What imaging modality is shown?', answers: ['A frontal chest radiograph.', 'An axial CT slice of the chest.'] },
+      { question: 'Where is the abnormality?', answers: ['In the left upper lobe, next to the aortic knob.', 'Increased opacity in the right lower lobe, consistent with consolidation.'] },
+      { question: 'What is the most likely diagnosis?', answers: ['Right lower lobe pneumonia, given the lobar consolidation.', 'A normal chest radiograph.'] },
+      { question: 'Is a pleural effusion visible?', answers: ['No; the costophrenic angles are sharp.', 'Yes, a large right pleural effusion.'] },
+    ],
+  },
+  {
+    image: 'synpic42202.jpg',
+    rounds: [
+      { question: 'Which organ holds the lesion?', answers: ['The liver.', 'The spleen.'] },
+      { question: 'How does the lesion enhance?', answers: ['It is hypodense to the liver parenchyma.', 'It is brightly hyperdense.'] },
+      { question: 'How large is it?', answers: ['About 4 cm, as the article reports.', 'Under 5 mm.'] },
+    ],
+  },
+];
+
+/** What the clinician decides in the browser, round by round: [answer A accepted, answer B accepted]. */
+const DECISIONS: [boolean, boolean][] = [
+  [true, false],
+  [false, true],
+  [true, true],
+  [false, false],
+];
+const COMMENT = 'Round 2, answer A places the finding on the wrong side.';
+
+const CAMPAIGN_STATE = `query($id: ID!) { node(id: $id) { ... on AnnotationCampaign {
+  itemCounts { pending inProgress completed total }
+  myProgress { submitted skipped }
+  items(first: 10) { edges { node { id status submittedCount candidate { id }
+    submissions { version comment annotator { id } acceptance { roundIndex answerIndex accepted } } } } }
+} } }`;
+
+const MY_PROGRESS = `query($id: ID!) { node(id: $id) { ... on AnnotationCampaign { myProgress { submitted skipped } } } }`;
+
+const CREATE_CAMPAIGN = `mutation($input: CreateAnnotationCampaignInput!) {
+  createAnnotationCampaign(input: $input) { campaign { id name } userErrors { field message code } }
+}`;
+
+// Browser-side expressions are passed as strings: this project's TypeScript has no DOM types.
+const STORED_KEY = "localStorage.getItem('biomedVital.apiKey')";
+
+let app: TestApp;
+let project: TestProject;
+let other: TestProject;
+let browser: Browser;
+let campaignId: string;
+const candidateIds: string[] = [];
+
+async function insertCandidate(imageId: string, rounds: { question: string; answers: string[] }[]): Promise<string> {
+  // Written straight into the table as a generation run would, like the dataset fixture does.
+  const rows: { id: string }[] = await app.ds.query(
+    `INSERT INTO candidates (project_id, image_id, status, form, rounds, sample_index, model, prompt_template_version)
+     VALUES ($1, $2, 'OK', 'TWO_ANSWERS', $3, 0, 'gpt-4o', 'generation/v1') RETURNING id`,
+    [project.id, imageId, JSON.stringify(rounds)],
+  );
+  return rows[0].id;
+}
+
+/** A fresh browser context (its own storage) at the laptop size, failing the test on any page error or CSP violation. */
+async function openPage(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport: LAPTOP });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  await page.goto(`${app.url}/annotate`);
+  return { context, page, problems };
+}
+
+async function useKey(page: Page, key: string): Promise<void> {
+  await page.fill('#key-input', key);
+  await page.press('#key-input', 'Enter');
+}
+
+/** The candidate the page shows, from the data attribute the page sets and the rounds it rendered. */
+async function shownCandidate(page: Page): Promise<number> {
+  await page.waitForSelector('#rounds .round');
+  const id = fromGlobalId((await page.getAttribute('#rounds', 'data-candidate-id'))!)!.id;
+  const index = candidateIds.indexOf(id);
+  expect(index).toBeGreaterThanOrEqual(0);
+  const questions = await page.locator('#rounds .round .question').allTextContents();
+  expect(questions).toEqual(CANDIDATES[index].rounds.map((r) => r.question));
+  return index;
+}
+
+async function decisionShown(page: Page, round: number, answer: number): Promise<'accept' | 'reject' | null> {
+  const radios = page.locator(`#rounds .round[data-round="${round}"] .answer[data-answer="${answer}"] input[type=radio]`);
+  if (await radios.nth(0).isChecked()) return (await radios.nth(0).getAttribute('value')) as 'accept';
+  if (await radios.nth(1).isChecked()) return (await radios.nth(1).getAttribute('value')) as 'reject';
+  return null;
+}
+
+beforeAll(async () => {
+  app = await startTestApp();
+  project = await createTestProject(app, 'annotate-page');
+  other = await createTestProject(app, 'annotate-page-other');
+  const { imageIds } = await seedPipeline(app, project, { demonstrations: false });
+  for (const c of CANDIDATES) candidateIds.push(await insertCandidate(imageIds[SHARED_IMAGE_NAMES.indexOf(c.image)], c.rounds));
+  const created = await gql(app.graphqlUrl, project.keys.CURATOR, CREATE_CAMPAIGN, {
+    input: {
+      name: 'Radiology acceptance, round 1',
+      guidelines: 'Accept an answer that is correct and grounded in the figure.\nReject anything the figure does not show.',
+      taskKind: 'ACCEPTANCE',
+      items: { candidateFilter: {} },
+      overlap: 1,
+      routing: 'ORDERED',
+    },
+  });
+  expect(created.errors).toBeUndefined();
+  expect(created.data!.createAnnotationCampaign.userErrors).toEqual([]);
+  campaignId = created.data!.createAnnotationCampaign.campaign.id;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // playwright-core gives every launch a fresh temporary profile; these keep an offline machine's
+    // Chromium from reaching for the network (updates, sync, QUIC probes).
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.stop();
+});
+
+describe('GET /annotate', () => {
+  it('serves the page, its script and stylesheet with a strict Content-Security-Policy', async () => {
+    const html = await fetch(`${app.url}/annotate`);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = html.headers.get('content-security-policy')!;
+    expect(csp).toBe(ANNOTATE_PAGE_CSP);
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe');
+    expect(html.headers.get('x-content-type-options')).toBe('nosniff');
+    const body = await html.text();
+    // Nothing inline and nothing from another origin: the policy would block it anyway.
+    expect(body).not.toMatch(/<script>|<style|style=|on[a-z]+=|https?:\/\//);
+
+    const script = await fetch(`${app.url}/annotate/annotate.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect(await script.text()).toContain('nextAnnotationTask');
+    const css = await fetch(`${app.url}/annotate/annotate.css`);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect((await fetch(`${app.url}/annotate/annotate.ts`)).status).toBe(404);
+    expect((await fetch(`${app.url}/annotate/..%2Fpackage.json`)).status).toBe(404);
+  });
+
+  it('says so when a key is not valid, and keeps no bad key', async () => {
+    const { context, page, problems } = await openPage();
+    await useKey(page, 'bmv_not_a_real_key');
+    await page.waitForSelector('#message:not([hidden])');
+    expect(await page.textContent('#message')).toMatch(/not valid/);
+    expect(await page.evaluate(STORED_KEY)).toBeNull();
+    expect(await page.isVisible('#key-form')).toBe(true);
+    // The refused GraphQL request is logged by Chromium as a failed resource (HTTP 401); nothing else.
+    expect(problems.filter((p) => !/401/.test(p))).toEqual([]);
+    await context.close();
+  });
+});
+
+describe('a clinician on the annotation page', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let problems: string[];
+  let first: number;
+
+  beforeAll(async () => {
+    ({ context, page, problems } = await openPage());
+  });
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('pastes a key and gets the first task of the only campaign: figure, caption, mentions, guidelines, keys', async () => {
+    await useKey(page, project.keys.CLINICIAN);
+    first = await shownCandidate(page);
+    expect(first).toBe(0); // ORDERED routing: oldest first
+    const figure = FIGURE_CAPTIONS[CANDIDATES[first].image];
+    expect(await page.textContent('#caption')).toBe(figure.caption);
+    expect(await page.locator('#mentions li').allTextContents()).toEqual(figure.mentions.length ? figure.mentions : ['No in-text mention.']);
+    expect(await page.textContent('#who-text')).toContain('CLINICIAN');
+    expect(await page.inputValue('#campaign-select')).toBe(campaignId);
+    expect(await page.textContent('#guidelines')).toContain('grounded in the figure');
+    expect(await page.textContent('#keys-help')).toMatch(/accept \/ reject A/);
+    // The figure loaded through the signed URL the API gave, under the page's CSP.
+    await page.waitForFunction("document.getElementById('figure-img').naturalWidth > 0");
+    expect(await page.getAttribute('#figure-img', 'src')).toMatch(/\/files\/images\/[0-9a-f-]+\/original\?expires=/);
+    expect(await page.evaluate(STORED_KEY)).toBe(project.keys.CLINICIAN);
+    expect(await page.textContent('#progress')).toMatch(/You: 0 submitted, 0 skipped/);
+  });
+
+  it('fits a 1366x768 screen: the current round, the comment box and the buttons are in view without scrolling', async () => {
+    const inView = async (selector: string) => {
+      const box = (await page.locator(selector).first().boundingBox())!;
+      return box.y >= 0 && box.x >= 0 && box.y + box.height <= LAPTOP.height && box.x + box.width <= LAPTOP.width;
+    };
+    expect(await inView('#submit-btn')).toBe(true);
+    expect(await inView('#skip-btn')).toBe(true);
+    expect(await inView('#comment')).toBe(true);
+    expect(await inView('#figure-img')).toBe(true);
+    expect(await inView('#rounds .round.current .answer[data-answer="1"] input[value=reject]')).toBe(true);
+    expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
+  });
+
+  it('accepts and rejects every answer with one key each, comments, submits with Enter, and the API stored exactly that', async () => {
+    const rounds = CANDIDATES[first].rounds.length;
+    for (let r = 0; r < rounds; r++) {
+      expect(await page.getAttribute(`#rounds .round[data-round="${r}"]`, 'aria-current')).toBe('step');
+      const [a, b] = DECISIONS[r];
+      await page.keyboard.press(a ? '1' : '2');
+      await page.keyboard.press(b ? '3' : '4');
+      expect(await decisionShown(page, r, 0)).toBe(a ? 'accept' : 'reject');
+      expect(await decisionShown(page, r, 1)).toBe(b ? 'accept' : 'reject');
+    }
+    // A change of mind on round 1 by arrow keys, then back: the last key press counts.
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    expect(await page.getAttribute('#rounds .round[data-round="1"]', 'aria-current')).toBe('step');
+    await page.keyboard.press('1');
+    await page.keyboard.press('2');
+    expect(await decisionShown(page, 1, 0)).toBe('reject');
+
+    await page.keyboard.press('c');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('comment');
+    await page.keyboard.type(COMMENT);
+    await page.keyboard.press('Escape');
+    const submitted = await page.getAttribute('#rounds', 'data-candidate-id');
+    if (SCREENSHOT) {
+      fs.mkdirSync(path.join(PROJECT_ROOT, 'docs'), { recursive: true });
+      await page.screenshot({ path: path.join(PROJECT_ROOT, 'docs', 'annotate-page.png') });
+    }
+    await page.keyboard.press('Enter');
+
+    // The page moves on to the other candidate once the API has answered.
+    await page.waitForFunction(`document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(submitted)}`);
+    expect(await shownCandidate(page)).toBe(1 - first);
+    expect(await page.textContent('#message')).toMatch(/Saved your judgement \(version 1\)/);
+    expect(await page.textContent('#progress')).toMatch(/You: 1 submitted, 0 skipped/);
+
+    const expected = DECISIONS.slice(0, rounds).flatMap(([a, b], roundIndex) => [
+      { roundIndex, answerIndex: 0, accepted: a },
+      { roundIndex, answerIndex: 1, accepted: b },
+    ]);
+
+    // Through the API, as a curator reads it.
+    const state = await gql(app.graphqlUrl, project.keys.CURATOR, CAMPAIGN_STATE, { id: campaignId });
+    expect(state.errors).toBeUndefined();
+    const items = state.data!.node.items.edges.map((e: any) => e.node);
+    const done = items.find((i: any) => fromGlobalId(i.candidate.id)!.id === candidateIds[first]);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.submittedCount).toBe(1);
+    expect(done.submissions).toHaveLength(1);
+    const submission = done.submissions[0];
+    expect(submission.version).toBe(1);
+    expect(submission.comment).toBe(COMMENT);
+    expect(fromGlobalId(submission.annotator.id)!.id).toBe(project.userIds.CLINICIAN);
+    expect([...submission.acceptance].sort((x: any, y: any) => x.roundIndex - y.roundIndex || x.answerIndex - y.answerIndex)).toEqual(expected);
+
+    // And in the preferences agreement and training read: one CLINICIAN ACCEPTANCE row per answer.
+    const rows: { round_index: number; answer_index: number; accepted: boolean }[] = await app.ds.query(
+      `SELECT round_index, answer_index, accepted FROM preferences
+        WHERE campaign_id = $1 AND candidate_id = $2 AND annotator_id = $3 AND source = 'CLINICIAN' AND kind = 'ACCEPTANCE'
+        ORDER BY round_index, answer_index`,
+      [fromGlobalId(campaignId)!.id, candidateIds[first], project.userIds.CLINICIAN],
+    );
+    expect(rows.map((r) => ({ roundIndex: r.round_index, answerIndex: r.answer_index, accepted: r.accepted }))).toEqual(expected);
+  });
+
+  it('refuses to submit with an answer left open, and says which one', async () => {
+    await page.keyboard.press('1');
+    await page.keyboard.press('Enter');
+    expect(await page.textContent('#message')).toMatch(/round 1 answer B is open/);
+    const state = await gql(app.graphqlUrl, project.keys.CURATOR, CAMPAIGN_STATE, { id: campaignId });
+    expect(state.data!.node.itemCounts.completed).toBe(1);
+    expect(state.data!.node.items.edges.filter((e: any) => e.node.submittedCount > 0)).toHaveLength(1);
+  });
+
+  it('skips with s: nothing is stored for the item, and nothing is left for this clinician', async () => {
+    await page.keyboard.press('s');
+    await page.waitForSelector('#empty:not([hidden])');
+    expect(await page.isHidden('#workspace')).toBe(true);
+    expect(await page.textContent('#progress')).toMatch(/You: 1 submitted, 1 skipped/);
+    const mine = await gql(app.graphqlUrl, project.keys.CLINICIAN, MY_PROGRESS, { id: campaignId });
+    expect(mine.errors).toBeUndefined();
+    expect(mine.data!.node.myProgress).toEqual({ submitted: 1, skipped: 1 });
+    const skipped = await app.ds.query(`SELECT count(*)::int AS n FROM preferences WHERE candidate_id = $1`, [candidateIds[1 - first]]);
+    expect(skipped[0].n).toBe(0);
+  });
+
+  it('keeps the key in this browser: a reload comes back signed in to the same campaign', async () => {
+    await page.reload();
+    await page.waitForSelector('#who:not([hidden])');
+    expect(await page.inputValue('#campaign-select')).toBe(campaignId);
+    await page.waitForSelector('#empty:not([hidden])');
+    await page.click('#forget-key');
+    expect(await page.evaluate(STORED_KEY)).toBeNull();
+    expect(await page.isVisible('#key-form')).toBe(true);
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('other keys on the annotation page', () => {
+  it("a second project's clinician sees none of this project's campaigns", async () => {
+    const { context, page, problems } = await openPage();
+    await useKey(page, other.keys.CLINICIAN);
+    await page.waitForSelector('#who:not([hidden])');
+    await page.waitForSelector('#message:not([hidden])');
+    expect(await page.textContent('#message')).toMatch(/no annotation campaign/);
+    expect(await page.locator('#campaign-select option').allTextContents()).toEqual(['No campaign']);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('a viewer sees the campaign and its progress but is told that only clinicians annotate', async () => {
+    const { context, page } = await openPage();
+    await useKey(page, project.keys.VIEWER);
+    await page.waitForSelector('#message:not([hidden])');
+    expect(await page.inputValue('#campaign-select')).toBe(campaignId);
+    // Refused by the API (FORBIDDEN or a user error, as the API words it); the page only relays it.
+    expect((await page.textContent('#message'))!.length).toBeGreaterThan(10);
+    expect(await page.isHidden('#workspace')).toBe(true);
+    expect(await page.isHidden('#empty')).toBe(true);
+    expect(await page.textContent('#progress')).toMatch(/Campaign: 1\/2 completed/);
+    await context.close();
+  });
+});
