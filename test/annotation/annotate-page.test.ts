@@ -5,6 +5,7 @@ import { fromGlobalId } from '../../src/platform/ids';
 import { ANNOTATE_PAGE_CSP } from '../../src/modules/annotation/annotate-page.routes';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
+import { Role } from '../../src/modules/projects/role';
 import { seedPipeline, FIGURE_CAPTIONS } from '../support/pipeline-fixture';
 import { PROJECT_ROOT, SHARED_IMAGE_NAMES } from '../support/shared-data';
 
@@ -65,11 +66,19 @@ const CREATE_CAMPAIGN = `mutation($input: CreateAnnotationCampaignInput!) {
 // Browser-side expressions are passed as strings: this project's TypeScript has no DOM types.
 const STORED_KEY = "localStorage.getItem('biomedVital.apiKey')";
 
+const NEXT_TASK = `mutation($campaignId: ID!) {
+  nextAnnotationTask(campaignId: $campaignId) { task { item { id } candidate { id rounds { index } } } userErrors { message } }
+}`;
+
+const SUBMIT = `mutation($input: SubmitAnnotationInput!) { submitAnnotation(input: $input) { submission { id } userErrors { message } } }`;
+
 let app: TestApp;
 let project: TestProject;
 let other: TestProject;
 let browser: Browser;
 let campaignId: string;
+/** A second clinician of the project, who works through the API while the page watches. */
+let colleagueKey: string;
 const candidateIds: string[] = [];
 
 async function insertCandidate(imageId: string, rounds: { question: string; answers: string[] }[]): Promise<string> {
@@ -122,6 +131,9 @@ beforeAll(async () => {
   app = await startTestApp();
   project = await createTestProject(app, 'annotate-page');
   other = await createTestProject(app, 'annotate-page-other');
+  const colleague = 'colleague@annotate-page.test';
+  await app.services.projects.addMember(project.ctx(), { email: colleague, displayName: 'Colleague', role: Role.CLINICIAN });
+  colleagueKey = (await app.services.projects.createKeyForMember(project.id, colleague, Role.CLINICIAN)).secret;
   const { imageIds } = await seedPipeline(app, project, { demonstrations: false });
   for (const c of CANDIDATES) candidateIds.push(await insertCandidate(imageIds[SHARED_IMAGE_NAMES.indexOf(c.image)], c.rounds));
   const created = await gql(app.graphqlUrl, project.keys.CURATOR, CREATE_CAMPAIGN, {
@@ -317,6 +329,20 @@ describe('a clinician on the annotation page', () => {
     expect(skipped[0].n).toBe(0);
   });
 
+  it('shows progress live: a colleague completes the skipped item through the API and the page updates without a reload', async () => {
+    const next = await gql(app.graphqlUrl, colleagueKey, NEXT_TASK, { campaignId });
+    expect(next.errors).toBeUndefined();
+    const task = next.data!.nextAnnotationTask.task;
+    expect(fromGlobalId(task.candidate.id)!.id).toBe(candidateIds[1 - first]);
+    const acceptance = task.candidate.rounds.flatMap((r: { index: number }) => [0, 1].map((answerIndex) => ({ roundIndex: r.index, answerIndex, accepted: true })));
+    const submitted = await gql(app.graphqlUrl, colleagueKey, SUBMIT, { input: { itemId: task.item.id, acceptance } });
+    expect(submitted.errors).toBeUndefined();
+    expect(submitted.data!.submitAnnotation.userErrors).toEqual([]);
+    // annotationCampaignUpdated over the page's own graphql-ws socket.
+    await page.waitForFunction("document.getElementById('progress').textContent.includes('Campaign: 2/2 completed')");
+    expect(await page.textContent('#progress')).toMatch(/You: 1 submitted, 1 skipped/);
+  });
+
   it('keeps the key in this browser: a reload comes back signed in to the same campaign', async () => {
     await page.reload();
     await page.waitForSelector('#who:not([hidden])');
@@ -350,7 +376,7 @@ describe('other keys on the annotation page', () => {
     expect((await page.textContent('#message'))!.length).toBeGreaterThan(10);
     expect(await page.isHidden('#workspace')).toBe(true);
     expect(await page.isHidden('#empty')).toBe(true);
-    expect(await page.textContent('#progress')).toMatch(/Campaign: 1\/2 completed/);
+    expect(await page.textContent('#progress')).toMatch(/Campaign: 2\/2 completed/);
     await context.close();
   });
 });

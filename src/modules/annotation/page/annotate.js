@@ -82,6 +82,12 @@
       }
     }`;
 
+  const CAMPAIGN_UPDATED = `
+    subscription AnnotatePageCampaignUpdated($campaignId: ID!) {
+      annotationCampaignUpdated(campaignId: $campaignId) { ...CampaignFields }
+    }
+    ${CAMPAIGN_FIELDS}`;
+
   // ---- State -------------------------------------------------------------------------------------
 
   const state = {
@@ -100,6 +106,8 @@
     current: 0,
     busy: false,
     leaseTimer: null,
+    /** The WebSocket of the live progress subscription, if open. */
+    socket: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -219,6 +227,7 @@
 
   function forgetKey() {
     localStorage.removeItem(STORAGE_KEY);
+    watchCampaign(null);
     state.key = null;
     state.viewer = null;
     state.campaigns = [];
@@ -255,11 +264,13 @@
     $('campaign-select').value = id || '';
     renderProgress();
     if (!state.campaign) {
+      watchCampaign(null);
       setTask(null);
       $('workspace').hidden = true;
       return;
     }
     localStorage.setItem(STORAGE_CAMPAIGN, id);
+    watchCampaign(id);
     $('guidelines').textContent = state.campaign.guidelines || 'No guidelines were written for this campaign.';
     await nextTask();
   }
@@ -273,6 +284,41 @@
       // Progress is informative only; the next action reports a real failure.
     }
     renderProgress();
+  }
+
+  /**
+   * Live progress: `annotationCampaignUpdated` over graphql-ws (the protocol in a few lines, no
+   * library), on the same path as POST /graphql, the key in connection_init's payload. Progress is
+   * informative, so a failed socket only means the figures update after your own actions instead.
+   */
+  function watchCampaign(campaignId) {
+    if (state.socket) state.socket.close();
+    state.socket = null;
+    if (!campaignId || !('WebSocket' in window)) return;
+    const url = new URL(GRAPHQL_URL, location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(url.href, 'graphql-transport-ws');
+    state.socket = socket;
+    socket.addEventListener('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${state.key}` } })));
+    socket.addEventListener('message', (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === 'connection_ack') {
+        socket.send(JSON.stringify({ id: 'progress', type: 'subscribe', payload: { query: CAMPAIGN_UPDATED, variables: { campaignId } } }));
+      } else if (message.type === 'ping') {
+        socket.send(JSON.stringify({ type: 'pong' }));
+      } else if (message.type === 'next' && message.payload && message.payload.data) {
+        const campaign = message.payload.data.annotationCampaignUpdated;
+        if (campaign && state.campaign && campaign.id === state.campaign.id && state.socket === socket) {
+          state.campaign = campaign;
+          renderProgress();
+        }
+      }
+    });
   }
 
   // ---- Tasks -------------------------------------------------------------------------------------
