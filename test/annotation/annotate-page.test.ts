@@ -54,7 +54,7 @@ const CAMPAIGN_STATE = `query($id: ID!) { node(id: $id) { ... on AnnotationCampa
   itemCounts { pending inProgress completed total }
   myProgress { submitted skipped }
   items(first: 10) { edges { node { id status submittedCount candidate { id }
-    submissions { version comment annotator { id } acceptance { roundIndex answerIndex accepted } } } } }
+    submissions(first: 10) { edges { node { version comment annotator { id } acceptance { roundIndex answerIndex accepted } } } } } } }
 } } }`;
 
 const MY_PROGRESS = `query($id: ID!) { node(id: $id) { ... on AnnotationCampaign { myProgress { submitted skipped } } } }`;
@@ -67,7 +67,7 @@ const CREATE_CAMPAIGN = `mutation($input: CreateAnnotationCampaignInput!) {
 const STORED_KEY = "localStorage.getItem('biomedVital.apiKey')";
 
 const NEXT_TASK = `mutation($campaignId: ID!) {
-  nextAnnotationTask(campaignId: $campaignId) { task { item { id } candidate { id rounds { index } } } userErrors { message } }
+  nextAnnotationTask(input: { campaignId: $campaignId }) { task { item { id } candidate { id rounds { index } } } userErrors { message } }
 }`;
 
 const SUBMIT = `mutation($input: SubmitAnnotationInput!) { submitAnnotation(input: $input) { submission { id } userErrors { message } } }`;
@@ -291,8 +291,8 @@ describe('a clinician on the annotation page', () => {
     const done = items.find((i: any) => fromGlobalId(i.candidate.id)!.id === candidateIds[first]);
     expect(done.status).toBe('COMPLETED');
     expect(done.submittedCount).toBe(1);
-    expect(done.submissions).toHaveLength(1);
-    const submission = done.submissions[0];
+    expect(done.submissions.edges).toHaveLength(1);
+    const submission = done.submissions.edges[0].node;
     expect(submission.version).toBe(1);
     expect(submission.comment).toBe(COMMENT);
     expect(fromGlobalId(submission.annotator.id)!.id).toBe(project.userIds.CLINICIAN);

@@ -4,8 +4,9 @@
  *
  *   1. POST /graphql with `Authorization: Bearer <key>` (the key stays in this browser's localStorage).
  *   2. `viewer` and `annotationCampaigns` fill the campaign picker.
- *   3. `nextAnnotationTask(campaignId)` leases one item to the caller (null when nothing is left).
- *   4. `submitAnnotation(input)` or `skipAnnotationTask(itemId)`, then the next task.
+ *   3. `nextAnnotationTask(input: { campaignId })` leases one item to the caller (null when nothing is left).
+ *   4. `submitAnnotation(input)` or `skipAnnotationTask(input: { itemId })`, then the next task;
+ *      `annotationCampaignUpdated` (graphql-ws) keeps the progress figures live meanwhile.
  *
  * Text from the API (captions, questions, answers, guidelines) is only ever set with textContent,
  * never parsed as HTML, and the page's Content-Security-Policy forbids inline scripts besides.
@@ -45,8 +46,8 @@
     ${CAMPAIGN_FIELDS}`;
 
   const NEXT_TASK = `
-    mutation AnnotatePageNextTask($campaignId: ID!) {
-      nextAnnotationTask(campaignId: $campaignId) {
+    mutation AnnotatePageNextTask($input: NextAnnotationTaskInput!) {
+      nextAnnotationTask(input: $input) {
         task {
           leaseExpiresAt
           item { id status submittedCount roundIndex }
@@ -75,8 +76,8 @@
     }`;
 
   const SKIP = `
-    mutation AnnotatePageSkip($itemId: ID!) {
-      skipAnnotationTask(itemId: $itemId) {
+    mutation AnnotatePageSkip($input: SkipAnnotationTaskInput!) {
+      skipAnnotationTask(input: $input) {
         item { id status }
         userErrors { field message code }
       }
@@ -327,7 +328,7 @@
     if (!state.campaign || state.busy) return;
     state.busy = true;
     try {
-      const data = await graphql(NEXT_TASK, { campaignId: state.campaign.id });
+      const data = await graphql(NEXT_TASK, { input: { campaignId: state.campaign.id } });
       const payload = data.nextAnnotationTask;
       const problem = userErrorText(payload);
       if (problem) {
@@ -636,7 +637,7 @@
     state.busy = true;
     setButtonsDisabled(true);
     try {
-      const data = await graphql(SKIP, { itemId: state.task.item.id });
+      const data = await graphql(SKIP, { input: { itemId: state.task.item.id } });
       const error = userErrorText(data.skipAnnotationTask);
       if (error) return void showMessage(error);
       state.busy = false;
