@@ -308,8 +308,36 @@ describe('a clinician on the annotation page', () => {
     expect(rows.map((r) => ({ roundIndex: r.round_index, answerIndex: r.answer_index, accepted: r.accepted }))).toEqual(expected);
   });
 
+  it('fixes a slip with p: the previous item opens with its decisions, Enter saves version 2, and the current task comes back', async () => {
+    await page.keyboard.press('1'); // a decision on the current task, which must survive the detour
+    await page.keyboard.press('p');
+    await page.waitForFunction(`document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(await page.getAttribute('#rounds', 'data-candidate-id'))}`);
+    expect(await shownCandidate(page)).toBe(first);
+    expect(await page.textContent('#task-title')).toMatch(/editing your version 1/);
+    expect(await page.inputValue('#comment')).toBe(COMMENT);
+    expect(await decisionShown(page, 0, 0)).toBe('accept');
+    expect(await decisionShown(page, 1, 0)).toBe('reject');
+    expect(await page.isHidden('#skip-btn')).toBe(true);
+    await page.keyboard.press('2'); // round 1, answer A: reject after all
+    await page.keyboard.press('Enter');
+    await page.waitForFunction("/new version \\(2\\)/.test(document.getElementById('message').textContent)");
+    expect(await shownCandidate(page)).toBe(1 - first);
+    expect(await decisionShown(page, 0, 0)).toBe('accept');
+    expect(await decisionShown(page, 0, 1)).toBeNull();
+
+    const state = await gql(app.graphqlUrl, project.keys.CURATOR, CAMPAIGN_STATE, { id: campaignId });
+    const done = state.data!.node.items.edges.map((e: any) => e.node).find((i: any) => fromGlobalId(i.candidate.id)!.id === candidateIds[first]);
+    expect(done.submissions.edges.map((e: any) => e.node.version)).toEqual([1, 2]);
+    expect(done.submittedCount).toBe(1);
+    // Only the latest version counts in the preferences.
+    const rows: { accepted: boolean }[] = await app.ds.query(
+      `SELECT accepted FROM preferences WHERE campaign_id = $1 AND candidate_id = $2 AND round_index = 0 AND answer_index = 0`,
+      [fromGlobalId(campaignId)!.id, candidateIds[first]],
+    );
+    expect(rows).toEqual([{ accepted: false }]);
+  });
+
   it('refuses to submit with an answer left open, and says which one', async () => {
-    await page.keyboard.press('1');
     await page.keyboard.press('Enter');
     expect(await page.textContent('#message')).toMatch(/round 1 answer B is open/);
     const state = await gql(app.graphqlUrl, project.keys.CURATOR, CAMPAIGN_STATE, { id: campaignId });

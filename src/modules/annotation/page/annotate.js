@@ -109,6 +109,10 @@
     leaseTimer: null,
     /** The WebSocket of the live progress subscription, if open. */
     socket: null,
+    /** The task last submitted from this page, with what was submitted, so a slip can be fixed at once. */
+    previous: null,
+    /** While editing `previous`: the leased task (and its unsaved decisions) to come back to. */
+    resume: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -185,6 +189,10 @@
     clearInterval(state.leaseTimer);
     const lease = $('lease');
     if (!state.task) return void (lease.textContent = '');
+    if (state.resume) {
+      lease.dataset.expired = 'false';
+      return void (lease.textContent = 'Submitting saves a new version; p goes back');
+    }
     const expires = new Date(state.task.leaseExpiresAt).getTime();
     const tick = () => {
       const left = Math.round((expires - Date.now()) / 1000);
@@ -372,6 +380,7 @@
     }
     $('empty').hidden = Boolean(task) || !state.campaign;
     $('workspace').hidden = !task;
+    renderPreviousButtons();
     renderProgress();
     renderLease();
     if (!task) return;
@@ -570,7 +579,7 @@
         : kind === 'PAIRWISE'
           ? [[['a', 'b', 't'], 'A better / B better / tie']]
           : [[['Tab'], 'next rating']];
-    const all = [...keys, [['↑', '↓'], 'round'], [['c'], 'comment'], [['s'], 'skip'], [['Enter'], 'submit'], [['z'], 'zoom'], [['g'], 'guidelines']];
+    const all = [...keys, [['↑', '↓'], 'round'], [['c'], 'comment'], [['s'], 'skip'], [['Enter'], 'submit'], [['p'], 'previous'], [['z'], 'zoom'], [['g'], 'guidelines']];
     const parts = all.flatMap(([combo, what], i) => [...combo.flatMap((key, k) => (k ? ['/', el('kbd', { textContent: key })] : [el('kbd', { textContent: key })])), ` ${what}${i < all.length - 1 ? ' · ' : ''}`]);
     $('keys-help').replaceChildren('Keys: ', ...parts);
   }
@@ -620,10 +629,16 @@
       const data = await graphql(SUBMIT, { input });
       const error = userErrorText(data.submitAnnotation);
       if (error) return void showMessage(error);
+      const version = data.submitAnnotation.submission.version;
+      state.previous = remember(state.task, input, version);
       state.busy = false;
-      showMessage(`Saved (version ${data.submitAnnotation.submission.version}). Next task…`, 'info');
+      if (state.resume) {
+        resumeTask();
+        return void showMessage(`Saved your new version (${version}) of the previous item.`, 'info');
+      }
+      showMessage(`Saved (version ${version}). Next task…`, 'info');
       await nextTask();
-      if (state.task) showMessage(`Saved your judgement (version ${data.submitAnnotation.submission.version}).`, 'info');
+      if (state.task) showMessage(`Saved your judgement (version ${version}).`, 'info');
     } catch (error) {
       showMessage(explain(error));
     } finally {
@@ -632,8 +647,57 @@
     }
   }
 
+  /** The task as submitted, shaped like a task whose mySubmission is that judgement. */
+  function remember(task, input, version) {
+    const mySubmission = {
+      version,
+      comment: input.comment,
+      acceptance: input.acceptance || null,
+      ratings: input.ratings || null,
+      choice: input.pairwise ? input.pairwise.choice : null,
+      roundIndex: input.pairwise ? input.pairwise.roundIndex : null,
+    };
+    return Object.assign({}, task, { leaseExpiresAt: null, mySubmission, campaign: state.campaign });
+  }
+
+  /** Opens the task submitted last for a new version; the leased task waits, decisions and all. */
+  function editPrevious() {
+    if (!state.previous || state.resume || state.busy) return;
+    state.resume = {
+      task: state.task,
+      decisions: state.decisions,
+      ratings: state.ratings,
+      choice: state.choice,
+      current: state.current,
+      comment: $('comment').value,
+    };
+    setTask(state.previous);
+  }
+
+  function resumeTask() {
+    const back = state.resume;
+    if (!back) return;
+    state.resume = null;
+    setTask(back.task);
+    if (!back.task) return;
+    state.decisions = back.decisions;
+    state.ratings = back.ratings;
+    state.choice = back.choice;
+    $('comment').value = back.comment;
+    setCurrent(back.current);
+  }
+
+  function renderPreviousButtons() {
+    const editing = Boolean(state.resume);
+    for (const button of [$('previous-btn'), $('empty-previous-btn')]) {
+      button.hidden = !state.previous || (button.id === 'empty-previous-btn' && editing);
+      button.replaceChildren(editing ? 'Back to the current task ' : 'Edit previous ', el('kbd', { textContent: 'p' }));
+    }
+    $('skip-btn').hidden = editing;
+  }
+
   async function skip() {
-    if (!state.task || state.busy) return;
+    if (!state.task || state.busy || state.resume) return;
     state.busy = true;
     setButtonsDisabled(true);
     try {
@@ -682,6 +746,10 @@
       submit();
       return;
     }
+    if (!typing && event.key === 'p' && state.previous) {
+      event.preventDefault();
+      return void (state.resume ? resumeTask() : editPrevious());
+    }
     if (typing || !state.task) return;
     // A focused button handles Enter and Space itself (a click); do not submit on top of it.
     if (target instanceof HTMLButtonElement && (event.key === 'Enter' || event.key === ' ')) return;
@@ -727,6 +795,8 @@
     $('submit-btn').addEventListener('click', submit);
     $('skip-btn').addEventListener('click', skip);
     $('retry-btn').addEventListener('click', nextTask);
+    $('previous-btn').addEventListener('click', () => (state.resume ? resumeTask() : editPrevious()));
+    $('empty-previous-btn').addEventListener('click', editPrevious);
     $('figure-zoom').addEventListener('click', toggleZoom);
     document.addEventListener('keydown', onKeyDown);
     const saved = localStorage.getItem(STORAGE_KEY);
