@@ -63,8 +63,19 @@ const CREATE_CAMPAIGN = `mutation($input: CreateAnnotationCampaignInput!) {
   createAnnotationCampaign(input: $input) { campaign { id name } userErrors { field message code } }
 }`;
 
-// Browser-side expressions are passed as strings: this project's TypeScript has no DOM types.
+// Browser-side expressions are passed as strings (this project's TypeScript has no DOM types) to
+// page.evaluate, which runs them through the DevTools protocol; waitForFunction would eval them in
+// the page, which the page's own CSP (rightly) forbids.
 const STORED_KEY = "localStorage.getItem('biomedVital.apiKey')";
+
+/** Polls a browser-side expression until it is truthy. */
+async function waitUntil(page: Page, expression: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() > deadline) throw new Error(`still false after ${timeoutMs} ms: ${expression}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const NEXT_TASK = `mutation($campaignId: ID!) {
   nextAnnotationTask(input: { campaignId: $campaignId }) { task { item { id } candidate { id rounds { index } } } userErrors { message } }
@@ -175,7 +186,7 @@ describe('GET /annotate', () => {
     expect(html.headers.get('x-content-type-options')).toBe('nosniff');
     const body = await html.text();
     // Nothing inline and nothing from another origin: the policy would block it anyway.
-    expect(body).not.toMatch(/<script>|<style|style=|on[a-z]+=|https?:\/\//);
+    expect(body).not.toMatch(/<script>|<style|\sstyle=|\son[a-z]+=|https?:\/\//);
 
     const script = await fetch(`${app.url}/annotate/annotate.js`);
     expect(script.status).toBe(200);
@@ -183,6 +194,7 @@ describe('GET /annotate', () => {
     expect(await script.text()).toContain('nextAnnotationTask');
     const css = await fetch(`${app.url}/annotate/annotate.css`);
     expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect((await fetch(`${app.url}/annotate/favicon.svg`)).headers.get('content-type')).toMatch(/^image\/svg\+xml/);
     expect((await fetch(`${app.url}/annotate/annotate.ts`)).status).toBe(404);
     expect((await fetch(`${app.url}/annotate/..%2Fpackage.json`)).status).toBe(404);
   });
@@ -194,7 +206,8 @@ describe('GET /annotate', () => {
     expect(await page.textContent('#message')).toMatch(/not valid/);
     expect(await page.evaluate(STORED_KEY)).toBeNull();
     expect(await page.isVisible('#key-form')).toBe(true);
-    // The refused GraphQL request is logged by Chromium as a failed resource (HTTP 401); nothing else.
+    // The refused GraphQL request is logged by Chromium as a failed resource (HTTP 401); nothing else
+    // (no missing favicon, no CSP violation).
     expect(problems.filter((p) => !/401/.test(p))).toEqual([]);
     await context.close();
   });
@@ -225,7 +238,7 @@ describe('a clinician on the annotation page', () => {
     expect(await page.textContent('#guidelines')).toContain('grounded in the figure');
     expect(await page.textContent('#keys-help')).toMatch(/accept \/ reject A/);
     // The figure loaded through the signed URL the API gave, under the page's CSP.
-    await page.waitForFunction("document.getElementById('figure-img').naturalWidth > 0");
+    await waitUntil(page, "document.getElementById('figure-img').naturalWidth > 0");
     expect(await page.getAttribute('#figure-img', 'src')).toMatch(/\/files\/images\/[0-9a-f-]+\/original\?expires=/);
     expect(await page.evaluate(STORED_KEY)).toBe(project.keys.CLINICIAN);
     expect(await page.textContent('#progress')).toMatch(/You: 0 submitted, 0 skipped/);
@@ -274,7 +287,7 @@ describe('a clinician on the annotation page', () => {
     await page.keyboard.press('Enter');
 
     // The page moves on to the other candidate once the API has answered.
-    await page.waitForFunction(`document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(submitted)}`);
+    await waitUntil(page, `document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(submitted)}`);
     expect(await shownCandidate(page)).toBe(1 - first);
     expect(await page.textContent('#message')).toMatch(/Saved your judgement \(version 1\)/);
     expect(await page.textContent('#progress')).toMatch(/You: 1 submitted, 0 skipped/);
@@ -310,8 +323,9 @@ describe('a clinician on the annotation page', () => {
 
   it('fixes a slip with p: the previous item opens with its decisions, Enter saves version 2, and the current task comes back', async () => {
     await page.keyboard.press('1'); // a decision on the current task, which must survive the detour
+    const current = await page.getAttribute('#rounds', 'data-candidate-id');
     await page.keyboard.press('p');
-    await page.waitForFunction(`document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(await page.getAttribute('#rounds', 'data-candidate-id'))}`);
+    await waitUntil(page, `document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(current)}`);
     expect(await shownCandidate(page)).toBe(first);
     expect(await page.textContent('#task-title')).toMatch(/editing your version 1/);
     expect(await page.inputValue('#comment')).toBe(COMMENT);
@@ -320,7 +334,7 @@ describe('a clinician on the annotation page', () => {
     expect(await page.isHidden('#skip-btn')).toBe(true);
     await page.keyboard.press('2'); // round 1, answer A: reject after all
     await page.keyboard.press('Enter');
-    await page.waitForFunction("/new version \\(2\\)/.test(document.getElementById('message').textContent)");
+    await waitUntil(page, "/new version \\(2\\)/.test(document.getElementById('message').textContent)");
     expect(await shownCandidate(page)).toBe(1 - first);
     expect(await decisionShown(page, 0, 0)).toBe('accept');
     expect(await decisionShown(page, 0, 1)).toBeNull();
@@ -367,7 +381,7 @@ describe('a clinician on the annotation page', () => {
     expect(submitted.errors).toBeUndefined();
     expect(submitted.data!.submitAnnotation.userErrors).toEqual([]);
     // annotationCampaignUpdated over the page's own graphql-ws socket.
-    await page.waitForFunction("document.getElementById('progress').textContent.includes('Campaign: 2/2 completed')");
+    await waitUntil(page, "document.getElementById('progress').textContent.includes('Campaign: 2/2 completed')");
     expect(await page.textContent('#progress')).toMatch(/You: 1 submitted, 1 skipped/);
   });
 

@@ -27,6 +27,8 @@ const ASSETS: Record<string, string> = {
   'annotate.html': 'text/html; charset=utf-8',
   'annotate.js': 'text/javascript; charset=utf-8',
   'annotate.css': 'text/css; charset=utf-8',
+  // Without an icon the browser asks for /favicon.ico and logs the 404 as a page error.
+  'favicon.svg': 'image/svg+xml',
 };
 
 /**
