@@ -6,8 +6,8 @@ import { ANNOTATE_PAGE_CSP } from '../../src/modules/annotation/annotate-page.ro
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { gql } from '../support/graphql-client';
 import { Role } from '../../src/modules/projects/role';
-import { seedPipeline, FIGURE_CAPTIONS } from '../support/pipeline-fixture';
-import { PROJECT_ROOT, SHARED_IMAGE_NAMES } from '../support/shared-data';
+import { Modality } from '../../src/modules/images/modality';
+import { PROJECT_ROOT, readSharedImage } from '../support/shared-data';
 
 /**
  * The reference annotation page (issue 12) in a real browser: Debian's Chromium driven by
@@ -20,23 +20,41 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env.SCREENSHOT === '1';
 const LAPTOP = { width: 1366, height: 768 };
 
-/** Two-answer candidates about two of the shared figures; questions and answers say which they are. */
+/**
+ * Two-answer candidates about two of the shared figures, uploaded here with captions and mentions
+ * that describe what the pictures show (both are chest radiographs); questions and answers say which
+ * candidate the page is showing.
+ */
 const CANDIDATES = [
   {
     image: 'synpic32933.jpg',
+    figure: {
+      caption: 'Frontal chest radiograph on admission: patchy opacity in the right lower zone, consistent with consolidation.',
+      mentions: ['The admission radiograph (Figure 2) showed right lower zone consolidation.', 'A radiograph after six weeks of treatment showed complete resolution.'],
+      modalities: [Modality.CHEST_XRAY],
+      figLabel: 'Figure 2',
+      pmid: '28790012',
+    },
     rounds: [
-      { question: 'What imaging modality is shown?', answers: ['A frontal chest radiograph.', 'An axial CT slice of the chest.'] },
-      { question: 'Where is the abnormality?', answers: ['In the left upper lobe, next to the aortic knob.', 'Increased opacity in the right lower lobe, consistent with consolidation.'] },
-      { question: 'What is the most likely diagnosis?', answers: ['Right lower lobe pneumonia, given the lobar consolidation.', 'A normal chest radiograph.'] },
-      { question: 'Is a pleural effusion visible?', answers: ['No; the costophrenic angles are sharp.', 'Yes, a large right pleural effusion.'] },
+      { question: 'What imaging modality is shown?', answers: ['A frontal (posteroanterior) chest radiograph.', 'An axial CT slice of the chest.'] },
+      { question: 'Where is the abnormality?', answers: ['In the left upper lobe, next to the aortic knob.', 'In the right lower zone: a patchy opacity consistent with consolidation.'] },
+      { question: 'What is the most likely diagnosis?', answers: ['Right lower lobe pneumonia, given the consolidation and the resolution on treatment.', 'Community-acquired pneumonia.'] },
+      { question: 'Is a pleural effusion visible?', answers: ['Yes, a large right pleural effusion.', 'A small effusion on the left.'] },
     ],
   },
   {
     image: 'synpic42202.jpg',
+    figure: {
+      caption: 'Frontal chest radiograph after device implantation: a pacemaker generator over the left upper chest with its leads in the right heart.',
+      mentions: ['Figure 3 shows the device after implantation.'],
+      modalities: [Modality.CHEST_XRAY],
+      figLabel: 'Figure 3',
+      pmid: '28790012',
+    },
     rounds: [
-      { question: 'Which organ holds the lesion?', answers: ['The liver.', 'The spleen.'] },
-      { question: 'How does the lesion enhance?', answers: ['It is hypodense to the liver parenchyma.', 'It is brightly hyperdense.'] },
-      { question: 'How large is it?', answers: ['About 4 cm, as the article reports.', 'Under 5 mm.'] },
+      { question: 'What device is visible?', answers: ['A cardiac pacemaker.', 'A central venous port.'] },
+      { question: 'Where is the generator?', answers: ['Over the left upper chest.', 'In the right lower abdomen.'] },
+      { question: 'Is there a pneumothorax?', answers: ['No pneumothorax is seen.', 'A large left pneumothorax.'] },
     ],
   },
 ];
@@ -48,7 +66,7 @@ const DECISIONS: [boolean, boolean][] = [
   [true, true],
   [false, false],
 ];
-const COMMENT = 'Round 2, answer A places the finding on the wrong side.';
+const COMMENT = 'Round 2, answer A puts the opacity on the wrong side.';
 
 const CAMPAIGN_STATE = `query($id: ID!) { node(id: $id) { ... on AnnotationCampaign {
   itemCounts { pending inProgress completed total }
@@ -145,8 +163,10 @@ beforeAll(async () => {
   const colleague = 'colleague@annotate-page.test';
   await app.services.projects.addMember(project.ctx(), { email: colleague, displayName: 'Colleague', role: Role.CLINICIAN });
   colleagueKey = (await app.services.projects.createKeyForMember(project.id, colleague, Role.CLINICIAN)).secret;
-  const { imageIds } = await seedPipeline(app, project, { demonstrations: false });
-  for (const c of CANDIDATES) candidateIds.push(await insertCandidate(imageIds[SHARED_IMAGE_NAMES.indexOf(c.image)], c.rounds));
+  for (const c of CANDIDATES) {
+    const image = await app.services.images.upload(project.ctx(), readSharedImage(c.image), c.image, c.figure);
+    candidateIds.push(await insertCandidate(image.id, c.rounds));
+  }
   const created = await gql(app.graphqlUrl, project.keys.CURATOR, CREATE_CAMPAIGN, {
     input: {
       name: 'Radiology acceptance, round 1',
@@ -230,9 +250,11 @@ describe('a clinician on the annotation page', () => {
     await useKey(page, project.keys.CLINICIAN);
     first = await shownCandidate(page);
     expect(first).toBe(0); // ORDERED routing: oldest first
-    const figure = FIGURE_CAPTIONS[CANDIDATES[first].image];
+    const figure = CANDIDATES[first].figure;
     expect(await page.textContent('#caption')).toBe(figure.caption);
-    expect(await page.locator('#mentions li').allTextContents()).toEqual(figure.mentions.length ? figure.mentions : ['No in-text mention.']);
+    expect(await page.locator('#mentions li').allTextContents()).toEqual(figure.mentions);
+    expect(await page.textContent('#figure-label')).toBe('Figure 2 · PMID 28790012 · chest xray');
+    expect(await page.getAttribute('#figure-img', 'alt')).toBe('Figure 2');
     expect(await page.textContent('#who-text')).toContain('CLINICIAN');
     expect(await page.inputValue('#campaign-select')).toBe(campaignId);
     expect(await page.textContent('#guidelines')).toContain('grounded in the figure');
@@ -332,7 +354,11 @@ describe('a clinician on the annotation page', () => {
     expect(await decisionShown(page, 0, 0)).toBe('accept');
     expect(await decisionShown(page, 1, 0)).toBe('reject');
     expect(await page.isHidden('#skip-btn')).toBe(true);
-    await page.keyboard.press('2'); // round 1, answer A: reject after all
+    // Round 3, answer B names no finding at all: reject it after all.
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('4');
+    expect(await decisionShown(page, 2, 1)).toBe('reject');
     await page.keyboard.press('Enter');
     await waitUntil(page, "/new version \\(2\\)/.test(document.getElementById('message').textContent)");
     expect(await shownCandidate(page)).toBe(1 - first);
@@ -345,7 +371,7 @@ describe('a clinician on the annotation page', () => {
     expect(done.submittedCount).toBe(1);
     // Only the latest version counts in the preferences.
     const rows: { accepted: boolean }[] = await app.ds.query(
-      `SELECT accepted FROM preferences WHERE campaign_id = $1 AND candidate_id = $2 AND round_index = 0 AND answer_index = 0`,
+      `SELECT accepted FROM preferences WHERE campaign_id = $1 AND candidate_id = $2 AND round_index = 2 AND answer_index = 1`,
       [fromGlobalId(campaignId)!.id, candidateIds[first]],
     );
     expect(rows).toEqual([{ accepted: false }]);

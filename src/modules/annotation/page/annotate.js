@@ -405,13 +405,14 @@
   function renderFigure(image) {
     const img = $('figure-img');
     img.removeAttribute('src');
-    img.alt = image.figLabel ? `Figure ${image.figLabel}` : 'The figure to annotate';
+    // Short alt text: the caption is the figcaption right below it.
+    img.alt = image.figLabel || 'The figure to annotate';
     // The API hands out a signed, expiring URL for <img> tags, so no key is needed to load it.
     if (image.url) img.src = image.url;
     else img.alt = 'This figure has no stored image file; judge from the caption.';
     $('figure-zoom').setAttribute('aria-pressed', 'false');
     document.body.classList.remove('zoomed');
-    $('figure-label').textContent = [image.figLabel, image.pmid ? `PMID ${image.pmid}` : null, (image.modalities || []).join(', ').toLowerCase()].filter(Boolean).join(' · ');
+    $('figure-label').textContent = [image.figLabel, image.pmid ? `PMID ${image.pmid}` : null, (image.modalities || []).join(', ').toLowerCase().replace(/_/g, ' ')].filter(Boolean).join(' · ');
     $('caption').textContent = image.caption;
     const mentions = $('mentions');
     mentions.replaceChildren(...(image.mentions.length ? image.mentions.map((m) => el('li', { textContent: m })) : [el('li', { className: 'none', textContent: 'No in-text mention.' })]));
@@ -579,7 +580,7 @@
         : kind === 'PAIRWISE'
           ? [[['a', 'b', 't'], 'A better / B better / tie']]
           : [[['Tab'], 'next rating']];
-    const all = [...keys, [['↑', '↓'], 'round'], [['c'], 'comment'], [['s'], 'skip'], [['Enter'], 'submit'], [['p'], 'previous'], [['z'], 'zoom'], [['g'], 'guidelines']];
+    const all = [...keys, [['↑', '↓'], 'round'], [['c'], 'comment'], [['s'], 'skip'], [['Enter'], 'submit'], [['p'], 'previous'], [['z'], 'zoom']];
     const parts = all.flatMap(([combo, what], i) => [...combo.flatMap((key, k) => (k ? ['/', el('kbd', { textContent: key })] : [el('kbd', { textContent: key })])), ` ${what}${i < all.length - 1 ? ' · ' : ''}`]);
     $('keys-help').replaceChildren('Keys: ', ...parts);
   }
