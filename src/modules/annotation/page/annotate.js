@@ -221,6 +221,10 @@
       state.campaigns = data.annotationCampaigns.edges.map((e) => e.node);
     } catch (error) {
       state.key = null;
+      // A key the API refuses (revoked, mistyped) is not kept for the next visit; an outage is no reason to forget it.
+      if (error.code === 'UNAUTHENTICATED') localStorage.removeItem(STORAGE_KEY);
+      $('key-form').hidden = false;
+      $('who').hidden = true;
       showMessage(explain(error));
       return;
     }
