@@ -448,3 +448,66 @@ describe('other keys on the annotation page', () => {
     await context.close();
   });
 });
+
+describe('RATING and PAIRWISE campaigns on the annotation page', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let problems: string[];
+  const ids: Record<'RATING' | 'PAIRWISE', string> = { RATING: '', PAIRWISE: '' };
+
+  beforeAll(async () => {
+    for (const taskKind of ['RATING', 'PAIRWISE'] as const) {
+      const created = await gql(app.graphqlUrl, project.keys.CURATOR, CREATE_CAMPAIGN, {
+        input: { name: `Radiology ${taskKind.toLowerCase()}`, taskKind, items: { candidateFilter: {} }, overlap: 1, routing: 'ORDERED' },
+      });
+      expect(created.data?.createAnnotationCampaign.userErrors).toEqual([]);
+      ids[taskKind] = created.data!.createAnnotationCampaign.campaign.id;
+    }
+    ({ context, page, problems } = await openPage());
+    await useKey(page, project.keys.CLINICIAN);
+    await page.waitForSelector('#who:not([hidden])');
+  });
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('RATING: a number per answer, Tab between them, Enter submits; stored as one RATING preference per answer', async () => {
+    await page.selectOption('#campaign-select', ids.RATING);
+    expect(await shownCandidate(page)).toBe(0);
+    const rounds = CANDIDATES[0].rounds.length;
+    const ratings = Array.from({ length: rounds * 2 }, (_, i) => (i * 3) % 11);
+    await page.keyboard.press('Enter');
+    expect(await page.textContent('#message')).toMatch(/round 1 answer A is open/);
+    for (const [i, rating] of ratings.entries()) {
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate('document.activeElement.getAttribute("aria-label")')).toBe(`Rating of round ${Math.floor(i / 2) + 1} answer ${i % 2 ? 'B' : 'A'}, 0 to 10`);
+      await page.keyboard.type(String(rating));
+    }
+    await page.keyboard.press('Enter');
+    await waitUntil(page, `document.getElementById('rounds').dataset.candidateId !== ${JSON.stringify(await page.getAttribute('#rounds', 'data-candidate-id'))}`);
+    const rows: { round_index: number; answer_index: number; rating: number }[] = await app.ds.query(
+      `SELECT round_index, answer_index, rating FROM preferences
+        WHERE campaign_id = $1 AND candidate_id = $2 AND annotator_id = $3 AND kind = 'RATING' ORDER BY round_index, answer_index`,
+      [fromGlobalId(ids.RATING)!.id, candidateIds[0], project.userIds.CLINICIAN],
+    );
+    expect(rows.map((r) => Number(r.rating))).toEqual(ratings);
+  });
+
+  it("PAIRWISE: only the item's round is shown, b chooses answer B, Enter submits; the next item is the next round", async () => {
+    await page.selectOption('#campaign-select', ids.PAIRWISE);
+    await page.waitForSelector('#workspace:not([hidden])');
+    // One round shown, not the whole candidate.
+    expect(await page.locator('#rounds .round .question').allTextContents()).toEqual([CANDIDATES[0].rounds[0].question]);
+    expect(await page.textContent('#keys-help')).toMatch(/A better \/ B better \/ tie/);
+    await page.keyboard.press('b');
+    expect(await page.isChecked('#rounds input[value="0:B"]')).toBe(true);
+    await page.keyboard.press('Enter');
+    await waitUntil(page, `document.querySelector('#rounds .round .question').textContent === ${JSON.stringify(CANDIDATES[0].rounds[1].question)}`);
+    const rows: { round_index: number; choice: string }[] = await app.ds.query(
+      `SELECT round_index, choice FROM preferences WHERE campaign_id = $1 AND annotator_id = $2 AND kind = 'PAIRWISE'`,
+      [fromGlobalId(ids.PAIRWISE)!.id, project.userIds.CLINICIAN],
+    );
+    expect(rows).toEqual([{ round_index: 0, choice: 'B' }]);
+    expect(problems).toEqual([]);
+  });
+});

@@ -273,6 +273,12 @@
   }
 
   async function selectCampaign(id) {
+    // Nothing of the previous campaign's task may stay on screen (or under the keys) while the next loads.
+    state.task = null;
+    state.resume = null;
+    state.previous = null;
+    $('workspace').hidden = true;
+    $('empty').hidden = true;
     state.campaign = state.campaigns.find((c) => c.id === id) || null;
     $('campaign-select').value = id || '';
     renderProgress();
