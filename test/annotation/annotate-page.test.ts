@@ -66,6 +66,16 @@ const DECISIONS: [boolean, boolean][] = [
   [true, true],
   [false, false],
 ];
+const GUIDELINES = [
+  '# Accept or reject each answer',
+  'Accept an answer that is **correct** and grounded in the figure.',
+  'Reject anything the figure does not show.',
+  '',
+  '- Judge each answer on its own.',
+  '- A comment helps when you reject: `wrong side`, `not visible`.',
+  '',
+  'Markup like <img src=x onerror="document.title=1"> stays text.',
+].join('\n');
 const COMMENT = 'Round 2, answer A puts the opacity on the wrong side.';
 
 const CAMPAIGN_STATE = `query($id: ID!) { node(id: $id) { ... on AnnotationCampaign {
@@ -170,7 +180,7 @@ beforeAll(async () => {
   const created = await gql(app.graphqlUrl, project.keys.CURATOR, CREATE_CAMPAIGN, {
     input: {
       name: 'Radiology acceptance, round 1',
-      guidelines: 'Accept an answer that is correct and grounded in the figure.\nReject anything the figure does not show.',
+      guidelines: GUIDELINES,
       taskKind: 'ACCEPTANCE',
       items: { candidateFilter: {} },
       overlap: 1,
@@ -257,7 +267,14 @@ describe('a clinician on the annotation page', () => {
     expect(await page.getAttribute('#figure-img', 'alt')).toBe('Figure 2');
     expect(await page.textContent('#who-text')).toContain('CLINICIAN');
     expect(await page.inputValue('#campaign-select')).toBe(campaignId);
-    expect(await page.textContent('#guidelines')).toContain('grounded in the figure');
+    // The guidelines' markdown as elements, and HTML in it as text.
+    expect(await page.locator('#guidelines h4').allTextContents()).toEqual(['Accept or reject each answer']);
+    expect(await page.locator('#guidelines p').first().textContent()).toBe('Accept an answer that is correct and grounded in the figure. Reject anything the figure does not show.');
+    expect(await page.locator('#guidelines strong').allTextContents()).toEqual(['correct']);
+    expect(await page.locator('#guidelines li').allTextContents()).toEqual(['Judge each answer on its own.', 'A comment helps when you reject: wrong side, not visible.']);
+    expect(await page.locator('#guidelines code').count()).toBe(2);
+    expect(await page.locator('#guidelines img').count()).toBe(0);
+    expect(await page.textContent('#guidelines')).toContain('<img src=x onerror="document.title=1"> stays text.');
     expect(await page.textContent('#keys-help')).toMatch(/accept \/ reject A/);
     // The figure loaded through the signed URL the API gave, under the page's CSP.
     await waitUntil(page, "document.getElementById('figure-img').naturalWidth > 0");

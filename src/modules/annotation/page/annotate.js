@@ -9,7 +9,8 @@
  *      `annotationCampaignUpdated` (graphql-ws) keeps the progress figures live meanwhile.
  *
  * Text from the API (captions, questions, answers, guidelines) is only ever set with textContent,
- * never parsed as HTML, and the page's Content-Security-Policy forbids inline scripts besides.
+ * never parsed as HTML (the guidelines' bit of markdown is turned into elements here, text nodes
+ * only), and the page's Content-Security-Policy forbids inline scripts besides.
  */
 'use strict';
 
@@ -209,6 +210,51 @@
     state.leaseTimer = setInterval(tick, 1000);
   }
 
+  /**
+   * The campaign's guidelines (markdown) as elements: headings, bullet and numbered lists,
+   * paragraphs, **bold**, *italics* and `code`. Anything else stays as written. No HTML is parsed.
+   */
+  function renderGuidelines(markdown) {
+    const box = $('guidelines');
+    box.replaceChildren();
+    if (!markdown || !markdown.trim()) return void box.append(el('p', { textContent: 'No guidelines were written for this campaign.' }));
+    let list = null;
+    let paragraph = null;
+    for (const line of markdown.split(/\r?\n/)) {
+      const heading = /^#{1,6}\s+(.*)$/.exec(line);
+      const bullet = /^\s*(?:[-*+]|(\d+)[.)])\s+(.*)$/.exec(line);
+      if (!line.trim()) {
+        list = paragraph = null;
+      } else if (heading) {
+        list = paragraph = null;
+        box.append(el('h4', {}, inline(heading[1])));
+      } else if (bullet) {
+        paragraph = null;
+        const ordered = bullet[1] !== undefined;
+        if (!list || (list.tagName === 'OL') !== ordered) box.append((list = el(ordered ? 'ol' : 'ul')));
+        list.append(el('li', {}, inline(bullet[2])));
+      } else if (paragraph) {
+        paragraph.append(' ', ...inline(line.trim()));
+      } else {
+        list = null;
+        box.append((paragraph = el('p', {}, inline(line.trim()))));
+      }
+    }
+  }
+
+  /** **bold**, *italics* and `code` spans of one line as nodes; the rest as text. */
+  function inline(text) {
+    const nodes = [];
+    const pattern = /\*\*([^*]+)\*\*|\*([^*]+)\*|`([^`]+)`/g;
+    let last = 0;
+    for (let m; (m = pattern.exec(text)); last = pattern.lastIndex) {
+      if (m.index > last) nodes.push(text.slice(last, m.index));
+      nodes.push(el(m[1] !== undefined ? 'strong' : m[2] !== undefined ? 'em' : 'code', { textContent: m[1] ?? m[2] ?? m[3] }));
+    }
+    if (last < text.length) nodes.push(text.slice(last));
+    return nodes;
+  }
+
   // ---- Key and campaigns -------------------------------------------------------------------------
 
   async function useKey(key) {
@@ -290,7 +336,7 @@
     }
     localStorage.setItem(STORAGE_CAMPAIGN, id);
     watchCampaign(id);
-    $('guidelines').textContent = state.campaign.guidelines || 'No guidelines were written for this campaign.';
+    renderGuidelines(state.campaign.guidelines);
     await nextTask();
   }
 
@@ -375,7 +421,7 @@
       state.campaign = task.campaign;
       const i = state.campaigns.findIndex((c) => c.id === task.campaign.id);
       if (i >= 0) state.campaigns[i] = task.campaign;
-      $('guidelines').textContent = task.campaign.guidelines || 'No guidelines were written for this campaign.';
+      renderGuidelines(task.campaign.guidelines);
     }
     const rounds = task ? task.candidate.rounds : [];
     state.decisions = rounds.map((r) => (r.alternativeAnswer == null ? [null] : [null, null]));
@@ -421,6 +467,7 @@
     if (image.url) img.src = image.url;
     else img.alt = 'This figure has no stored image file; judge from the caption.';
     $('figure-zoom').setAttribute('aria-pressed', 'false');
+    $('figure-zoom').setAttribute('aria-label', `Zoom ${img.alt} (z)`);
     document.body.classList.remove('zoomed');
     $('figure-label').textContent = [image.figLabel, image.pmid ? `PMID ${image.pmid}` : null, (image.modalities || []).join(', ').toLowerCase().replace(/_/g, ' ')].filter(Boolean).join(' · ');
     $('caption').textContent = image.caption;
