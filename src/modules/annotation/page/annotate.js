@@ -114,6 +114,8 @@
     previous: null,
     /** While editing `previous`: the leased task (and its unsaved decisions) to come back to. */
     resume: null,
+    /** nextAnnotationTask requests sent, to drop the answers of superseded ones. */
+    taskRequests: 0,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -389,10 +391,13 @@
   // ---- Tasks -------------------------------------------------------------------------------------
 
   async function nextTask() {
-    if (!state.campaign || state.busy) return;
+    if (!state.campaign) return;
+    // Only the latest request shows its answer: a campaign picked while an earlier one was loading wins.
+    const request = ++state.taskRequests;
     state.busy = true;
     try {
       const data = await graphql(NEXT_TASK, { input: { campaignId: state.campaign.id } });
+      if (request !== state.taskRequests) return;
       const payload = data.nextAnnotationTask;
       const problem = userErrorText(payload);
       if (problem) {
@@ -404,11 +409,12 @@
       setTask(payload.task);
       if (!payload.task) await refreshCampaign();
     } catch (error) {
+      if (request !== state.taskRequests) return;
       setTask(null);
       $('empty').hidden = true;
       showMessage(explain(error));
     } finally {
-      state.busy = false;
+      if (request === state.taskRequests) state.busy = false;
     }
   }
 
