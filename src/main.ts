@@ -72,6 +72,7 @@ async function serve(config: AppConfig): Promise<void> {
 BioMed-VITAL API ready in ${seconds}s
   GraphQL:   ${server.graphqlUrl}  (HTTP and WebSocket)
   IDE:       ${server.url}/ide/
+  Annotate:  ${server.url}/annotate  (the clinicians' page; paste a CLINICIAN key)
   Health:    ${server.url}/healthz  ${server.url}/readyz
   Worker:    ${worker ? 'in-process' : 'off (RUN_WORKER=false); run `npm run worker`'}   LLM: ${server.services.llm.client ? `${server.services.llm.client.provider} ${server.services.llm.client.visionModel}` : 'not configured (LLM runs answer LLM_UNAVAILABLE)'}
   Database:  ${describeDatabase(db, config)}

@@ -22,6 +22,7 @@ import { buildAppSchema } from './schema';
 import { GraphQLContext } from '../modules/projects/graphql-context';
 import { imageFilesRouter } from '../modules/images/image-files.routes';
 import { datasetExportsRouter } from '../modules/datasets/dataset-exports.routes';
+import { annotatePageRouter } from '../modules/annotation/annotate-page.routes';
 import { attachGraphQLWebSocket } from './websocket';
 import { apolloLogger, EDGE_ERROR, EdgeError, graphqlOverHttpStatusPlugin, jsonErrorHandler } from '../platform/http-errors';
 import { assertCostWithin, queryCostPlugin } from '../platform/query-cost';
@@ -208,6 +209,8 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
 
   app.use(imageFilesRouter(services));
   app.use(datasetExportsRouter(services));
+  // The reference annotation page (issue 12): static files that call /graphql like any client.
+  app.use(annotatePageRouter());
 
   app.use(
     GRAPHQL_PATH,
