@@ -60,7 +60,7 @@ describe('annotationValues on a real database', () => {
     const res = await registerSelector(app, project.keys.CURATOR, name, referenceSelectorUpload(), { activate: true });
     const model = res.data?.registerSelectorModel?.selectorModel;
     if (!model) throw new Error(JSON.stringify(res));
-    return fromGlobalId(model.id).id;
+    return fromGlobalId(model.id)!.id;
   }
 
   const at = (second: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, second));

@@ -212,3 +212,71 @@ function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/**
+ * What a clinician pair compares: one answer (`<candidate>:<round>:<answer>`) or, for a pairwise
+ * judgement between two candidates, a whole candidate (`<candidate>`). The judge and the selector
+ * are scored on the same keys.
+ */
+export interface JudgedItemKey {
+  key: string;
+  candidateId: string;
+  roundIndex: number | null;
+  answerIndex: number | null;
+}
+
+export function answerKey(candidateId: string, roundIndex: number | null, answerIndex: number | null): JudgedItemKey {
+  if (roundIndex === null && answerIndex === null) return { key: candidateId, candidateId, roundIndex: null, answerIndex: null };
+  return { key: `${candidateId}:${roundIndex ?? '-'}:${answerIndex ?? '-'}`, candidateId, roundIndex, answerIndex };
+}
+
+export interface ClinicianPair {
+  preferred: JudgedItemKey;
+  rejected: JudgedItemKey;
+  annotatorId: string;
+  /** The question both answers belong to, or the candidate pair. */
+  group: string;
+}
+
+/**
+ * The orderings clinicians expressed, one pair per clinician per comparison:
+ * ACCEPTANCE: an accepted and a rejected answer of the same round (the paper's pairs);
+ * RATING: two answers of a round rated differently, the higher preferred;
+ * PAIRWISE: A or B between the two answers of a round (answer 0 is A), or between two candidates;
+ * a TIE, two accepted, two rejected or equal ratings express no order and give no pair.
+ */
+export function clinicianPairs(judgements: readonly Judgement[]): ClinicianPair[] {
+  const pairs: ClinicianPair[] = [];
+  const rounds = new Map<string, Judgement[]>();
+  for (const j of judgements) {
+    if (j.kind === 'PAIRWISE') {
+      if (j.choice === null || j.choice === 'TIE') continue;
+      const [a, b] = j.otherCandidateId
+        ? [answerKey(j.candidateId, j.roundIndex, null), answerKey(j.otherCandidateId, j.roundIndex, null)]
+        : [answerKey(j.candidateId, j.roundIndex, 0), answerKey(j.candidateId, j.roundIndex, 1)];
+      const group = j.otherCandidateId ? `${j.candidateId}|${j.otherCandidateId}:${j.roundIndex ?? '-'}` : `${j.candidateId}:${j.roundIndex ?? '-'}`;
+      pairs.push(j.choice === 'A' ? { preferred: a, rejected: b, annotatorId: j.annotatorId, group } : { preferred: b, rejected: a, annotatorId: j.annotatorId, group });
+      continue;
+    }
+    const key = `${j.annotatorId}|${j.candidateId}:${j.roundIndex ?? '-'}`;
+    rounds.set(key, [...(rounds.get(key) ?? []), j]);
+  }
+  for (const answers of rounds.values()) {
+    for (let x = 0; x < answers.length; x++) {
+      for (let y = x + 1; y < answers.length; y++) {
+        const [p, q] = [answers[x], answers[y]];
+        const pv = numberOf(p);
+        const qv = numberOf(q);
+        if (pv === null || qv === null || pv === qv) continue;
+        const [better, worse] = pv > qv ? [p, q] : [q, p];
+        pairs.push({
+          preferred: answerKey(better.candidateId, better.roundIndex, better.answerIndex),
+          rejected: answerKey(worse.candidateId, worse.roundIndex, worse.answerIndex),
+          annotatorId: p.annotatorId,
+          group: `${p.candidateId}:${p.roundIndex ?? '-'}`,
+        });
+      }
+    }
+  }
+  return pairs;
+}
