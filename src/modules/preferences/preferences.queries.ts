@@ -21,28 +21,34 @@ export interface CampaignJudgementRow {
 }
 
 /**
- * Every CLINICIAN preference of a campaign, in one statement. Editing a submission replaces the
+ * Every CLINICIAN preference of these campaigns, by campaign, in one statement (a page of
+ * campaigns asking for their agreement is one query). Editing a submission replaces the
  * clinician's preferences for the item, so these are the latest judgements and nothing else.
  */
-export async function campaignJudgements(manager: Queryable, projectId: string, campaignId: string): Promise<CampaignJudgementRow[]> {
+export async function campaignJudgements(manager: Queryable, projectId: string, campaignIds: readonly string[]): Promise<Map<string, CampaignJudgementRow[]>> {
+  const byCampaign = new Map<string, CampaignJudgementRow[]>(campaignIds.map((id) => [id, []]));
+  if (campaignIds.length === 0) return byCampaign;
   const rows: Record<string, unknown>[] = await manager.query(
-    `SELECT annotator_id, kind, candidate_id, other_candidate_id, round_index, answer_index, accepted, choice, rating
+    `SELECT campaign_id, annotator_id, kind, candidate_id, other_candidate_id, round_index, answer_index, accepted, choice, rating
        FROM preferences
-      WHERE project_id = $1 AND campaign_id = $2 AND source = 'CLINICIAN'
+      WHERE project_id = $1 AND campaign_id = ANY($2::uuid[]) AND source = 'CLINICIAN'
       ORDER BY created_at, id`,
-    [projectId, campaignId],
+    [projectId, campaignIds],
   );
-  return rows.map((r) => ({
-    annotatorId: r.annotator_id as string,
-    kind: r.kind as CampaignJudgementRow['kind'],
-    candidateId: r.candidate_id as string,
-    otherCandidateId: (r.other_candidate_id as string | null) ?? null,
-    roundIndex: (r.round_index as number | null) ?? null,
-    answerIndex: (r.answer_index as number | null) ?? null,
-    accepted: (r.accepted as boolean | null) ?? null,
-    choice: (r.choice as CampaignJudgementRow['choice']) ?? null,
-    rating: r.rating === null || r.rating === undefined ? null : Number(r.rating),
-  }));
+  for (const r of rows) {
+    byCampaign.get(r.campaign_id as string)?.push({
+      annotatorId: r.annotator_id as string,
+      kind: r.kind as CampaignJudgementRow['kind'],
+      candidateId: r.candidate_id as string,
+      otherCandidateId: (r.other_candidate_id as string | null) ?? null,
+      roundIndex: (r.round_index as number | null) ?? null,
+      answerIndex: (r.answer_index as number | null) ?? null,
+      accepted: (r.accepted as boolean | null) ?? null,
+      choice: (r.choice as CampaignJudgementRow['choice']) ?? null,
+      rating: r.rating === null || r.rating === undefined ? null : Number(r.rating),
+    });
+  }
+  return byCampaign;
 }
 
 /** The model judge's rating of one answer (mean over the judge's rating runs of it). */
