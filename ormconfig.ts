@@ -20,6 +20,12 @@ import { PromptTemplate } from './src/modules/llm-tasks/prompt-template.entity';
 import { ImageEmbedding } from './src/modules/clustering/image-embedding.entity';
 import { WebhookEndpoint } from './src/modules/webhooks/webhook-endpoint.entity';
 import { WebhookAttempt, WebhookDelivery } from './src/modules/webhooks/webhook-delivery.entity';
+import { AnnotationCampaign } from './src/modules/annotation/annotation-campaign.entity';
+import { AnnotationItem } from './src/modules/annotation/annotation-item.entity';
+import { AnnotationLease } from './src/modules/annotation/annotation-lease.entity';
+import { AnnotationSkip } from './src/modules/annotation/annotation-skip.entity';
+import { AnnotationSubmission } from './src/modules/annotation/annotation-submission.entity';
+import { AnnotationPromotion } from './src/modules/annotation/annotation-promotion.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 import { Generation1764150000002 } from './migrations/1764150000002-generation';
@@ -28,9 +34,10 @@ import { RunCounters1764150000040 } from './migrations/1764150000040-run-counter
 import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-membership-display-name';
 import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 import { ImageFetch1764150000300 } from './migrations/1764150000300-image-fetch';
+import { AnnotationCampaigns1764150000600 } from './migrations/1764150000600-annotation-campaigns';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, AnnotationCampaign, AnnotationItem, AnnotationLease, AnnotationSkip, AnnotationSubmission, AnnotationPromotion];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, AnnotationCampaigns1764150000600];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

@@ -26,6 +26,8 @@ import { OnnxRuntime } from '../platform/onnx';
 import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
+import { AnnotationService } from '../modules/annotation/annotation.service';
+import { AnnotationEvents } from '../modules/annotation/annotation-events';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -52,6 +54,7 @@ export interface AppServices {
   clustering: ClusteringService;
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
+  annotations: AnnotationService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -89,13 +92,15 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const rating = new RatingService(candidates, preferences, llm, runs);
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
+  const projects = new ProjectsService(ds);
+  const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)));
   return {
     ds,
     config,
     storage,
     signer,
     auth: new AuthService(ds),
-    projects: new ProjectsService(ds),
+    projects,
     images,
     demonstrations,
     recordsImport: new RecordsImportService(ds, images, demonstrations, runs, config.IMAGE_FETCH_CONCURRENCY),
@@ -113,5 +118,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     clustering: new ClusteringService(llm, images, runs),
     webhooks,
     metrics,
+    annotations,
   };
 }

@@ -20,6 +20,15 @@ import { GenerationResolver } from '../modules/generation/generation.resolver';
 import { RatingResolver } from '../modules/rating/rating.resolver';
 import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
 import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
+import {
+  AnnotationCampaignsResolver,
+  AnnotationItemsResolver,
+  AnnotationPromotionsResolver,
+  AnnotationSubmissionsResolver,
+  AnnotationTasksResolver,
+  AnnotatorProgressResolver,
+  DemonstrationAnnotationResolver,
+} from '../modules/annotation/annotation.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 /**
@@ -53,6 +62,13 @@ export const resolverEntries = [
   entry(ClusteringResolver, (s) => new ClusteringResolver(s.clustering)),
   entry(WebhooksResolver, (s) => new WebhooksResolver(s.webhooks)),
   entry(WebhookDeliveriesResolver, (s) => new WebhookDeliveriesResolver(s.webhooks)),
+  entry(AnnotationCampaignsResolver, (s) => new AnnotationCampaignsResolver(s.annotations, s.projects)),
+  entry(AnnotatorProgressResolver, (s) => new AnnotatorProgressResolver(s.projects)),
+  entry(AnnotationItemsResolver, (s) => new AnnotationItemsResolver(s.annotations, s.candidates)),
+  entry(AnnotationTasksResolver, (s) => new AnnotationTasksResolver(s.annotations, s.candidates)),
+  entry(AnnotationSubmissionsResolver, (s) => new AnnotationSubmissionsResolver(s.annotations, s.projects)),
+  entry(AnnotationPromotionsResolver, (s) => new AnnotationPromotionsResolver(s.annotations, s.projects, s.demonstrations)),
+  entry(DemonstrationAnnotationResolver, (s) => new DemonstrationAnnotationResolver(s.annotations)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);

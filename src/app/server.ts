@@ -252,6 +252,7 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
     close: async () => {
       await apollo.stop();
       await services.runEvents.stop();
+      await services.annotations.events.stop();
       await accessChanges.stop();
       await services.selectors.close();
       await closeComputePool();

@@ -31,6 +31,12 @@ const OWNER: Record<string, string> = {
   webhook_attempts: 'webhooks',
   run_targets: 'runs',
   run_failures: 'runs',
+  annotation_campaigns: 'annotation',
+  annotation_items: 'annotation',
+  annotation_leases: 'annotation',
+  annotation_skips: 'annotation',
+  annotation_submissions: 'annotation',
+  annotation_promotions: 'annotation',
   // Infrastructure: only platform/ touches these.
   blob_objects: 'platform',
   llm_pacing: 'platform',

@@ -4,9 +4,19 @@ import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
-import { Candidate, CandidateStatus } from './candidate.entity';
+import { Candidate, CandidateForm, CandidateStatus } from './candidate.entity';
 import { CandidateFilter, CandidateOrder, CandidateSelectionInput, CandidateSortField } from './candidates.inputs';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
+
+/** What a caller needs to know of a candidate to decide how to judge it, without its text. */
+export interface CandidateBrief {
+  id: string;
+  imageId: string;
+  form: CandidateForm;
+  /** The number of answers of each round. */
+  roundAnswers: number[];
+  sampleIndex: number;
+}
 
 export class CandidatesService {
   constructor(private readonly ds: DataSource) {}
@@ -98,6 +108,26 @@ export class CandidatesService {
       qb.andWhere(filter.hasPreferences ? exists : `NOT ${exists}`);
     }
     return qb;
+  }
+
+  /**
+   * The OK candidates a filter picks (oldest first), or the project's OK candidates with these ids
+   * (in the order given), at most `limit`: what an annotation campaign freezes as its items.
+   */
+  async briefs(ctx: RequestContext, source: { filter?: CandidateFilter | null; ids?: readonly string[] }, limit: number): Promise<CandidateBrief[]> {
+    const qb = source.ids ? this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :projectId AND c.id = ANY(:ids::uuid[])', { projectId: ctx.projectId, ids: [...source.ids] }) : this.filtered(ctx, source.filter);
+    const rows = await qb
+      .andWhere('c.status = :ok', { ok: CandidateStatus.OK })
+      .select(['c.id', 'c.imageId', 'c.form', 'c.rounds', 'c.sampleIndex', 'c.createdAt'])
+      .orderBy(source.filter?.runId ? 'c.imageId' : 'c.createdAt', 'ASC')
+      .addOrderBy(source.filter?.runId ? 'c.sampleIndex' : 'c.id', 'ASC')
+      .addOrderBy('c.id', 'ASC')
+      .limit(limit)
+      .getMany();
+    const briefs = rows.map((c) => ({ id: c.id, imageId: c.imageId, form: c.form, roundAnswers: c.rounds.map((r) => r.answers.length), sampleIndex: c.sampleIndex }));
+    if (!source.ids) return briefs;
+    const byId = new Map(briefs.map((b) => [b.id, b]));
+    return source.ids.map((id) => byId.get(id)).filter((b): b is CandidateBrief => b !== undefined);
   }
 
   /** The (image, sample) pairs a generation run already stored a candidate for: what a resumed run skips. */

@@ -131,6 +131,13 @@ export class DatasetsService {
     return toConnection(rows, page, (i) => ({ value: i.rank, id: i.id }), () => base().getCount());
   }
 
+  /** The candidate ids of one of the project's datasets in rank order (null when there is no such dataset): a campaign's items. */
+  async candidateIdsInRank(ctx: RequestContext, datasetId: string, limit: number): Promise<string[] | null> {
+    if (!(await this.findById(ctx, datasetId))) return null;
+    const rows: { candidate_id: string }[] = await this.ds.query(`SELECT candidate_id FROM dataset_items WHERE project_id = $1 AND dataset_id = $2 ORDER BY rank LIMIT $3`, [ctx.projectId, datasetId, limit]);
+    return rows.map((r) => r.candidate_id);
+  }
+
   async findById(ctx: RequestContext, id: string): Promise<Dataset | null> {
     return this.ds.getRepository(Dataset).findOneBy({ id, projectId: ctx.projectId });
   }

@@ -83,6 +83,22 @@ export class DemonstrationsService {
     return inserted;
   }
 
+  /**
+   * A candidate's conversation as an active demonstration, inside the caller's transaction: a new
+   * row, or the existing one with the same conversation about the same image, made active again.
+   */
+  async promoteConversation(em: EntityManager, ctx: RequestContext, row: { imageId: string; turns: ConversationTurn[]; sourceCandidateId: string }): Promise<Demonstration> {
+    const rows: { id: string }[] = await em.query(
+      `INSERT INTO demonstrations (project_id, image_id, turns, conversation_hash, active, selected_by_id, source_candidate_id)
+       VALUES ($1, $2, $3::jsonb, $4, true, $5, $6)
+       ON CONFLICT (project_id, image_id, conversation_hash) DO UPDATE SET active = true, selected_by_id = EXCLUDED.selected_by_id,
+         source_candidate_id = coalesce(demonstrations.source_candidate_id, EXCLUDED.source_candidate_id), updated_at = now()
+       RETURNING id`,
+      [ctx.projectId, row.imageId, JSON.stringify(row.turns), conversationHash(row.turns), ctx.userId, row.sourceCandidateId],
+    );
+    return em.getRepository(Demonstration).findOneByOrFail({ id: rows[0].id });
+  }
+
   /** Active demonstrations (or the given ones) with their figure's text, modality and cluster: what generation draws from. */
   async activePool(projectId: string, onlyIds?: string[]): Promise<PoolDemonstration[]> {
     const rows: { id: string; image_id: string; turns: ConversationTurn[]; caption: string; mentions: string[]; modalities: Modality[]; cluster_id: number | null }[] = await this.ds.query(

@@ -53,6 +53,7 @@ registerEnumType(PairwiseChoice, {
 @Index(['projectId', 'candidateId'])
 @Index(['projectId', 'source', 'kind'])
 @Index(['projectId', 'annotatorId'])
+@Index('idx_preferences_campaign', ['campaignId', 'candidateId'], { where: 'campaign_id IS NOT NULL' })
 @Index('uq_preferences_run_item', ['runId', 'candidateId', 'roundIndex', 'answerIndex'], { unique: true, where: 'run_id IS NOT NULL' })
 @Check('chk_preference_pairwise', `kind <> 'PAIRWISE' OR choice IS NOT NULL`)
 @Check('chk_preference_rating', `kind <> 'RATING' OR (rating IS NOT NULL AND rating >= 0 AND rating <= 10 AND rubric_version IS NOT NULL)`)
@@ -110,6 +111,12 @@ export class Preference extends ProjectScopedEntity {
   @Field(() => Boolean, { nullable: true })
   @Column('boolean', { nullable: true })
   accepted: boolean | null;
+
+  @Column('uuid', { nullable: true, comment: 'the annotation campaign this clinician judgement was made in' })
+  campaignId: string | null;
+
+  @Column('uuid', { nullable: true, comment: 'the annotation submission (version) that wrote this row' })
+  annotationSubmissionId: string | null;
 
   @ManyToOne(() => Candidate, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'candidate_id' })

@@ -1,4 +1,4 @@
-import { DataSource, InsertQueryBuilder } from 'typeorm';
+import { DataSource, EntityManager, InsertQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
@@ -7,6 +7,9 @@ import { Candidate, CandidateForm } from '../candidates/candidate.entity';
 import { CandidatesService } from '../candidates/candidates.service';
 import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
 import { PreferenceFilter, RecordPreferenceInput } from './preferences.inputs';
+
+/** A clinician judgement of a candidate already looked up: recordPreference's input without the ids. */
+export type ClinicianJudgement = Omit<RecordPreferenceInput, 'candidateId' | 'otherCandidateId'>;
 
 export class PreferencesService {
   constructor(
@@ -31,6 +34,11 @@ export class PreferencesService {
     return this.ds.getRepository(Preference).findOneBy({ id, projectId: ctx.projectId });
   }
 
+  async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Preference[]> {
+    if (ids.length === 0) return [];
+    return this.ds.getRepository(Preference).createQueryBuilder('p').where('p.projectId = :p AND p.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] }).orderBy('p.createdAt').addOrderBy('p.id').getMany();
+  }
+
   async pagesByCandidate(ctx: RequestContext, candidateIds: readonly string[], page: PageArgs): Promise<Preference[]> {
     return childPages(this.ds.getRepository(Preference), { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
   }
@@ -45,25 +53,61 @@ export class PreferencesService {
     const otherCandidateId = input.otherCandidateId ? (await this.requireCandidate(ctx, input.otherCandidateId, 'otherCandidateId')).id : null;
     this.checkShape(input, candidate, otherCandidateId);
     const repo = this.ds.getRepository(Preference);
-    return repo.save(
-      repo.create({
-        projectId: ctx.projectId,
-        candidateId: candidate.id,
-        source: PreferenceSource.CLINICIAN,
-        kind: input.kind,
-        annotatorId: ctx.userId,
-        judgeModel: null,
-        runId: null,
-        roundIndex: input.roundIndex ?? null,
-        otherCandidateId,
-        choice: input.kind === PreferenceKind.PAIRWISE ? input.choice! : null,
-        rating: input.kind === PreferenceKind.RATING ? input.rating! : null,
-        rubricVersion: input.rubricVersion ?? null,
-        rationale: input.rationale ?? null,
-        answerIndex: input.answerIndex ?? null,
-        accepted: input.kind === PreferenceKind.ACCEPTANCE ? input.accepted! : null,
-      }),
+    return repo.save(repo.create(this.clinicianRow(ctx, input, candidate.id, otherCandidateId)));
+  }
+
+  /**
+   * The CLINICIAN rows of one annotation submission (issue 12), checked as recordPreference checks
+   * them, inside the caller's transaction. They replace the rows the same clinician's earlier versions
+   * of that submission wrote: history stays in the submissions, the preferences hold only the latest.
+   */
+  async replaceCampaignJudgements(
+    em: EntityManager,
+    ctx: RequestContext,
+    write: { campaignId: string; submissionId: string; replacesSubmissionIds: string[]; candidate: Candidate; otherCandidateId: string | null; judgements: ClinicianJudgement[] },
+  ): Promise<Preference[]> {
+    for (const judgement of write.judgements) this.checkShape(judgement, write.candidate, write.otherCandidateId);
+    if (write.replacesSubmissionIds.length) {
+      await em
+        .createQueryBuilder()
+        .delete()
+        .from(Preference)
+        .where('project_id = :p AND campaign_id = :c AND annotator_id = :a AND annotation_submission_id = ANY(:ids::uuid[])', { p: ctx.projectId, c: write.campaignId, a: ctx.userId, ids: write.replacesSubmissionIds })
+        .execute();
+    }
+    if (write.judgements.length === 0) return [];
+    const repo = em.getRepository(Preference);
+    const rows = write.judgements.map((j) =>
+      repo.create({ ...this.clinicianRow(ctx, j, write.candidate.id, write.otherCandidateId), campaignId: write.campaignId, annotationSubmissionId: write.submissionId }),
     );
+    return repo.save(rows);
+  }
+
+  /** The ids of the preferences these annotation submissions wrote (what a promotion cites as its provenance). */
+  async idsOfSubmissions(em: EntityManager, ctx: RequestContext, submissionIds: string[]): Promise<string[]> {
+    if (submissionIds.length === 0) return [];
+    const rows: { id: string }[] = await em.query(`SELECT id FROM preferences WHERE project_id = $1 AND annotation_submission_id = ANY($2::uuid[]) ORDER BY created_at, id`, [ctx.projectId, submissionIds]);
+    return rows.map((r) => r.id);
+  }
+
+  private clinicianRow(ctx: RequestContext, input: ClinicianJudgement, candidateId: string, otherCandidateId: string | null): Partial<Preference> {
+    return {
+      projectId: ctx.projectId,
+      candidateId,
+      source: PreferenceSource.CLINICIAN,
+      kind: input.kind,
+      annotatorId: ctx.userId,
+      judgeModel: null,
+      runId: null,
+      roundIndex: input.roundIndex ?? null,
+      otherCandidateId,
+      choice: input.kind === PreferenceKind.PAIRWISE ? input.choice! : null,
+      rating: input.kind === PreferenceKind.RATING ? input.rating! : null,
+      rubricVersion: input.rubricVersion ?? null,
+      rationale: input.rationale ?? null,
+      answerIndex: input.answerIndex ?? null,
+      accepted: input.kind === PreferenceKind.ACCEPTANCE ? input.accepted! : null,
+    };
   }
 
   private async requireCandidate(ctx: RequestContext, globalId: string, field: string): Promise<Candidate> {
@@ -72,7 +116,7 @@ export class PreferencesService {
     return candidate;
   }
 
-  private checkShape(input: RecordPreferenceInput, candidate: Candidate, otherCandidateId: string | null): void {
+  private checkShape(input: ClinicianJudgement, candidate: Candidate, otherCandidateId: string | null): void {
     if (input.roundIndex != null && input.roundIndex >= candidate.rounds.length) {
       throw badInput(`The candidate has ${candidate.rounds.length} rounds`, 'roundIndex');
     }

@@ -135,6 +135,14 @@ export class ProjectsService {
     return user ?? null;
   }
 
+  /** The members (all, or those with these user ids) with their role and the name the project knows them by. */
+  async memberRoles(ctx: RequestContext, userIds?: readonly string[]): Promise<{ userId: string; role: Role; displayName: string }[]> {
+    const qb = this.ds.getRepository(Membership).createQueryBuilder('m').where('m.projectId = :p', { p: ctx.projectId });
+    if (userIds) qb.andWhere('m.userId = ANY(:ids::uuid[])', { ids: userIds.filter((id) => UUID.test(id)) });
+    const rows = await qb.orderBy('m.createdAt', 'ASC').addOrderBy('m.id', 'ASC').getMany();
+    return rows.map((m) => ({ userId: m.userId, role: m.role, displayName: m.displayName }));
+  }
+
   /** Batch lookup of member users by id, for loaders. */
   async usersByIds(ctx: RequestContext, ids: readonly string[]): Promise<User[]> {
     return this.membersAsUsers(ctx.projectId, ids);
