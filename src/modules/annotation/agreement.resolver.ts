@@ -9,6 +9,7 @@ import { SelectorModel } from '../selectors/selector-model.entity';
 import type { SelectorsService } from '../selectors/selectors.service';
 import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
 import type { AnnotationAgreementService, CampaignAgreementView } from './agreement.service';
+import { AnnotationCampaign } from './annotation-campaign.entity';
 import type { AnnotatorAgreement as AnnotatorAgreementShape, PairAgreement } from './campaign-agreement';
 
 @ObjectType({ description: 'An agreement coefficient with the number of items behind it.' })
@@ -163,5 +164,15 @@ export class AnnotatorAgreementResolver {
   @FieldResolver(() => User, { nullable: true, description: 'Null for a former member.' })
   annotator(@Root() row: AnnotatorAgreement, @Ctx() { ctx }: GraphQLContext): Promise<User | null> {
     return userByIdLoader(ctx, this.projects).load(row.annotatorId);
+  }
+}
+
+@Resolver(() => AnnotationCampaign)
+export class AnnotationCampaignAgreementResolver {
+  constructor(private readonly agreements: AnnotationAgreementService) {}
+
+  @FieldResolver(() => AnnotationAgreement, { description: "Agreement of the campaign's clinicians with each other and with the judge and a selector (batched: a page of campaigns reads its judgements in one statement)." })
+  agreement(@Root() campaign: AnnotationCampaign, @Ctx() { ctx }: GraphQLContext): Promise<AnnotationAgreement> {
+    return campaignAgreementLoader(ctx, this.agreements).load(campaign.id);
   }
 }
