@@ -13,6 +13,7 @@ import { errorCodes, gql } from '../support/graphql-client';
 import { seedPipeline } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector } from '../support/scoring-fixture';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
+import { StatementCounter } from '../../src/platform/db';
 
 jest.setTimeout(180_000);
 
@@ -231,5 +232,21 @@ describe('RATING campaign agreement', () => {
     expect(pair.kappaLinear).toBeCloseTo(1 - 1 / 9, 12);
     expect(pair.kappaQuadratic).toBeCloseTo(1 - 1 / 16.5, 12);
     expect(res.data!.annotationAgreement.fleissKappa).toMatchObject({ items: 8, raters: 2 });
+  });
+});
+
+describe('a page of campaigns with their agreement', () => {
+  it('reads every campaign\'s judgements in one statement (no N+1)', async () => {
+    const count = async (query: string) => {
+      StatementCounter.reset();
+      const res = await gql(app.graphqlUrl, lab.keys.VIEWER, query);
+      expect(res.errors).toBeUndefined();
+      return { statements: StatementCounter.count, nodes: res.data!.annotationCampaigns.edges.map((e: any) => e.node) };
+    };
+    const without = await count(`query { annotationCampaigns(first: 10) { edges { node { id name } } } }`);
+    const withAgreement = await count(CAMPAIGNS);
+    expect(withAgreement.nodes.length).toBeGreaterThanOrEqual(2);
+    expect(withAgreement.nodes.every((n: any) => n.agreement.annotatorCount >= 2)).toBe(true);
+    expect(withAgreement.statements - without.statements).toBe(1);
   });
 });
