@@ -20,10 +20,12 @@
  * retrained (same seed, same model pairs) with those clinician pairs added, and its alignment is
  * measured on held-out candidate pairs ordered by the true utility (the "held-out clinician pairs").
  * "Labels saved": the N that RANDOM needs to reach VALUE's alignment (linear interpolation on the N
- * grid, mean over seeds) minus VALUE's N.
+ * grid, mean over seeds) minus VALUE's N; negative when VALUE needs more. The two signals are also
+ * run alone (disagreement only, threshold only), and besides the alignment on random held-out pairs
+ * the table gives the selection precision at the rule's cut, which is what the threshold signal aims at.
  *
  * Not a timing benchmark: the figures are alignments, so machine load changes only how long it takes.
- * Environment: BENCH_SEEDS (default 5), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000).
+ * Environment: BENCH_SEEDS (default 10), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000).
  */
 import os from 'node:os';
 import { annotationValueOf } from '../../src/modules/annotation/annotation-value';
@@ -32,7 +34,7 @@ import { HeadParameters } from '../../src/modules/training/head-graph';
 import { seededRandom } from '../../src/modules/training/random';
 import { alignmentRate, PreferencePair } from '../../src/modules/evaluation';
 
-const SEEDS = Number(process.env.BENCH_SEEDS ?? 5);
+const SEEDS = Number(process.env.BENCH_SEEDS ?? 10);
 const NS = (process.env.BENCH_NS ?? '25,50,100,200,400').split(',').map(Number);
 const POOL = Number(process.env.BENCH_POOL ?? 1000);
 const HELD_OUT = 1000;
@@ -147,11 +149,22 @@ async function scoreAll(parameters: HeadParameters, world: World): Promise<Float
   }
 }
 
-async function alignmentOf(parameters: HeadParameters, world: World, evalPairs: PreferencePair[]): Promise<number> {
+interface Quality {
+  /** Alignment rate on held-out pairs ordered by the true utility. */
+  alignment: number;
+  /** Share of the selector's top TOP_FRACTION of the held-out candidates that is in the true top TOP_FRACTION: what the dataset rule's cut gets right. */
+  selection: number;
+}
+
+async function qualityOf(parameters: HeadParameters, world: World, evalPairs: PreferencePair[]): Promise<Quality> {
   const scores = await scoreAll(parameters, world);
   const map = new Map<string, number>();
   for (let i = POOL; i < POOL + HELD_OUT; i++) map.set(String(i), scores[i]);
-  return alignmentRate(evalPairs, map).value!;
+  const held = Array.from({ length: HELD_OUT }, (_, k) => POOL + k);
+  const keep = Math.ceil(TOP_FRACTION * HELD_OUT);
+  const bySelector = new Set([...held].sort((a, b) => scores[b] - scores[a]).slice(0, keep));
+  const trulyTop = [...held].sort((a, b) => world.utility[b] - world.utility[a]).slice(0, keep);
+  return { alignment: alignmentRate(evalPairs, map).value!, selection: trulyTop.filter((i) => bySelector.has(i)).length / keep };
 }
 
 function shuffled(n: number, random: () => number): number[] {
@@ -179,14 +192,16 @@ async function main(): Promise<void> {
   const started = Date.now();
   const load = os.loadavg();
   console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
-  const initial: number[] = [];
-  const byRouting: Record<'VALUE' | 'RANDOM', number[][]> = { VALUE: NS.map(() => []), RANDOM: NS.map(() => []) };
+  const initial: Quality[] = [];
+  const ROUTINGS = ['RANDOM', 'VALUE', 'VALUE disagreement only', 'VALUE threshold only'] as const;
+  type Routing = (typeof ROUTINGS)[number];
+  const byRouting = Object.fromEntries(ROUTINGS.map((r) => [r, NS.map(() => [] as Quality[])])) as Record<Routing, Quality[][]>;
   for (let seed = 1; seed <= SEEDS; seed++) {
     const world = makeWorld(seed);
     const model = modelPairs(world, seed);
     const evalPairs = evaluationPairs(world, seed);
     const start = await trainHead(pairsFrom(world, model), config(seed));
-    initial.push(await alignmentOf(start.parameters, world, evalPairs));
+    initial.push(await qualityOf(start.parameters, world, evalPairs));
 
     // What a project knows before clinicians start: the initial selector's scores, the judge's ratings, the rule's cut.
     const scores = await scoreAll(start.parameters, world);
@@ -197,32 +212,47 @@ async function main(): Promise<void> {
     const values = annotationValueOf(ids, { selectorScores, judgeRatings, threshold: { scores: selectorScores, value: cut } });
     const tieBreak = seededRandom('routing-ties', seed);
     const jitter = new Map(ids.map((id) => [id, tieBreak()]));
-    const byValue = [...ids].sort((a, b) => values.get(b)!.value - values.get(a)!.value || jitter.get(a)! - jitter.get(b)!).map(Number);
-    const atRandom = shuffled(POOL, seededRandom('routing-random', seed));
+    const orderBy = (value: (v: { value: number; disagreement: number; thresholdProximity: number }) => number) =>
+      [...ids].sort((a, b) => value(values.get(b)!) - value(values.get(a)!) || jitter.get(a)! - jitter.get(b)!).map(Number);
+    const orders: Record<Routing, number[]> = {
+      RANDOM: shuffled(POOL, seededRandom('routing-random', seed)),
+      VALUE: orderBy((v) => v.value),
+      'VALUE disagreement only': orderBy((v) => v.disagreement),
+      'VALUE threshold only': orderBy((v) => v.thresholdProximity),
+    };
 
-    for (const [routing, order] of [['VALUE', byValue], ['RANDOM', atRandom]] as const) {
+    for (const routing of ROUTINGS) {
       for (let k = 0; k < NS.length; k++) {
-        const labelled = order.slice(0, NS[k]);
+        const labelled = orders[routing].slice(0, NS[k]);
         const trained = await trainHead(pairsFrom(world, [...model, ...clinicianPairs(world, labelled, seed)]), config(seed));
-        byRouting[routing][k].push(await alignmentOf(trained.parameters, world, evalPairs));
+        byRouting[routing][k].push(await qualityOf(trained.parameters, world, evalPairs));
       }
     }
-    console.log(`  seed ${seed}: initial ${initial[seed - 1].toFixed(3)}; VALUE ${byRouting.VALUE.map((a) => a[seed - 1].toFixed(3)).join(' ')}; RANDOM ${byRouting.RANDOM.map((a) => a[seed - 1].toFixed(3)).join(' ')}`);
+    console.log(`  seed ${seed}: initial ${initial[seed - 1].alignment.toFixed(3)}; ${ROUTINGS.map((r) => `${r} ${byRouting[r].map((q) => q[seed - 1].alignment.toFixed(3)).join(' ')}`).join('; ')}`);
   }
 
-  const randomCurve = byRouting.RANDOM.map(mean);
-  console.log(`\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector, model pairs only: ${mean(initial).toFixed(3)} ± ${sd(initial).toFixed(3)})`);
-  console.log('| N labels | RANDOM | VALUE | VALUE − RANDOM | RANDOM needs for VALUE’s alignment | labels saved |');
-  console.log('|---:|---:|---:|---:|---:|---:|');
-  NS.forEach((n, k) => {
-    const v = mean(byRouting.VALUE[k]);
-    const r = randomCurve[k];
-    const needs = labelsToReach(NS, randomCurve, v);
-    const diffs = byRouting.VALUE[k].map((x, s) => x - byRouting.RANDOM[k][s]);
+  for (const metric of ['alignment', 'selection'] as const) {
+    const of = (qs: Quality[]) => qs.map((q) => q[metric]);
+    const randomCurve = byRouting.RANDOM.map((qs) => mean(of(qs)));
     console.log(
-      `| ${n} | ${r.toFixed(3)} ± ${sd(byRouting.RANDOM[k]).toFixed(3)} | ${v.toFixed(3)} ± ${sd(byRouting.VALUE[k]).toFixed(3)} | ${mean(diffs) >= 0 ? '+' : ''}${mean(diffs).toFixed(3)} | ${needs === null ? `> ${NS[NS.length - 1]}` : needs.toFixed(0)} | ${needs === null ? `> ${NS[NS.length - 1] - n}` : (needs - n).toFixed(0)} |`,
+      metric === 'alignment'
+        ? `\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector, model pairs only: ${mean(of(initial)).toFixed(3)} ± ${sd(of(initial)).toFixed(3)})`
+        : `\nselection precision at the rule's cut: share of the selector's top ${TOP_FRACTION * 100} % of held-out candidates truly in the top ${TOP_FRACTION * 100} % (initial: ${mean(of(initial)).toFixed(3)})`,
     );
-  });
+    console.log(`| N labels | RANDOM | ${ROUTINGS.slice(1).join(' | ')} | VALUE − RANDOM (paired) | RANDOM needs for VALUE’s figure | labels saved |`);
+    console.log(`|---:|---:|${ROUTINGS.slice(1).map(() => '---:|').join('')}---:|---:|---:|`);
+    NS.forEach((n, k) => {
+      const cell = (r: Routing) => `${mean(of(byRouting[r][k])).toFixed(3)} ± ${sd(of(byRouting[r][k])).toFixed(3)}`;
+      const v = mean(of(byRouting.VALUE[k]));
+      const needs = labelsToReach(NS, randomCurve, v);
+      const diffs = of(byRouting.VALUE[k]).map((x, s) => x - of(byRouting.RANDOM[k])[s]);
+      const diff = mean(diffs);
+      const beyond = `> ${NS[NS.length - 1]}`;
+      console.log(
+        `| ${n} | ${cell('RANDOM')} | ${ROUTINGS.slice(1).map(cell).join(' | ')} | ${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ± ${sd(diffs).toFixed(3)} | ${needs === null ? beyond : needs.toFixed(0)} | ${needs === null ? `> ${NS[NS.length - 1] - n}` : (needs - n).toFixed(0)} |`,
+      );
+    });
+  }
   console.log(`\n${((Date.now() - started) / 1000).toFixed(0)} s, load after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
