@@ -3,7 +3,7 @@ import { GraphQLDateTime } from 'graphql-scalars';
 import type { CandidatesService } from '../candidates/candidates.service';
 import type { ProjectsService } from '../projects/projects.service';
 import type { DemonstrationsService } from '../demonstrations/demonstrations.service';
-import { ConnectionType, connectionOf, encodeCursor, PageArgs, toConnection } from '../../platform/pagination';
+import { ConnectionType, connectionOf, decodeCursor, PageArgs, toConnection } from '../../platform/pagination';
 import { expectGlobalId, toGlobalId } from '../../platform/ids';
 import { notFound } from '../../platform/errors';
 import { asPayload, UserError } from '../../platform/user-errors';
@@ -271,8 +271,9 @@ export class AnnotationItemsResolver {
     const campaign = await campaignByIdLoader(context.ctx, this.annotations).load(item.campaignId);
     const all = await submissionsByItemLoader(context.ctx, this.annotations, args.latestOnly, !campaign || seesOnlyOwn(context, campaign)).load(item.id);
     // An item has a handful of submissions (overlap x versions): all are read in one batched statement and paged here.
-    const start = args.after ? all.findIndex((s) => encodeCursor(s.createdAt, s.id) === args.after) + 1 : 0;
-    const rows = all.slice(start, start + args.first + 1);
+    const cursor = args.after ? decodeCursor(args.after, 'time') : null;
+    const after = cursor ? all.filter((s) => s.createdAt.getTime() > (cursor.value as Date).getTime() || (s.createdAt.getTime() === (cursor.value as Date).getTime() && s.id > cursor.id)) : all;
+    const rows = after.slice(0, args.first + 1);
     return connectionOf(AnnotationSubmissionConnection, toConnection(rows, args, (s) => ({ value: s.createdAt, id: s.id }), async () => all.length));
   }
 

@@ -180,7 +180,7 @@ export class AnnotationService {
       briefs = await this.candidates.briefs(ctx, { ids }, limit);
     } else if (items.generationRunId) {
       await this.runs.assertRunsOfKind(ctx, [items.generationRunId], RunKind.GENERATION, ['input', 'items', 'generationRunId']);
-      briefs = await this.candidates.briefs(ctx, { filter: { runId: items.generationRunId } }, limit);
+      briefs = await this.candidates.briefs(ctx, { filter: { runId: items.generationRunId }, byImageAndSample: true }, limit);
     } else {
       briefs = await this.candidates.briefs(ctx, { filter: items.candidateFilter }, limit);
     }
@@ -608,16 +608,15 @@ export class AnnotationService {
     const { source, turns } = await this.promotedConversation(ctx, campaign, item, candidate, latest);
 
     const result = await this.ds.transaction(async (em) => {
-      const existing = await em.getRepository(AnnotationPromotion).findOneBy({ itemId: item.id, projectId: ctx.projectId });
-      if (existing) {
-        const demonstration = await this.demonstrations.findById(ctx, existing.demonstrationId);
-        if (demonstration) return { demonstration, promotion: existing };
-      }
+      // Lock the item's promotion slot (one per item) so two curators promoting at once make one demonstration.
+      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`annotation-promotion:${item.id}`]);
+      const repo = em.getRepository(AnnotationPromotion);
+      const existing = await repo.findOneBy({ itemId: item.id, projectId: ctx.projectId });
+      // A promotion's demonstration cannot be gone: deleting it deletes the promotion (foreign key).
+      if (existing) return { demonstration: (await this.demonstrations.findById(ctx, existing.demonstrationId))!, promotion: existing };
       const demonstration = await this.demonstrations.promoteConversation(em, ctx, { imageId: source.imageId, turns, sourceCandidateId: source.id });
       const submissionIds = latest.map((s) => s.id);
       const preferenceIds = await this.preferences.idsOfSubmissions(em, ctx, submissionIds);
-      const repo = em.getRepository(AnnotationPromotion);
-      if (existing) await repo.delete({ id: existing.id });
       const promotion = await repo.save(
         repo.create({ projectId: ctx.projectId, campaignId: campaign.id, itemId: item.id, demonstrationId: demonstration.id, submissionIds, preferenceIds, promotedById: ctx.userId }),
       );

@@ -112,15 +112,16 @@ export class CandidatesService {
 
   /**
    * The OK candidates a filter picks (oldest first), or the project's OK candidates with these ids
-   * (in the order given), at most `limit`: what an annotation campaign freezes as its items.
+   * (in the order given), at most `limit`: what an annotation campaign freezes as its items. A
+   * filter's candidates come oldest first, or by image and sample (a generation run's order).
    */
-  async briefs(ctx: RequestContext, source: { filter?: CandidateFilter | null; ids?: readonly string[] }, limit: number): Promise<CandidateBrief[]> {
+  async briefs(ctx: RequestContext, source: { filter?: CandidateFilter | null; ids?: readonly string[]; byImageAndSample?: boolean }, limit: number): Promise<CandidateBrief[]> {
     const qb = source.ids ? this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.projectId = :projectId AND c.id = ANY(:ids::uuid[])', { projectId: ctx.projectId, ids: [...source.ids] }) : this.filtered(ctx, source.filter);
     const rows = await qb
       .andWhere('c.status = :ok', { ok: CandidateStatus.OK })
       .select(['c.id', 'c.imageId', 'c.form', 'c.rounds', 'c.sampleIndex', 'c.createdAt'])
-      .orderBy(source.filter?.runId ? 'c.imageId' : 'c.createdAt', 'ASC')
-      .addOrderBy(source.filter?.runId ? 'c.sampleIndex' : 'c.id', 'ASC')
+      .orderBy(source.byImageAndSample ? 'c.imageId' : 'c.createdAt', 'ASC')
+      .addOrderBy(source.byImageAndSample ? 'c.sampleIndex' : 'c.id', 'ASC')
       .addOrderBy('c.id', 'ASC')
       .limit(limit)
       .getMany();

@@ -2,11 +2,22 @@ import { DataSource, EntityManager, InsertQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
-import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { applyKeyset, childPages, countChildren, ConnectionShape, decodeCursor, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { Role } from '../projects/role';
 import { Candidate, CandidateForm } from '../candidates/candidate.entity';
 import { CandidatesService } from '../candidates/candidates.service';
 import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
 import { PreferenceFilter, RecordPreferenceInput } from './preferences.inputs';
+
+/**
+ * Clinicians do not read other clinicians' annotation-campaign judgements through the preference
+ * API: a campaign may be blind (later annotators must not see earlier answers), and whether it is
+ * is the campaign's business; open campaigns show them through AnnotationItem.submissions.
+ * Curators, owners and viewers see every row.
+ */
+function hidesOthersCampaignJudgements(ctx: RequestContext): boolean {
+  return ctx.role === Role.CLINICIAN;
+}
 
 /** A clinician judgement of a candidate already looked up: recordPreference's input without the ids. */
 export type ClinicianJudgement = Omit<RecordPreferenceInput, 'candidateId' | 'otherCandidateId'>;
@@ -20,6 +31,7 @@ export class PreferencesService {
   async list(ctx: RequestContext, page: PageArgs, filter?: PreferenceFilter | null): Promise<ConnectionShape<Preference>> {
     const base = () => {
       const qb = this.ds.getRepository(Preference).createQueryBuilder('p').where('p.projectId = :projectId', { projectId: ctx.projectId });
+      if (hidesOthersCampaignJudgements(ctx)) qb.andWhere('(p.campaignId IS NULL OR p.annotatorId = :me)', { me: ctx.userId });
       if (filter?.sources?.length) qb.andWhere('p.source IN (:...sources)', { sources: filter.sources });
       if (filter?.kinds?.length) qb.andWhere('p.kind IN (:...kinds)', { kinds: filter.kinds });
       if (filter?.annotatorId) qb.andWhere('p.annotatorId = :annotatorId', { annotatorId: expectGlobalId(filter.annotatorId, 'User', 'filter.annotatorId') });
@@ -31,20 +43,52 @@ export class PreferencesService {
   }
 
   async findById(ctx: RequestContext, id: string): Promise<Preference | null> {
-    return this.ds.getRepository(Preference).findOneBy({ id, projectId: ctx.projectId });
+    const preference = await this.ds.getRepository(Preference).findOneBy({ id, projectId: ctx.projectId });
+    return preference && hidesOthersCampaignJudgements(ctx) && preference.campaignId && preference.annotatorId !== ctx.userId ? null : preference;
   }
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Preference[]> {
     if (ids.length === 0) return [];
-    return this.ds.getRepository(Preference).createQueryBuilder('p').where('p.projectId = :p AND p.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] }).orderBy('p.createdAt').addOrderBy('p.id').getMany();
+    const qb = this.ds.getRepository(Preference).createQueryBuilder('p').where('p.projectId = :p AND p.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] });
+    if (hidesOthersCampaignJudgements(ctx)) qb.andWhere('(p.campaignId IS NULL OR p.annotatorId = :me)', { me: ctx.userId });
+    return qb.orderBy('p.createdAt').addOrderBy('p.id').getMany();
   }
 
   async pagesByCandidate(ctx: RequestContext, candidateIds: readonly string[], page: PageArgs): Promise<Preference[]> {
-    return childPages(this.ds.getRepository(Preference), { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
+    if (!hidesOthersCampaignJudgements(ctx)) {
+      return childPages(this.ds.getRepository(Preference), { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds, page });
+    }
+    // childPages' window, less other clinicians' campaign judgements.
+    const params: Record<string, unknown> = { p: ctx.projectId, ids: [...candidateIds], me: ctx.userId, limit: page.first + 1 };
+    let cursor = '';
+    if (page.after) {
+      const { value, id } = decodeCursor(page.after, 'time');
+      Object.assign(params, { cv: value, cid: id });
+      cursor = 'AND (created_at, id) < (:cv, :cid)';
+    }
+    return this.ds
+      .getRepository(Preference)
+      .createQueryBuilder('child')
+      .where(
+        `child.id IN (SELECT ranked.id FROM (
+           SELECT id, row_number() OVER (PARTITION BY candidate_id ORDER BY created_at DESC, id DESC) AS rn FROM preferences
+            WHERE project_id = :p AND candidate_id = ANY(:ids::uuid[]) AND (campaign_id IS NULL OR annotator_id = :me) ${cursor}) ranked WHERE ranked.rn <= :limit)`,
+        params,
+      )
+      .orderBy('child.createdAt', 'DESC')
+      .addOrderBy('child.id', 'DESC')
+      .getMany();
   }
 
   async countsByCandidate(ctx: RequestContext, candidateIds: readonly string[]): Promise<number[]> {
-    return countChildren(this.ds, { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds });
+    if (!hidesOthersCampaignJudgements(ctx)) return countChildren(this.ds, { table: 'preferences', parentColumn: 'candidate_id', projectId: ctx.projectId, parentIds: candidateIds });
+    const rows: { key: string; count: number }[] = await this.ds.query(
+      `SELECT candidate_id AS key, count(*)::int AS count FROM preferences
+        WHERE project_id = $1 AND candidate_id = ANY($2::uuid[]) AND (campaign_id IS NULL OR annotator_id = $3) GROUP BY candidate_id`,
+      [ctx.projectId, [...candidateIds], ctx.userId],
+    );
+    const counts = new Map(rows.map((r) => [r.key, r.count]));
+    return candidateIds.map((id) => counts.get(id) ?? 0);
   }
 
   /** A clinician's preference, checked against the candidate it judges. */
