@@ -3,7 +3,7 @@
  * nextAnnotationTask / submitAnnotation, and annotationAgreement / AnnotationCampaign.agreement
  * give the kappas and alphas worked out by hand below, the latest submission counting after an
  * edit; the judge and the active selector are compared with the clinicians' orderings; a second
- * project's key sees nothing; VIEWER and CLINICIAN read (the role hierarchy), nobody without a key.
+ * project's key sees nothing; VIEWER reads, a CLINICIAN only when the campaign is not blind.
  */
 import type { StoredRound } from '../../src/modules/candidates/conversation';
 import { RequestContext } from '../../src/modules/projects/request-context';
@@ -69,9 +69,9 @@ async function addClinicians(project: TestProject, count: number): Promise<Clini
   return out;
 }
 
-async function campaign(name: string, taskKind: string, overlap: number, annotators: Clinician[]): Promise<string> {
+async function campaign(name: string, taskKind: string, overlap: number, annotators: Clinician[], blind = true): Promise<string> {
   const res = await gql(app.graphqlUrl, lab.keys.CURATOR, CREATE, {
-    input: { name, taskKind, overlap, items: { generationRunId: toGlobalId('Run', runId) }, annotatorIds: annotators.map((c) => toGlobalId('User', c.userId)), routing: 'ORDERED' },
+    input: { name, taskKind, overlap, blind, items: { generationRunId: toGlobalId('Run', runId) }, annotatorIds: annotators.map((c) => toGlobalId('User', c.userId)), routing: 'ORDERED' },
   });
   const payload = res.data?.createAnnotationCampaign;
   if (!payload?.campaign) throw new Error(JSON.stringify(res.errors ?? payload?.userErrors));
@@ -197,16 +197,21 @@ describe('ACCEPTANCE campaign agreement', () => {
     expect(selector.alignmentRate).toBeLessThanOrEqual(1);
   });
 
-  it('lets VIEWER and CLINICIAN read, on the campaign too; a second project and a missing key get nothing', async () => {
-    for (const key of [lab.keys.VIEWER, clinicians[0].key]) {
-      const res = await gql(app.graphqlUrl, key, AGREEMENT, { id: campaignId });
-      expect(res.errors).toBeUndefined();
-      expect(res.data!.annotationAgreement.annotatorCount).toBe(3);
-    }
+  it('lets VIEWER read, on the campaign too, but not a CLINICIAN of this blind campaign; a second project and a missing key get nothing', async () => {
+    const viewed = await gql(app.graphqlUrl, lab.keys.VIEWER, AGREEMENT, { id: campaignId });
+    expect(viewed.errors).toBeUndefined();
+    expect(viewed.data!.annotationAgreement.annotatorCount).toBe(3);
     const listed = await gql(app.graphqlUrl, lab.keys.VIEWER, CAMPAIGNS);
     expect(listed.errors).toBeUndefined();
     const node = listed.data!.annotationCampaigns.edges.map((e: any) => e.node).find((n: any) => n.id === campaignId);
     expect(node.agreement).toMatchObject({ items: 8, annotatorCount: 3 });
+
+    // Blind: kappas read after each submission would tell a clinician how the others judged.
+    const asClinician = await gql(app.graphqlUrl, clinicians[0].key, AGREEMENT, { id: campaignId });
+    expect(errorCodes(asClinician)).toEqual(['FORBIDDEN']);
+    const clinicianList = await gql(app.graphqlUrl, clinicians[0].key, CAMPAIGNS);
+    expect(clinicianList.errors).toBeUndefined();
+    expect(clinicianList.data!.annotationCampaigns.edges.map((e: any) => e.node).find((n: any) => n.id === campaignId).agreement).toBeNull();
 
     const foreign = await gql(app.graphqlUrl, other.keys.OWNER, AGREEMENT, { id: campaignId });
     expect(errorCodes(foreign)).toEqual(['NOT_FOUND']);
@@ -219,10 +224,11 @@ describe('ACCEPTANCE campaign agreement', () => {
 
 describe('RATING campaign agreement', () => {
   it('gives unweighted, linear and quadratic Cohen over the 0-10 scale', async () => {
-    const campaignId = await campaign('rating', 'RATING', 2, clinicians.slice(0, 2));
+    // Not blind: its clinicians may read the agreement too.
+    const campaignId = await campaign('rating', 'RATING', 2, clinicians.slice(0, 2), false);
     await annotateAll(campaignId, clinicians[0], ratingsOf([1, 2, 3, 3, 2, 1, 4, 1]));
     await annotateAll(campaignId, clinicians[1], ratingsOf([1, 2, 3, 3, 2, 2, 4, 1]));
-    const res = await gql(app.graphqlUrl, lab.keys.CURATOR, AGREEMENT, { id: campaignId });
+    const res = await gql(app.graphqlUrl, clinicians[0].key, AGREEMENT, { id: campaignId });
     expect(res.errors).toBeUndefined();
     const [pair] = res.data!.annotationAgreement.pairs;
     // One disagreement (1 vs 2) in 8. Unweighted: po 7/8, pe 17/64 → 39/47. Linear: Σw·E = 72/8 = 9 → 1 − 1/9.

@@ -8,6 +8,7 @@ import { userByIdLoader } from '../projects/projects.loaders';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import type { SelectorsService } from '../selectors/selectors.service';
 import { selectorModelByIdLoader } from '../selectors/selectors.loaders';
+import { mayReadAgreement } from './agreement.service';
 import type { AnnotationAgreementService, CampaignAgreementView } from './agreement.service';
 import { AnnotationCampaign } from './annotation-campaign.entity';
 import type { AnnotatorAgreement as AnnotatorAgreementShape, PairAgreement } from './campaign-agreement';
@@ -104,15 +105,14 @@ export function campaignAgreementLoader(ctx: RequestContext, agreements: Annotat
 }
 
 /**
- * Who reads agreement: every member, VIEWER up (a role can do what the roles below it can, so a
- * CLINICIAN reads what a VIEWER reads). The figures are aggregates over items; they never show
- * what another clinician answered on an item, which is what a blind campaign hides.
+ * Who reads agreement: every member, VIEWER up, except a CLINICIAN in a blind campaign (see
+ * mayReadAgreement): FORBIDDEN here, null on AnnotationCampaign.agreement.
  */
 @Resolver(() => AnnotationAgreement)
 export class AnnotationAgreementResolver {
   constructor(private readonly agreements: AnnotationAgreementService) {}
 
-  @Query(() => AnnotationAgreement, { description: "A campaign's agreement statistics (also AnnotationCampaign.agreement)." })
+  @Query(() => AnnotationAgreement, { description: "A campaign's agreement statistics (also AnnotationCampaign.agreement); FORBIDDEN for a CLINICIAN when the campaign is blind." })
   async annotationAgreement(@Ctx() { ctx }: GraphQLContext, @Arg('campaignId', () => ID) campaignId: string): Promise<AnnotationAgreement> {
     return toAnnotationAgreement(await this.agreements.forCampaign(ctx, campaignId));
   }
@@ -171,8 +171,12 @@ export class AnnotatorAgreementResolver {
 export class AnnotationCampaignAgreementResolver {
   constructor(private readonly agreements: AnnotationAgreementService) {}
 
-  @FieldResolver(() => AnnotationAgreement, { description: "Agreement of the campaign's clinicians with each other and with the judge and a selector (batched: a page of campaigns reads its judgements in one statement)." })
-  agreement(@Root() campaign: AnnotationCampaign, @Ctx() { ctx }: GraphQLContext): Promise<AnnotationAgreement> {
+  @FieldResolver(() => AnnotationAgreement, {
+    nullable: true,
+    description: "Agreement of the campaign's clinicians with each other and with the judge and a selector (batched: a page of campaigns reads its judgements in one statement). Null for a CLINICIAN when the campaign is blind.",
+  })
+  agreement(@Root() campaign: AnnotationCampaign, @Ctx() { ctx }: GraphQLContext): Promise<AnnotationAgreement> | null {
+    if (!mayReadAgreement(ctx, campaign)) return null;
     return campaignAgreementLoader(ctx, this.agreements).load(campaign.id);
   }
 }

@@ -1,11 +1,12 @@
 import { DataSource } from 'typeorm';
-import { notFound } from '../../platform/errors';
+import { DomainError, ErrorCode, notFound } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { evaluateJudgeAlignment, evaluateSelectorAlignment, PreferencePair } from '../evaluation';
 import type { CandidatesService } from '../candidates/candidates.service';
 import type { ImagesService } from '../images/images.service';
 import { campaignJudgements, judgeRatings } from '../preferences/preferences.queries';
 import type { RequestContext } from '../projects/request-context';
+import { Role } from '../projects/role';
 import { scoreValues } from '../scoring/scoring.queries';
 import { imagePixels, judgedItemSource, selectorText } from '../selectors/selector-inputs';
 import type { SelectorModel } from '../selectors/selector-model.entity';
@@ -14,7 +15,18 @@ import { campaignAgreement, CampaignAgreement, clinicianPairs, ClinicianPair, Ju
 
 /** The campaigns this service may read: the annotation service's lookup, scoped to the caller's project. */
 export interface CampaignLookup {
-  findCampaign(ctx: RequestContext, id: string): Promise<{ id: string } | null>;
+  findCampaign(ctx: RequestContext, id: string): Promise<{ id: string; blind: boolean } | null>;
+}
+
+/**
+ * Whether the caller may read a campaign's agreement. Every member may (VIEWER up), except a
+ * CLINICIAN in a blind campaign: per-pair kappas read after each of their submissions would tell them
+ * how another clinician judged the items they share, which is what blindness hides (the preferences
+ * module hides other clinicians' campaign judgements from clinicians for the same reason). Curators
+ * and owners, who do not annotate, see everything.
+ */
+export function mayReadAgreement(ctx: RequestContext, campaign: { blind: boolean }): boolean {
+  return !(campaign.blind && ctx.role === Role.CLINICIAN);
 }
 
 /** A campaign's agreement with the judgements behind it (the judge and selector figures are computed from them on demand). */
@@ -71,6 +83,7 @@ export class AnnotationAgreementService {
   async forCampaign(ctx: RequestContext, campaignGlobalId: string): Promise<CampaignAgreementView> {
     const campaign = await this.campaigns.findCampaign(ctx, expectGlobalId(campaignGlobalId, 'AnnotationCampaign', 'campaignId'));
     if (!campaign) throw notFound('Annotation campaign');
+    if (!mayReadAgreement(ctx, campaign)) throw new DomainError(ErrorCode.FORBIDDEN, 'Clinicians do not see the agreement of a blind campaign: it would tell them how others judged');
     return (await this.forCampaigns(ctx, [campaign.id]))[0];
   }
 
