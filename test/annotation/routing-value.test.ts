@@ -10,6 +10,7 @@ import { referenceSelectorUpload, registerSelector, seedCandidates } from '../su
 import { seedPipeline } from '../support/pipeline-fixture';
 import { fromGlobalId } from '../../src/platform/ids';
 import { createTestProject, startTestApp, TestApp, TestProject } from '../support/test-app';
+import { gql } from '../support/graphql-client';
 
 jest.setTimeout(120_000);
 
@@ -133,5 +134,27 @@ describe('annotationValues on a real database', () => {
   it('works inside a transaction, as campaign creation calls it', async () => {
     const values = await app.ds.transaction((em) => annotationValues(em, lab.id, labCandidates.slice(0, 4)));
     expect(values.get(labCandidates[1])).toBeCloseTo(5 / 3, 12);
+  });
+
+  it('is what a VALUE campaign created through the API freezes as item priorities and hands out first', async () => {
+    // The lab's candidates as two-answer candidates, which an ACCEPTANCE campaign takes.
+    const rounds = JSON.stringify([{ question: 'What is shown?', answers: ['A lesion.', 'Nothing abnormal.'] }]);
+    await app.ds.query(`UPDATE candidates SET form = 'TWO_ANSWERS', rounds = $2 WHERE id = ANY($1::uuid[])`, [labCandidates, rounds]);
+    const created = await gql(app.graphqlUrl, lab.keys.CURATOR, `mutation($input: CreateAnnotationCampaignInput!) { createAnnotationCampaign(input: $input) { campaign { id } userErrors { code message } } }`, {
+      input: { name: 'by value', taskKind: 'ACCEPTANCE', items: { candidateFilter: {} }, routing: 'VALUE' },
+    });
+    expect(created.errors ?? created.data!.createAnnotationCampaign.userErrors).toEqual([]);
+    const campaignId = created.data!.createAnnotationCampaign.campaign.id;
+    const [c1, c2, c3, c4, c5] = labCandidates;
+    const stored: { candidate_id: string; priority: number }[] = await app.ds.query(`SELECT candidate_id, priority FROM annotation_items WHERE campaign_id = $1`, [fromGlobalId(campaignId)!.id]);
+    const priority = new Map(stored.map((r) => [r.candidate_id, Number(r.priority)]));
+    expect(priority.get(c1)).toBeCloseTo(1.5, 12);
+    expect(priority.get(c2)).toBeCloseTo(5 / 3, 12);
+    expect(priority.get(c3)).toBeCloseTo(1 / 3 + 0.75, 12);
+    expect(priority.get(c4)).toBeCloseTo(0.75, 12);
+    expect(priority.get(c5)).toBe(0);
+    const next = await gql(app.graphqlUrl, lab.keys.CLINICIAN, `mutation($input: NextAnnotationTaskInput!) { nextAnnotationTask(input: $input) { task { candidate { id } } userErrors { code message } } }`, { input: { campaignId } });
+    expect(next.errors).toBeUndefined();
+    expect(fromGlobalId(next.data!.nextAnnotationTask.task.candidate.id)!.id).toBe(c2);
   });
 });
