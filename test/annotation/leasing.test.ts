@@ -195,6 +195,20 @@ describe('annotation campaigns: leasing', () => {
     expect(n).toBe(2);
   });
 
+  it('lets viewers annotate nothing, and curators annotate a campaign open to every clinician', async () => {
+    const campaign = await campaignOf(2);
+    const owned = await next(lab.keys.CURATOR, campaign);
+    expect(owned).not.toBeNull();
+    for (const res of [
+      await api.next(lab.keys.VIEWER, campaign),
+      await api.submit(lab.keys.VIEWER, { itemId: owned!.item.id, acceptance: acceptance() }),
+      await api.skip(lab.keys.VIEWER, owned!.item.id),
+    ]) {
+      expect(errorCodes(res)).toEqual(['FORBIDDEN']);
+    }
+    await submitAll(lab.keys.CURATOR, owned!.item.id);
+  });
+
   it('hands work only to the named annotators, and never to another project', async () => {
     const campaign = await campaignOf(1, { annotatorIds: [gid('User', clinicians[5].userId)] });
     expect(errorCodes(await api.next(clinicians[6].key, campaign))).toEqual(['FORBIDDEN']);
