@@ -34,6 +34,7 @@ import {
   AnnotationCampaignAgreementResolver,
   AnnotatorAgreementResolver,
   AnnotatorPairAgreementResolver,
+  JudgeAndSelectorComparisonResolver,
   ModelAlignmentFigureResolver,
 } from '../modules/annotation/agreement.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
@@ -81,6 +82,7 @@ export const resolverEntries = [
   entry(ModelAlignmentFigureResolver, (s) => new ModelAlignmentFigureResolver(s.selectors)),
   entry(AnnotatorPairAgreementResolver, (s) => new AnnotatorPairAgreementResolver(s.projects)),
   entry(AnnotatorAgreementResolver, (s) => new AnnotatorAgreementResolver(s.projects)),
+  entry(JudgeAndSelectorComparisonResolver, (s) => new JudgeAndSelectorComparisonResolver(s.selectors)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);

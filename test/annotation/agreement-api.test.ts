@@ -36,6 +36,7 @@ const AGREEMENT = `query($id: ID!) { annotationAgreement(campaignId: $id) { ${FI
 const MODELS = `query($id: ID!) { annotationAgreement(campaignId: $id) {
   judge { judgeModel alignmentRate intervalLow intervalHigh clinicianPairs scoredPairs ties unscoredItems }
   selector { selectorModel { id } alignmentRate clinicianPairs scoredPairs ties unscoredItems }
+  judgeAndSelector { judgeModel selectorModel { id } clinicianPairs pairs judge { alignmentRate ties } selector { alignmentRate ties } }
 } }`;
 const CAMPAIGNS = `query { annotationCampaigns(first: 10) { edges { node { id name agreement { items annotatorCount fleissKappa { value } } } } } }`;
 
@@ -195,6 +196,14 @@ describe('ACCEPTANCE campaign agreement', () => {
     expect(selector).toMatchObject({ selectorModel: { id: selectorId }, clinicianPairs: 12, scoredPairs: 12, unscoredItems: 0 });
     expect(selector.alignmentRate).toBeGreaterThanOrEqual(0);
     expect(selector.alignmentRate).toBeLessThanOrEqual(1);
+    // Like for like: both on the 6 pairs the judge rated.
+    const same = res.data!.annotationAgreement.judgeAndSelector;
+    expect(same).toMatchObject({ judgeModel: 'judge-a', selectorModel: { id: selectorId }, clinicianPairs: 12, pairs: 6, judge: { alignmentRate: 0.5, ties: 0 } });
+    expect(same.selector.alignmentRate).not.toBeNull();
+    // A selector that is not the project's.
+    const unknown = toGlobalId('SelectorModel', '00000000-0000-4000-8000-000000000000');
+    const missing = await gql(app.graphqlUrl, lab.keys.VIEWER, `query($id: ID!, $sel: ID) { annotationAgreement(campaignId: $id) { selector(selectorModelId: $sel) { alignmentRate } } }`, { id: campaignId, sel: unknown });
+    expect(errorCodes(missing)).toEqual(['NOT_FOUND']);
   });
 
   it('lets VIEWER read, on the campaign too, but not a CLINICIAN of this blind campaign; a second project and a missing key get nothing', async () => {

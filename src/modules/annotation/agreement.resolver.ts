@@ -65,6 +65,24 @@ export class ModelAlignmentFigure {
   @Field(() => Int, { description: 'Answers the selector could not score (no image bytes, or beyond 2,000 answers per request).' }) unscoredItems: number;
 }
 
+@ObjectType({ description: 'An alignment rate on given clinician pairs.' })
+export class AlignmentRateFigure {
+  @Field(() => Float, { nullable: true, description: 'Share of the pairs ordered as the clinician did (a tie counts ½); null without pairs.' }) alignmentRate: number | null;
+  @Field(() => Float, { nullable: true, description: '95 % bootstrap interval (whole candidates resampled, seed 0).' }) intervalLow: number | null;
+  @Field(() => Float, { nullable: true }) intervalHigh: number | null;
+  @Field(() => Int) ties: number;
+}
+
+@ObjectType({ description: 'The model judge and a selector on exactly the same clinician pairs (those both scored), so their rates compare like for like.' })
+export class JudgeAndSelectorComparison {
+  selectorModelId: string;
+  @Field(() => String, { nullable: true }) judgeModel: string | null;
+  @Field(() => Int, { description: 'Clinician pairs in the campaign.' }) clinicianPairs: number;
+  @Field(() => Int, { description: 'Pairs both scored on both sides: the pairs behind both rates.' }) pairs: number;
+  @Field(() => AlignmentRateFigure) judge: AlignmentRateFigure;
+  @Field(() => AlignmentRateFigure) selector: AlignmentRateFigure;
+}
+
 @ObjectType({ description: "Agreement of a campaign's clinicians with each other, and with the model judge and a selector, from their latest judgements." })
 export class AnnotationAgreement {
   view: CampaignAgreementView;
@@ -129,6 +147,21 @@ export class AnnotationAgreementResolver {
   })
   async selector(@Root() agreement: AnnotationAgreement, @Ctx() { ctx }: GraphQLContext, @Arg('selectorModelId', () => ID, { nullable: true }) selectorModelId?: string | null): Promise<ModelAlignmentFigure | null> {
     return this.agreements.selectorAlignment(ctx, agreement.view, selectorModelId);
+  }
+
+  @FieldResolver(() => JudgeAndSelectorComparison, { nullable: true, description: 'The judge and a selector (the active one unless named) on the same pairs. Null without a selector.' })
+  async judgeAndSelector(@Root() agreement: AnnotationAgreement, @Ctx() { ctx }: GraphQLContext, @Arg('selectorModelId', () => ID, { nullable: true }) selectorModelId?: string | null): Promise<JudgeAndSelectorComparison | null> {
+    return this.agreements.judgeAndSelector(ctx, agreement.view, selectorModelId);
+  }
+}
+
+@Resolver(() => JudgeAndSelectorComparison)
+export class JudgeAndSelectorComparisonResolver {
+  constructor(private readonly selectors: SelectorsService) {}
+
+  @FieldResolver(() => SelectorModel, { nullable: true })
+  selectorModel(@Root() comparison: JudgeAndSelectorComparison, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel | null> {
+    return selectorModelByIdLoader(ctx, this.selectors).load(comparison.selectorModelId);
   }
 }
 

@@ -56,6 +56,17 @@ export interface ModelAlignment {
   unscoredItems: number;
 }
 
+/** The judge and a selector on the same clinician pairs. */
+export interface SameItemsComparison {
+  judgeModel: string | null;
+  selectorModelId: string;
+  clinicianPairs: number;
+  /** Pairs both the judge and the selector scored on both sides. */
+  pairs: number;
+  judge: Pick<ModelAlignment, 'alignmentRate' | 'intervalLow' | 'intervalHigh' | 'ties'>;
+  selector: Pick<ModelAlignment, 'alignmentRate' | 'intervalLow' | 'intervalHigh' | 'ties'>;
+}
+
 /**
  * The answers scored with the full selector in one request at most. Each costs an ONNX row (plus
  * its image, decoded once per image): at the reference selector's pace that is a few seconds.
@@ -104,6 +115,56 @@ export class AnnotationAgreementService {
    */
   async judgeAlignment(ctx: RequestContext, view: CampaignAgreementView): Promise<ModelAlignment> {
     const pairs = clinicianPairs(view.judgements);
+    const { judgeModel, scores } = await this.judgeScores(ctx, pairs);
+    return { ...alignmentOf(pairs, scores, 'judge'), judgeModel, selectorModelId: null, unscoredItems: 0 };
+  }
+
+  /**
+   * A selector (the active one unless named) against the clinicians. A whole candidate is scored by
+   * its stored score (a scoring run's); an answer is scored by running the full selector on the
+   * image and judgedItemSource's text of that answer (the round alone, that answer first), exactly as
+   * training and evaluation score what was compared. A candidate score cannot order two answers of
+   * one candidate, which is what ACCEPTANCE and RATING compare, hence the live scoring.
+   * Null when the project has no active selector and none is named.
+   */
+  async selectorAlignment(ctx: RequestContext, view: CampaignAgreementView, selectorGlobalId?: string | null): Promise<ModelAlignment | null> {
+    const model = await this.selectorFor(ctx, selectorGlobalId);
+    if (!model) return null;
+    const pairs = clinicianPairs(view.judgements);
+    const { scores, unscored } = await this.selectorScores(ctx, model, pairs);
+    return { ...alignmentOf(pairs, scores, 'selector'), judgeModel: null, selectorModelId: model.id, unscoredItems: unscored };
+  }
+
+  /**
+   * The judge and a selector on exactly the same clinician pairs (those both scored on both sides),
+   * so their rates compare like for like; null without a selector.
+   */
+  async judgeAndSelector(ctx: RequestContext, view: CampaignAgreementView, selectorGlobalId?: string | null): Promise<SameItemsComparison | null> {
+    const model = await this.selectorFor(ctx, selectorGlobalId);
+    if (!model) return null;
+    const pairs = clinicianPairs(view.judgements);
+    const judge = await this.judgeScores(ctx, pairs);
+    const selector = await this.selectorScores(ctx, model, pairs);
+    const both = pairs.filter((p) => [p.preferred.key, p.rejected.key].every((k) => judge.scores.has(k) && selector.scores.has(k)));
+    return {
+      judgeModel: judge.judgeModel,
+      selectorModelId: model.id,
+      clinicianPairs: pairs.length,
+      pairs: both.length,
+      judge: alignmentOf(both, judge.scores, 'judge'),
+      selector: alignmentOf(both, selector.scores, 'selector'),
+    };
+  }
+
+  private async selectorFor(ctx: RequestContext, selectorGlobalId?: string | null): Promise<SelectorModel | null> {
+    if (!selectorGlobalId) return this.selectors.findActive(ctx);
+    const model = await this.selectors.findById(ctx, expectGlobalId(selectorGlobalId, 'SelectorModel', 'selectorModelId'));
+    if (!model) throw notFound('Selector model');
+    return model;
+  }
+
+  /** The judge's score of each side of the pairs it rated (see judgeAlignment). */
+  private async judgeScores(ctx: RequestContext, pairs: readonly ClinicianPair[]): Promise<{ judgeModel: string | null; scores: Map<string, number> }> {
     const candidateIds = [...new Set(pairs.flatMap((p) => [p.preferred.candidateId, p.rejected.candidateId]))];
     const { judgeModel, ratings } = await judgeRatings(this.ds.manager, ctx.projectId, candidateIds);
     const scores = new Map<string, number>();
@@ -118,34 +179,21 @@ export class AnnotationAgreementService {
         if (side.answerIndex === null && !scores.has(side.key) && perCandidate.has(side.candidateId)) scores.set(side.key, mean(perCandidate.get(side.candidateId)!));
       }
     }
-    return { ...alignmentOf(pairs, scores, 'judge'), judgeModel, selectorModelId: null, unscoredItems: 0 };
+    return { judgeModel, scores };
   }
 
-  /**
-   * A selector (the active one unless named) against the clinicians. A whole candidate is scored by
-   * its stored score (a scoring run's); an answer is scored by running the full selector on the
-   * image and judgedItemSource's text of that answer (the round alone, that answer first), exactly as
-   * training and evaluation score what was compared. A candidate score cannot order two answers of
-   * one candidate, which is what ACCEPTANCE and RATING compare, hence the live scoring.
-   * Null when the project has no active selector and none is named.
-   */
-  async selectorAlignment(ctx: RequestContext, view: CampaignAgreementView, selectorGlobalId?: string | null): Promise<ModelAlignment | null> {
-    const model = selectorGlobalId ? await this.selectors.findById(ctx, expectGlobalId(selectorGlobalId, 'SelectorModel', 'selectorModelId')) : await this.selectors.findActive(ctx);
-    if (!model) {
-      if (selectorGlobalId) throw notFound('Selector model');
-      return null;
-    }
-    const pairs = clinicianPairs(view.judgements);
+  /** The selector's score of each side of the pairs (see selectorAlignment), and how many answers it could not score. */
+  private async selectorScores(ctx: RequestContext, model: SelectorModel, pairs: readonly ClinicianPair[]): Promise<{ scores: Map<string, number>; unscored: number }> {
     const items = new Map<string, JudgedItemKey>();
     for (const p of pairs) for (const side of [p.preferred, p.rejected]) items.set(side.key, side);
     const wholeCandidates = [...items.values()].filter((i) => i.answerIndex === null);
     const answers = [...items.values()].filter((i) => i.answerIndex !== null);
-    const scores = await scoreValues(this.ds.manager, ctx.projectId, model.id, [...new Set(wholeCandidates.map((i) => i.candidateId))]);
-    const byKey = new Map<string, number>();
-    for (const item of wholeCandidates) if (scores.has(item.candidateId)) byKey.set(item.key, scores.get(item.candidateId)!);
+    const stored = await scoreValues(this.ds.manager, ctx.projectId, model.id, [...new Set(wholeCandidates.map((i) => i.candidateId))]);
+    const scores = new Map<string, number>();
+    for (const item of wholeCandidates) if (stored.has(item.candidateId)) scores.set(item.key, stored.get(item.candidateId)!);
     const { scored, unscored } = await this.scoreAnswers(ctx, model, answers);
-    for (const [key, value] of scored) byKey.set(key, value);
-    return { ...alignmentOf(pairs, byKey, 'selector'), judgeModel: null, selectorModelId: model.id, unscoredItems: unscored };
+    for (const [key, value] of scored) scores.set(key, value);
+    return { scores, unscored };
   }
 
   /** Runs the selector on each answer's (image, text); returns the finite scores and how many answers got none. */
