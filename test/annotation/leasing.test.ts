@@ -142,6 +142,7 @@ describe('annotation campaigns: leasing', () => {
 
     const valued = await campaignOf(10, { routing: 'VALUE' });
     await app.ds.query(`UPDATE annotation_items SET priority = ordinal % 3 + ordinal / 100.0 WHERE campaign_id = $1`, [uuid(valued)]);
+    await app.services.annotations.rerank(lab.ctx(), uuid(valued));
     const byPriority: { candidate_id: string }[] = await app.ds.query(`SELECT candidate_id FROM annotation_items WHERE campaign_id = $1 ORDER BY priority DESC`, [uuid(valued)]);
     expect(await orderOf(valued)).toEqual(byPriority.map((k) => gid('Candidate', k.candidate_id)));
   });

@@ -19,6 +19,7 @@ export enum AnnotationSlotState {
 @Index('uq_annotation_leases_item_annotator', ['itemId', 'annotatorId'], { unique: true, where: 'annotator_id IS NOT NULL' })
 @Index(['campaignId', 'annotatorId', 'state'])
 @Index(['campaignId', 'state'])
+@Index('idx_annotation_leases_hand_out', ['campaignId', 'handOutRank', 'slot'], { where: `state <> 'SUBMITTED'` })
 export class AnnotationLease extends ProjectScopedEntity {
   @Column('uuid')
   campaignId: string;
@@ -28,6 +29,9 @@ export class AnnotationLease extends ProjectScopedEntity {
 
   @Column('int')
   slot: number;
+
+  @Column('int', { default: 0, comment: "the item's place in the campaign's hand-out order (its routing), from 1; see AnnotationService.rerank" })
+  handOutRank: number;
 
   @Column({ type: 'enum', enum: AnnotationSlotState, enumName: 'annotation_slot_state', default: AnnotationSlotState.FREE })
   state: AnnotationSlotState;

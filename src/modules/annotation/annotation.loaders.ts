@@ -35,10 +35,6 @@ export function submissionsByItemLoader(ctx: RequestContext, annotations: Annota
   );
 }
 
-export function submissionByIdLoader(ctx: RequestContext, annotations: AnnotationService): DataLoader<string, AnnotationSubmission | null> {
-  return ctx.loader('annotation.submissionById', () => new DataLoader(async (ids: readonly string[]) => byKeys(ids, await annotations.submissionsByIds(ctx, ids), (s) => s.id)));
-}
-
 export function promotionByDemonstrationLoader(ctx: RequestContext, annotations: AnnotationService): DataLoader<string, AnnotationPromotion | null> {
   return ctx.loader('annotation.promotionByDemonstration', () =>
     new DataLoader(async (ids: readonly string[]) => {

@@ -68,7 +68,7 @@ export interface LeasedTask {
 const STATUS_OF_SLOTS = `CASE WHEN bool_and(l.state = 'SUBMITTED') THEN 'COMPLETED'
   WHEN bool_or(l.state = 'SUBMITTED' OR (l.state = 'LEASED' AND l.expires_at > now())) THEN 'IN_PROGRESS' ELSE 'PENDING' END`;
 
-/** Handing out order per routing (item alias `i`); the item ordinal breaks ties so the order is total. */
+/** Hand-out order per routing (item alias `i`); the item ordinal breaks ties so the order is total. */
 const ROUTING_ORDER: Record<AnnotationRouting, string> = {
   RANDOM: 'i.random_key, i.ordinal',
   ORDERED: 'i.ordinal',
@@ -148,6 +148,7 @@ export class AnnotationService {
          SELECT i.project_id, i.campaign_id, i.id, s FROM annotation_items i CROSS JOIN generate_series(0, $2::int - 1) s WHERE i.campaign_id = $1`,
         [saved.id, input.overlap],
       );
+      await this.rankSlots(em, saved);
       return saved;
     });
     await this.events.changed(campaign.id);
@@ -226,6 +227,26 @@ export class AnnotationService {
     if (plan.length === 0) throw invalid('PAIRWISE needs two-answer candidates or at least two candidates of one image', ['input', 'items']);
     if (plan.length > MAX_CAMPAIGN_ITEMS) throw new UserErrorsException([userError(UserErrorCode.TOO_LARGE, `The candidates give ${plan.length} PAIRWISE items, more than ${MAX_CAMPAIGN_ITEMS}`, ['input', 'items'])]);
     return plan;
+  }
+
+  /**
+   * Writes each item's place in the hand-out order on its slots. Done at creation; call it again
+   * after changing item priorities (VALUE routing) so that the next leases follow them.
+   */
+  async rerank(ctx: RequestContext, campaignId: string): Promise<void> {
+    ctx.assertRole(Role.CURATOR);
+    const campaign = await this.findCampaign(ctx, campaignId);
+    if (!campaign) throw missing('Campaign', ['campaignId']);
+    await this.ds.transaction((em) => this.rankSlots(em, campaign));
+  }
+
+  private async rankSlots(em: EntityManager, campaign: AnnotationCampaign): Promise<void> {
+    await em.query(
+      `UPDATE annotation_leases l SET hand_out_rank = r.rank FROM (
+         SELECT i.id, row_number() OVER (ORDER BY ${ROUTING_ORDER[campaign.routing]})::int AS rank FROM annotation_items i WHERE i.campaign_id = $1) r
+        WHERE l.item_id = r.id AND l.campaign_id = $1 AND l.hand_out_rank IS DISTINCT FROM r.rank`,
+      [campaign.id],
+    );
   }
 
   async listCampaigns(ctx: RequestContext, page: PageArgs): Promise<ConnectionShape<AnnotationCampaign>> {
@@ -346,7 +367,8 @@ export class AnnotationService {
    * Leases one item to the calling clinician, or returns the unexpired lease they hold already;
    * null when nothing is left for them. The lease itself is ONE statement: it picks a slot that is
    * FREE or whose lease expired, of an item the caller has not submitted, skipped or leased, in
-   * routing order, locks it with FOR UPDATE SKIP LOCKED and takes it. Under READ COMMITTED a slot
+   * hand-out order (walking the index of unfilled slots from the front, so its cost does not grow
+   * with the campaign), locks it with FOR UPDATE SKIP LOCKED and takes it. Under READ COMMITTED a slot
    * another transaction changed meanwhile is re-checked against its newest version before it is
    * taken, so concurrent clinicians can never take the same slot, and an item never has more than
    * `overlap` (submitted + unexpired leases), because it has only `overlap` slots.
@@ -363,12 +385,12 @@ export class AnnotationService {
             WHERE l.campaign_id = $1 AND l.annotator_id = $2 AND l.state = 'LEASED' AND l.expires_at > now()
             ORDER BY l.leased_at, l.id LIMIT 1),
          pick AS (
-           SELECT l.id FROM annotation_leases l JOIN annotation_items i ON i.id = l.item_id
+           SELECT l.id FROM annotation_leases l
             WHERE l.campaign_id = $1 AND NOT EXISTS (SELECT 1 FROM mine)
-              AND (l.state = 'FREE' OR (l.state = 'LEASED' AND l.expires_at <= now()))
+              AND l.state <> 'SUBMITTED' AND (l.state = 'FREE' OR l.expires_at <= now())
               AND NOT EXISTS (SELECT 1 FROM annotation_leases o WHERE o.item_id = l.item_id AND o.annotator_id = $2 AND o.id <> l.id)
               AND NOT EXISTS (SELECT 1 FROM annotation_skips k WHERE k.item_id = l.item_id AND k.annotator_id = $2)
-            ORDER BY ${ROUTING_ORDER[campaign.routing]}, l.slot
+            ORDER BY l.hand_out_rank, l.slot
             LIMIT 1
             FOR UPDATE OF l SKIP LOCKED),
          taken AS (
@@ -469,15 +491,6 @@ export class AnnotationService {
     });
     await this.events.changed(campaign.id);
     return item;
-  }
-
-  /** The caller's unexpired lease of an item (for a task's expiry), or null. */
-  async leaseExpiry(ctx: RequestContext, itemId: string): Promise<Date | null> {
-    const [row]: { expires_at: Date }[] = await this.ds.query(
-      `SELECT expires_at FROM annotation_leases WHERE project_id = $1 AND item_id = $2 AND annotator_id = $3 AND state = 'LEASED' AND expires_at > now()`,
-      [ctx.projectId, itemId, ctx.userId],
-    );
-    return row?.expires_at ?? null;
   }
 
   /**
@@ -582,11 +595,6 @@ export class AnnotationService {
       .where('p.projectId = :p AND p.demonstrationId = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...demonstrationIds] })
       .orderBy('p.createdAt', 'ASC')
       .getMany();
-  }
-
-  async submissionsByIds(ctx: RequestContext, ids: readonly string[]): Promise<AnnotationSubmission[]> {
-    if (ids.length === 0) return [];
-    return this.ds.getRepository(AnnotationSubmission).createQueryBuilder('s').where('s.projectId = :p AND s.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] }).orderBy('s.createdAt').getMany();
   }
 
   /**
