@@ -28,6 +28,7 @@ import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
 import { AnnotationService } from '../modules/annotation/annotation.service';
 import { AnnotationEvents } from '../modules/annotation/annotation-events';
+import { AnnotationAgreementService } from '../modules/annotation/agreement.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -55,6 +56,7 @@ export interface AppServices {
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
   annotations: AnnotationService;
+  annotationAgreement: AnnotationAgreementService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -119,5 +121,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     webhooks,
     metrics,
     annotations,
+    annotationAgreement: new AnnotationAgreementService(ds, annotations, selectors, candidates, images),
   };
 }

@@ -29,6 +29,14 @@ import {
   AnnotatorProgressResolver,
   DemonstrationAnnotationResolver,
 } from '../modules/annotation/annotation.resolver';
+import {
+  AnnotationAgreementResolver,
+  AnnotationCampaignAgreementResolver,
+  AnnotatorAgreementResolver,
+  AnnotatorPairAgreementResolver,
+  JudgeAndSelectorComparisonResolver,
+  ModelAlignmentFigureResolver,
+} from '../modules/annotation/agreement.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 /**
@@ -69,6 +77,12 @@ export const resolverEntries = [
   entry(AnnotationSubmissionsResolver, (s) => new AnnotationSubmissionsResolver(s.annotations, s.projects)),
   entry(AnnotationPromotionsResolver, (s) => new AnnotationPromotionsResolver(s.annotations, s.projects, s.demonstrations)),
   entry(DemonstrationAnnotationResolver, (s) => new DemonstrationAnnotationResolver(s.annotations)),
+  entry(AnnotationAgreementResolver, (s) => new AnnotationAgreementResolver(s.annotationAgreement)),
+  entry(AnnotationCampaignAgreementResolver, (s) => new AnnotationCampaignAgreementResolver(s.annotationAgreement)),
+  entry(ModelAlignmentFigureResolver, (s) => new ModelAlignmentFigureResolver(s.selectors)),
+  entry(AnnotatorPairAgreementResolver, (s) => new AnnotatorPairAgreementResolver(s.projects)),
+  entry(AnnotatorAgreementResolver, (s) => new AnnotatorAgreementResolver(s.projects)),
+  entry(JudgeAndSelectorComparisonResolver, (s) => new JudgeAndSelectorComparisonResolver(s.selectors)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);

@@ -1,10 +1,34 @@
-import { EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
+import { latestSelectionCut } from '../datasets/datasets.queries';
+import { judgeRatingMeans } from '../preferences/preferences.queries';
+import { scoreValues } from '../scoring/scoring.queries';
+import { activeSelectorId } from '../selectors/selectors.queries';
+import { annotationValueOf } from './annotation-value';
 
 /**
- * The priority of each candidate for VALUE routing (issue 12): highest is handed out first. Called
- * once, inside the transaction that creates the campaign; the result is frozen on the items.
- * This version gives every candidate 0 (VALUE then behaves as ORDERED); the value model replaces it.
+ * Routing VALUE's priority of each candidate (issue 12): high where the active selector and the
+ * model judge disagree most and where the candidate sits near the cut of the project's latest
+ * dataset rule. The formula is annotationValueOf (annotation-value.ts), shared with
+ * `npm run bench:routing`; this reads its inputs in at most five statements on the caller's manager (the
+ * campaign's creating transaction), whatever the number of candidates:
+ * - the active selector's scores (none active: no disagreement signal);
+ * - the judge's mean rating per candidate, over its rated answers;
+ * - the latest dataset's cut and its selector's scores of the candidates (no dataset: no threshold signal).
+ * Every candidate id gets a value in [0, 2]; 0 when neither signal exists, so VALUE falls back to
+ * the campaign's tie order.
  */
-export async function annotationValues(_manager: EntityManager, _projectId: string, candidateIds: string[]): Promise<Map<string, number>> {
-  return new Map(candidateIds.map((id) => [id, 0]));
+export async function annotationValues(manager: EntityManager, projectId: string, candidateIds: string[]): Promise<Map<string, number>> {
+  if (candidateIds.length === 0) return new Map();
+  // One after the other: in a transaction they share one connection anyway.
+  const selectorId = await activeSelectorId(manager, projectId);
+  const judge = await judgeRatingMeans(manager, projectId, candidateIds);
+  const cut = await latestSelectionCut(manager, projectId);
+  const selectorScores = selectorId ? await scoreValues(manager, projectId, selectorId, candidateIds) : new Map<string, number>();
+  const cutScores = !cut?.selectorModelId ? null : cut.selectorModelId === selectorId ? selectorScores : await scoreValues(manager, projectId, cut.selectorModelId, candidateIds);
+  const values = annotationValueOf(candidateIds, {
+    selectorScores,
+    judgeRatings: judge,
+    threshold: cut && cutScores ? { scores: cutScores, value: cut.score } : null,
+  });
+  return new Map([...values].map(([id, v]) => [id, v.value]));
 }
