@@ -26,6 +26,7 @@ import { OnnxRuntime } from '../platform/onnx';
 import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
+import { EncodersService } from '../modules/encoders/encoders.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -52,6 +53,7 @@ export interface AppServices {
   clustering: ClusteringService;
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
+  encoders: EncodersService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -74,6 +76,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     cudaDeviceId: config.ONNX_CUDA_DEVICE_ID,
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
+  const encoders = new EncodersService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const webhooks = new WebhooksService(ds, {
     retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
@@ -113,5 +116,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     clustering: new ClusteringService(llm, images, runs),
     webhooks,
     metrics,
+    encoders,
   };
 }

@@ -20,6 +20,7 @@ import { GenerationResolver } from '../modules/generation/generation.resolver';
 import { RatingResolver } from '../modules/rating/rating.resolver';
 import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
 import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
+import { EncodersResolver } from '../modules/encoders/encoders.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 /**
@@ -53,6 +54,7 @@ export const resolverEntries = [
   entry(ClusteringResolver, (s) => new ClusteringResolver(s.clustering)),
   entry(WebhooksResolver, (s) => new WebhooksResolver(s.webhooks)),
   entry(WebhookDeliveriesResolver, (s) => new WebhookDeliveriesResolver(s.webhooks)),
+  entry(EncodersResolver, (s) => new EncodersResolver(s.encoders, s.config)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);
