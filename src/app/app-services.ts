@@ -27,6 +27,7 @@ import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
 import { EncodersService } from '../modules/encoders/encoders.service';
+import { TrainingService } from '../modules/training/training.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -54,6 +55,7 @@ export interface AppServices {
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
   encoders: EncodersService;
+  training: TrainingService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -117,5 +119,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     webhooks,
     metrics,
     encoders,
+    training: new TrainingService(ds, encoders, runs),
   };
 }
