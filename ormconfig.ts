@@ -26,6 +26,10 @@ import { AnnotationLease } from './src/modules/annotation/annotation-lease.entit
 import { AnnotationSkip } from './src/modules/annotation/annotation-skip.entity';
 import { AnnotationSubmission } from './src/modules/annotation/annotation-submission.entity';
 import { AnnotationPromotion } from './src/modules/annotation/annotation-promotion.entity';
+import { EncoderModel } from './src/modules/encoders/encoder-model.entity';
+import { EncoderEmbedding } from './src/modules/encoders/encoder-embedding.entity';
+import { TrainingEpoch } from './src/modules/training/training-epoch.entity';
+import { TrainingResult } from './src/modules/training/training-result.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 import { Generation1764150000002 } from './migrations/1764150000002-generation';
@@ -34,11 +38,12 @@ import { RunCounters1764150000040 } from './migrations/1764150000040-run-counter
 import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-membership-display-name';
 import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 import { ImageFetch1764150000300 } from './migrations/1764150000300-image-fetch';
+import { EncodersTraining1764150000400 } from './migrations/1764150000400-encoders-training';
 import { AnnotationCampaigns1764150000600 } from './migrations/1764150000600-annotation-campaigns';
 import { AnnotationHandOutRank1764150000601 } from './migrations/1764150000601-annotation-hand-out-rank';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, AnnotationCampaign, AnnotationItem, AnnotationLease, AnnotationSkip, AnnotationSubmission, AnnotationPromotion];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, AnnotationCampaigns1764150000600, AnnotationHandOutRank1764150000601];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, AnnotationCampaign, AnnotationItem, AnnotationLease, AnnotationSkip, AnnotationSubmission, AnnotationPromotion, EncoderModel, EncoderEmbedding, TrainingEpoch, TrainingResult];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, EncodersTraining1764150000400, AnnotationCampaigns1764150000600, AnnotationHandOutRank1764150000601];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

@@ -29,6 +29,8 @@ import { ServiceMetrics } from '../platform/metrics';
 import { AnnotationService } from '../modules/annotation/annotation.service';
 import { AnnotationEvents } from '../modules/annotation/annotation-events';
 import { AnnotationAgreementService } from '../modules/annotation/agreement.service';
+import { EncodersService } from '../modules/encoders/encoders.service';
+import { TrainingService } from '../modules/training/training.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -57,6 +59,8 @@ export interface AppServices {
   metrics: ServiceMetrics;
   annotations: AnnotationService;
   annotationAgreement: AnnotationAgreementService;
+  encoders: EncodersService;
+  training: TrainingService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -79,6 +83,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     cudaDeviceId: config.ONNX_CUDA_DEVICE_ID,
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
+  const encoders = new EncodersService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const webhooks = new WebhooksService(ds, {
     retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
@@ -122,5 +127,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     metrics,
     annotations,
     annotationAgreement: new AnnotationAgreementService(ds, annotations, selectors, candidates, images),
+    encoders,
+    training: new TrainingService(ds, encoders, runs),
   };
 }

@@ -37,6 +37,8 @@ import {
   JudgeAndSelectorComparisonResolver,
   ModelAlignmentFigureResolver,
 } from '../modules/annotation/agreement.resolver';
+import { EncodersResolver } from '../modules/encoders/encoders.resolver';
+import { TrainedSelectorResolver, TrainingRunDetailsResolver, TrainingRunsResolver } from '../modules/training/training.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 /**
@@ -83,6 +85,10 @@ export const resolverEntries = [
   entry(AnnotatorPairAgreementResolver, (s) => new AnnotatorPairAgreementResolver(s.projects)),
   entry(AnnotatorAgreementResolver, (s) => new AnnotatorAgreementResolver(s.projects)),
   entry(JudgeAndSelectorComparisonResolver, (s) => new JudgeAndSelectorComparisonResolver(s.selectors)),
+  entry(EncodersResolver, (s) => new EncodersResolver(s.encoders, s.config)),
+  entry(TrainingRunsResolver, (s) => new TrainingRunsResolver(s.training)),
+  entry(TrainingRunDetailsResolver, (s) => new TrainingRunDetailsResolver(s.training, s.selectors, s.encoders)),
+  entry(TrainedSelectorResolver, (s) => new TrainedSelectorResolver(s.runs)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);

@@ -258,6 +258,7 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
       await services.annotations.events.stop();
       await accessChanges.stop();
       await services.selectors.close();
+      await services.encoders.close();
       await closeComputePool();
     },
   };

@@ -37,6 +37,10 @@ const OWNER: Record<string, string> = {
   annotation_skips: 'annotation',
   annotation_submissions: 'annotation',
   annotation_promotions: 'annotation',
+  encoder_models: 'encoders',
+  encoder_embeddings: 'encoders',
+  training_epochs: 'training',
+  training_results: 'training',
   // Infrastructure: only platform/ touches these.
   blob_objects: 'platform',
   llm_pacing: 'platform',

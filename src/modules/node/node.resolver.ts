@@ -15,6 +15,7 @@ import type { DatasetsService } from '../datasets/datasets.service';
 import type { RunsService } from '../runs/runs.service';
 import type { WebhooksService } from '../webhooks/webhooks.service';
 import type { AnnotationService } from '../annotation/annotation.service';
+import type { EncodersService } from '../encoders/encoders.service';
 
 /** The services that own a Node type, each able to re-fetch its own objects within the caller's project. */
 export interface NodeOwners {
@@ -29,6 +30,7 @@ export interface NodeOwners {
   runs: RunsService;
   webhooks: WebhooksService;
   annotations: AnnotationService;
+  encoders: EncodersService;
 }
 
 type Finder = (owners: NodeOwners, ctx: RequestContext, id: string) => Promise<Node | null>;
@@ -55,6 +57,7 @@ const finders: Record<string, Finder> = {
   AnnotationCampaign: (s, ctx, id) => s.annotations.findCampaign(ctx, id),
   AnnotationItem: (s, ctx, id) => s.annotations.findItem(ctx, id),
   AnnotationSubmission: (s, ctx, id) => s.annotations.findSubmission(ctx, id),
+  EncoderModel: (s, ctx, id) => s.encoders.findById(ctx, id),
 };
 
 @Resolver()
