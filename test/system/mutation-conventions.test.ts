@@ -34,6 +34,7 @@ const BAD_INPUTS: Record<string, BadInput> = {
   promoteToDemonstration: { input: { itemId: 'not-an-id' }, field: ['input', 'itemId'] },
   redeliverWebhook: { input: { deliveryId: 'not-an-id' }, field: ['input', 'deliveryId'] },
   recordPreference: { input: { candidateId: 'not-checked-first', kind: 'RATING', rating: 11, rubricVersion: 'v1' }, field: ['input', 'rating'] },
+  registerEncoderModel: { input: { name: tooLong(100) }, field: ['input', 'name'] },
   registerSelectorModel: { input: { name: tooLong(100) }, field: ['input', 'name'] },
   reparseRun: { input: { runId: 'not-an-id' }, field: ['runId'] },
   rotateWebhookSecret: { input: { id: 'not-an-id' }, field: ['input', 'id'] },
@@ -45,6 +46,7 @@ const BAD_INPUTS: Record<string, BadInput> = {
   startGenerationRun: { input: { images: { imageIds: [] }, model: { temperature: 3 } }, field: ['input', 'model', 'temperature'] },
   startRatingRun: { input: { generationRunId: 'not-checked-first', limits: { concurrency: 0 } }, field: ['input', 'limits', 'concurrency'] },
   startScoringRun: { input: { batchSize: 0 }, field: ['input', 'batchSize'] },
+  startTrainingRun: { input: { selectorName: 'trained', epochs: 0 }, field: ['input', 'epochs'] },
   updateWebhookEndpoint: { input: { id: 'not-an-id', description: tooLong(500) }, field: ['input', 'description'] },
   uploadImage: {
     input: { file: null, metadata: { caption: tooLong(20000) } },

@@ -68,9 +68,10 @@ export class TrainingService {
 
   async startRun(ctx: RequestContext, input: StartTrainingRunInput): Promise<Run> {
     ctx.assertRole(Role.CURATOR);
+    // Value mistakes first: they need no lookup, and a caller fixing several gets them all before a NOT_FOUND.
+    const params = this.checkedParams(input);
     const encoder = input.encoderId ? await this.encoders.findById(ctx, expectGlobalId(input.encoderId, 'EncoderModel', 'input.encoderId')) : await this.encoders.findLatest(ctx);
     if (!encoder) throw new UserErrorsException([userError(UserErrorCode.NOT_FOUND, input.encoderId ? 'Encoder not found' : 'The project has no encoder; register one with registerEncoderModel', ['input', 'encoderId'])]);
-    const params = this.checkedParams(input);
     const run: TrainingParams = {
       encoderId: encoder.id,
       encoder: { name: encoder.name, version: encoder.version },
