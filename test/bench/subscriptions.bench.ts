@@ -1,0 +1,255 @@
+/**
+ * npm run bench:subscriptions — fan-out of run events to many live graphql-ws subscribers.
+ *
+ * The api runs in its own process, as `npm start` (worker off, no demo seed), over a fresh database
+ * on the benchmark's Postgres. This process is the client side: BENCH_SUBSCRIBERS (default 1,000)
+ * graphql-ws clients, one WebSocket each, every one subscribed to the same run's `runUpdated` with
+ * a VIEWER key of the run's project. It then changes the run BENCH_EVENTS times the way a worker
+ * does: the counters move in one committed UPDATE (RunsService.addProgress), then the run's
+ * notification goes out through the real RunEventsPublisher (NOTIFY). The change's time is taken
+ * once the UPDATE has committed; every client records when the event carrying that `done` value
+ * reached it (same machine, same clock: performance.timeOrigin + performance.now()). The next
+ * change waits until every client has the previous one (or BENCH_EVENT_TIMEOUT_MS passed), so
+ * each change is one separate event and a missing one is lost, not coalesced.
+ *
+ * Prints the delivery delay p50 / p99 / max over all (client, event) pairs, events lost, and the
+ * api's RSS per subscriber (VmRSS after every client has its first event minus before connecting,
+ * / subscribers). Reference, measured in the same run, interleaved with the fan-out rounds: the same
+ * changes followed by a single subscriber.
+ *
+ * BENCH_CPU_PROF=DIR writes the api's --cpu-prof profile to DIR when it stops (summarise it with
+ * test/bench/cpu-profile-summary.ts).
+ */
+import 'reflect-metadata';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client as PgClient } from 'pg';
+import { DataSource } from 'typeorm';
+import { Client, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { benchDatabase } from './bench-database';
+import { dataSourceOptions } from '../../ormconfig';
+import { migrateAll } from '../../src/app/bootstrap';
+import { createServices } from '../../src/app/app-services';
+import { loadConfig } from '../../src/platform/config';
+import { setLogLevel } from '../../src/platform/logging';
+import { UrlSigner } from '../../src/platform/signing';
+import { RunEventsPublisher } from '../../src/platform/pubsub';
+import { toGlobalId } from '../../src/platform/ids';
+import { RequestContext } from '../../src/modules/projects/request-context';
+import { Role } from '../../src/modules/projects/role';
+import { Run, RunKind, RunStatus } from '../../src/modules/runs/run.entity';
+import { freePort, NpmProcess, waitUntil } from '../support/app-process';
+
+const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 20);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const EVENT_TIMEOUT_MS = Number(process.env.BENCH_EVENT_TIMEOUT_MS ?? 10_000);
+const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 50);
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
+
+const RUN_UPDATED = `subscription($id: ID!) { runUpdated(id: $id) { id status done total } }`;
+
+const now = () => performance.timeOrigin + performance.now();
+const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function rssKiB(pid: number): number {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Number(line!.split(/\s+/)[1]);
+}
+
+/** One subscriber's view of one run: when each `done` value arrived, and how the subscription ended. */
+class Follower {
+  readonly arrivals = new Map<number, number>();
+  status = '';
+  ended: 'complete' | 'error' | null = null;
+  error: unknown = null;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(client: Client, runGlobalId: string) {
+    this.unsubscribe = client.subscribe(
+      { query: RUN_UPDATED, variables: { id: runGlobalId } },
+      {
+        next: (result: any) => {
+          const at = now();
+          const run = result.data?.runUpdated;
+          if (!run) {
+            this.error = result.errors ?? result;
+            return;
+          }
+          if (!this.arrivals.has(run.done)) this.arrivals.set(run.done, at);
+          this.status = run.status;
+        },
+        error: (error) => {
+          this.ended = 'error';
+          this.error = error;
+        },
+        complete: () => {
+          this.ended = 'complete';
+        },
+      },
+    );
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+}
+
+interface RoundResult {
+  delays: number[];
+  lost: number;
+  notCompleted: number;
+  errors: unknown[];
+}
+
+async function main(): Promise<void> {
+  setLogLevel('error');
+  const stopDatabase = await benchDatabase();
+  const databaseName = `bmv_bench_subs_${crypto.randomBytes(5).toString('hex')}`;
+  const adminUrl = process.env.DATABASE_URL!;
+  const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${databaseName}` }).toString();
+  const admin = async (sql: string) => {
+    const c = new PgClient({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${databaseName}`);
+  const ds = new DataSource(dataSourceOptions(databaseUrl));
+  let api: NpmProcess | null = null;
+  const clients: Client[] = [];
+  try {
+    await ds.initialize();
+    await migrateAll(ds, databaseUrl);
+    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'error' });
+    const services = createServices(ds, config, new UrlSigner('bench-does-not-sign-urls-000000000000', 60));
+    const { project, owner } = await services.projects.bootstrapProject({ name: 'Bench subscriptions', slug: 'bench-subs', ownerEmail: 'owner@bench-subs.test', ownerName: 'Owner' });
+    const ownerCtx = new RequestContext(project.id, owner.id, Role.OWNER, null);
+    await services.projects.addMember(ownerCtx, { email: 'viewer@bench-subs.test', displayName: 'Viewer', role: Role.VIEWER });
+    const viewerKey = (await services.projects.createKeyForMember(project.id, 'viewer@bench-subs.test', Role.VIEWER)).secret;
+    const publisher = new RunEventsPublisher(ds, 0);
+
+    // The api, as npm start runs it, in a process of its own.
+    const port = await freePort();
+    const env: Record<string, string | undefined> = {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      RUN_WORKER: 'false',
+      SEED_DEMO: 'false',
+      // 1,000 subscriptions from one key within a second: the rate budget is not what is measured.
+      RATE_LIMIT_PER_MINUTE: '0',
+      LOG_LEVEL: 'warn',
+      NODE_OPTIONS: CPU_PROF_DIR ? `--cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}` : undefined,
+    };
+    if (CPU_PROF_DIR) fs.mkdirSync(CPU_PROF_DIR, { recursive: true });
+    api = NpmProcess.spawn(['start'], env);
+    const graphqlUrl = `http://127.0.0.1:${port}/graphql`;
+    await waitUntil('api /readyz 200', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 120_000, () => api!.log);
+    const apiPid = api.nodePid();
+    if (!apiPid) throw new Error(`no node process under npm:\n${api.log}`);
+
+    const open = (): Client => {
+      const client = createClient({ url: graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${viewerKey}` }, retryAttempts: 0, lazy: false, keepAlive: 0 });
+      clients.push(client);
+      return client;
+    };
+
+    const newRun = async () => {
+      const run = await ds.getRepository(Run).save({ projectId: project.id, kind: RunKind.SCORING, status: RunStatus.RUNNING, params: {}, total: EVENTS, createdById: owner.id, startedAt: new Date() });
+      return { id: run.id, globalId: toGlobalId('Run', run.id) };
+    };
+
+    /** Follows one new run with `subscribers`, changes it EVENTS times, ends it; returns the delays. */
+    const round = async (subscribers: Client[], onSubscribed?: () => void): Promise<RoundResult> => {
+      const run = await newRun();
+      const followers = subscribers.map((c) => new Follower(c, run.globalId));
+      await waitUntil(`${followers.length} subscribers got the initial state`, () => followers.every((f) => f.arrivals.has(0) || f.ended !== null), 120_000);
+      onSubscribed?.();
+      const committedAt: number[] = [];
+      for (let k = 1; k <= EVENTS; k++) {
+        await sleep(GAP_MS);
+        await services.runs.addProgress(ds.manager, run.id, { done: 1 });
+        committedAt[k] = now();
+        await publisher.flush(run.id);
+        const deadline = Date.now() + EVENT_TIMEOUT_MS;
+        while (!followers.every((f) => f.arrivals.has(k) || f.ended !== null) && Date.now() < deadline) await sleep(2);
+      }
+      await services.runs.finish(run.id, RunStatus.SUCCEEDED);
+      const deadline = Date.now() + EVENT_TIMEOUT_MS;
+      while (!followers.every((f) => f.ended !== null) && Date.now() < deadline) await sleep(10);
+      const delays: number[] = [];
+      let lost = 0;
+      for (const f of followers) {
+        for (let k = 1; k <= EVENTS; k++) {
+          const at = f.arrivals.get(k);
+          if (at === undefined) lost++;
+          else delays.push(at - committedAt[k]);
+        }
+        if (f.status !== RunStatus.SUCCEEDED) lost++;
+      }
+      for (const f of followers) f.close();
+      return {
+        delays: delays.sort((a, b) => a - b),
+        lost,
+        notCompleted: followers.filter((f) => f.ended !== 'complete').length,
+        errors: followers.filter((f) => f.error).slice(0, 3).map((f) => f.error),
+      };
+    };
+
+    const reference = open();
+    const fanOut: Client[] = [];
+    const refResults: RoundResult[] = [];
+    const fanResults: RoundResult[] = [];
+    let rssBefore = 0;
+    let rssAfter = 0;
+    // Warm-up: the first subscription compiles and caches what every later one uses.
+    await round([reference]);
+    for (let r = 0; r < ROUNDS; r++) {
+      refResults.push(await round([reference]));
+      if (r === 0) {
+        rssBefore = rssKiB(apiPid);
+        for (let i = 0; i < SUBSCRIBERS; i++) fanOut.push(open());
+      }
+      fanResults.push(await round(fanOut, r === 0 ? () => (rssAfter = rssKiB(apiPid)) : undefined));
+    }
+
+    const summary = (results: RoundResult[]) => {
+      const delays = results.flatMap((r) => r.delays).sort((a, b) => a - b);
+      const lost = results.reduce((n, r) => n + r.lost, 0);
+      const notCompleted = results.reduce((n, r) => n + r.notCompleted, 0);
+      const perRound = results.map((r) => `p50 ${percentile(r.delays, 50).toFixed(1)} / p99 ${percentile(r.delays, 99).toFixed(1)}`).join('; ');
+      return `p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${percentile(delays, 99).toFixed(1)} ms, max ${delays[delays.length - 1]?.toFixed(1)} ms over ${delays.length} deliveries; lost ${lost}, not completed ${notCompleted} (rounds: ${perRound})`;
+    };
+    console.log(`runUpdated fan-out: ${SUBSCRIBERS} graphql-ws subscribers (one socket each) on one run, ${EVENTS} changes per round, ${ROUNDS} rounds; api in its own process (npm start)`);
+    console.log(`  ${SUBSCRIBERS} subscribers:          ${summary(fanResults)}`);
+    console.log(`  reference, 1 subscriber:   ${summary(refResults)}`);
+    console.log(`  api RSS per subscriber:    ${((rssAfter - rssBefore) / SUBSCRIBERS).toFixed(1)} KiB (RSS ${(rssBefore / 1024).toFixed(0)} -> ${(rssAfter / 1024).toFixed(0)} MiB)`);
+    const errors = [...fanResults, ...refResults].flatMap((r) => r.errors);
+    if (errors.length) console.log(`  errors (first few): ${JSON.stringify(errors).slice(0, 600)}`);
+    const p99 = percentile(fanResults.flatMap((r) => r.delays).sort((a, b) => a - b), 99);
+    console.log(`  goal p99 < 100 ms and 0 lost: ${p99 < 100 && fanResults.every((r) => r.lost === 0) ? 'met' : 'NOT met'} (load: ${load()})`);
+  } finally {
+    await Promise.all(clients.map((c) => c.dispose()));
+    if (api) {
+      api.signal('SIGTERM');
+      await api.waitForExit(30_000).catch(async () => api!.kill());
+    }
+    await ds.destroy().catch(() => undefined);
+    await admin(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`).catch(() => undefined);
+    await stopDatabase();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
