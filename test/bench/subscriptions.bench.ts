@@ -17,13 +17,15 @@
  * / subscribers). Reference, measured in the same run, interleaved with the fan-out rounds: the same
  * changes followed by a single subscriber.
  *
- * BENCH_CPU_PROF=DIR writes the api's --cpu-prof profile to DIR when it stops (summarise it with
+ * BENCH_CPU_PROF=DIR runs the api as the very command `npm start` execs, with --cpu-prof (which
+ * NODE_OPTIONS refuses), and its profile lands in DIR when it stops (summarise it with
  * test/bench/cpu-profile-summary.ts).
  */
 import 'reflect-metadata';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { Client as PgClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { Client, createClient } from 'graphql-ws';
@@ -100,6 +102,49 @@ class Follower {
   }
 }
 
+interface ApiProcess {
+  /** The node process that serves (npm's child under npm start). */
+  pid(): number | null;
+  running(): boolean;
+  log(): string;
+  /** SIGTERM, as a supervisor stops it: the api shuts down cleanly (and writes its profile). */
+  stop(): Promise<void>;
+}
+
+function npmStart(env: Record<string, string | undefined>): ApiProcess {
+  const npm = NpmProcess.spawn(['start'], env);
+  return {
+    pid: () => npm.nodePid(),
+    running: () => npm.running,
+    log: () => npm.log,
+    stop: async () => {
+      npm.signal('SIGTERM');
+      await npm.waitForExit(30_000).catch(() => npm.kill());
+    },
+  };
+}
+
+/** What `npm start` execs, plus --cpu-prof. */
+function profiledApi(env: Record<string, string | undefined>, dir: string): ApiProcess {
+  fs.mkdirSync(dir, { recursive: true });
+  const start = /exec node (.*)$/.exec(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).scripts.start as string)![1].split(' ');
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', ...env };
+  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...start], { cwd: path.join(__dirname, '..', '..'), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c));
+  child.stderr!.on('data', (c: Buffer) => (output += c));
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    pid: () => child.pid ?? null,
+    running: () => child.exitCode === null && child.signalCode === null,
+    log: () => output.slice(-20_000),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 interface RoundResult {
   delays: number[];
   lost: number;
@@ -124,7 +169,7 @@ async function main(): Promise<void> {
   };
   await admin(`CREATE DATABASE ${databaseName}`);
   const ds = new DataSource(dataSourceOptions(databaseUrl));
-  let api: NpmProcess | null = null;
+  let api: ApiProcess | null = null;
   const clients: Client[] = [];
   try {
     await ds.initialize();
@@ -148,14 +193,15 @@ async function main(): Promise<void> {
       // 1,000 subscriptions from one key within a second: the rate budget is not what is measured.
       RATE_LIMIT_PER_MINUTE: '0',
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: CPU_PROF_DIR ? `--cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}` : undefined,
     };
-    if (CPU_PROF_DIR) fs.mkdirSync(CPU_PROF_DIR, { recursive: true });
-    api = NpmProcess.spawn(['start'], env);
+    api = CPU_PROF_DIR ? profiledApi(env, CPU_PROF_DIR) : npmStart(env);
     const graphqlUrl = `http://127.0.0.1:${port}/graphql`;
-    await waitUntil('api /readyz 200', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 120_000, () => api!.log);
-    const apiPid = api.nodePid();
-    if (!apiPid) throw new Error(`no node process under npm:\n${api.log}`);
+    await waitUntil('api /readyz 200', async () => {
+      if (!api!.running()) throw new Error(`api exited:\n${api!.log()}`);
+      return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200;
+    }, 120_000, () => api!.log());
+    const apiPid = api.pid();
+    if (!apiPid) throw new Error(`no api node process:\n${api.log()}`);
 
     const open = (): Client => {
       const client = createClient({ url: graphqlUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${viewerKey}` }, retryAttempts: 0, lazy: false, keepAlive: 0 });
@@ -239,10 +285,7 @@ async function main(): Promise<void> {
     console.log(`  goal p99 < 100 ms and 0 lost: ${p99 < 100 && fanResults.every((r) => r.lost === 0) ? 'met' : 'NOT met'} (load: ${load()})`);
   } finally {
     await Promise.all(clients.map((c) => c.dispose()));
-    if (api) {
-      api.signal('SIGTERM');
-      await api.waitForExit(30_000).catch(async () => api!.kill());
-    }
+    await api?.stop();
     await ds.destroy().catch(() => undefined);
     await admin(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`).catch(() => undefined);
     await stopDatabase();
