@@ -2,7 +2,9 @@
  * Summarises a V8 .cpuprofile (node --cpu-prof): the top frames by self time and by inclusive time
  * (a frame counted once per sample even when it recurses), and self time by package, as a share of
  * all samples, idle included so the figures say how busy the process was.
- * Usage: ts-node --transpile-only test/bench/cpu-profile-summary.ts FILE.cpuprofile [top=20]
+ * Usage: ts-node --transpile-only test/bench/cpu-profile-summary.ts FILE.cpuprofile [top=20] [WINDOWS.json]
+ * WINDOWS.json, a list of [start, end] in µs of CLOCK_MONOTONIC (process.hrtime.bigint() / 1000n,
+ * the clock of the profile's samples), keeps only the samples taken within them.
  */
 import fs from 'node:fs';
 
@@ -13,6 +15,7 @@ interface ProfileNode {
 }
 
 interface Profile {
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -38,17 +41,21 @@ const pkg = (url: string) => {
 };
 
 function main(): void {
-  const [file, topArg] = process.argv.slice(2);
+  const [file, topArg, windowsFile] = process.argv.slice(2);
   const top = Number(topArg ?? 20);
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
+  const windows = windowsFile ? (JSON.parse(fs.readFileSync(windowsFile, 'utf8')) as [number, number][]) : null;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
   const selfUs = new Map<number, number>();
   let total = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
     const dt = Math.max(0, profile.timeDeltas[i] ?? 0);
+    at += profile.timeDeltas[i] ?? 0;
+    if (windows && !windows.some(([start, end]) => at >= start && at <= end)) return;
     total += dt;
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   });
@@ -81,7 +88,7 @@ function main(): void {
       .slice(0, top)
       .forEach(([name, us]) => console.log(`  ${pct(us)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${name}`));
   };
-  console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled, busy ${(100 - (100 * idle) / total).toFixed(1)} %`);
+  console.log(`${file}${windows ? ` (${windows.length} windows)` : ''}: ${(total / 1e6).toFixed(1)} s sampled, busy ${(100 - (100 * idle) / total).toFixed(1)} %`);
   print('self time', self);
   print('inclusive time', inclusive, (name) => /^\((root|program|idle|garbage collector)\)/.test(name));
   print('self time by package', packages);

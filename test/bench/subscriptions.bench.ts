@@ -18,8 +18,9 @@
  * changes followed by a single subscriber.
  *
  * BENCH_CPU_PROF=DIR runs the api as the very command `npm start` execs, with --cpu-prof (which
- * NODE_OPTIONS refuses), and its profile lands in DIR when it stops (summarise it with
- * test/bench/cpu-profile-summary.ts).
+ * NODE_OPTIONS refuses), and its profile lands in DIR when it stops, with fan-out-windows.json: the
+ * spans of the fan-out rounds' changes, so that the summary can keep only those samples
+ * (ts-node --transpile-only test/bench/cpu-profile-summary.ts DIR/CPU*.cpuprofile 25 DIR/fan-out-windows.json).
  */
 import 'reflect-metadata';
 import crypto from 'node:crypto';
@@ -57,6 +58,12 @@ const now = () => performance.timeOrigin + performance.now();
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** CPU time (user + system) the process has used, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 function rssKiB(pid: number): number {
   const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
@@ -146,6 +153,8 @@ function profiledApi(env: Record<string, string | undefined>, dir: string): ApiP
 }
 
 interface RoundResult {
+  /** The api's CPU time over the round's changes, per change. */
+  cpuPerEventMs: number;
   delays: number[];
   lost: number;
   notCompleted: number;
@@ -221,6 +230,8 @@ async function main(): Promise<void> {
       await waitUntil(`${followers.length} subscribers got the initial state`, () => followers.every((f) => f.arrivals.has(0) || f.ended !== null), 120_000);
       onSubscribed?.();
       const committedAt: number[] = [];
+      const cpuBefore = cpuMs(apiPid);
+      const windowStart = process.hrtime.bigint();
       for (let k = 1; k <= EVENTS; k++) {
         await sleep(GAP_MS);
         await services.runs.addProgress(ds.manager, run.id, { done: 1 });
@@ -229,6 +240,8 @@ async function main(): Promise<void> {
         const deadline = Date.now() + EVENT_TIMEOUT_MS;
         while (!followers.every((f) => f.arrivals.has(k) || f.ended !== null) && Date.now() < deadline) await sleep(2);
       }
+      const cpuPerEventMs = (cpuMs(apiPid) - cpuBefore) / EVENTS;
+      if (subscribers.length > 1) fanOutWindows.push([Number(windowStart / 1000n), Number(process.hrtime.bigint() / 1000n)]);
       await services.runs.finish(run.id, RunStatus.SUCCEEDED);
       const deadline = Date.now() + EVENT_TIMEOUT_MS;
       while (!followers.every((f) => f.ended !== null) && Date.now() < deadline) await sleep(10);
@@ -244,6 +257,7 @@ async function main(): Promise<void> {
       }
       for (const f of followers) f.close();
       return {
+        cpuPerEventMs,
         delays: delays.sort((a, b) => a - b),
         lost,
         notCompleted: followers.filter((f) => f.ended !== 'complete').length,
@@ -251,6 +265,8 @@ async function main(): Promise<void> {
       };
     };
 
+    // When the fan-out rounds changed the run (CLOCK_MONOTONIC, µs: the clock of V8's profile samples).
+    const fanOutWindows: [number, number][] = [];
     const reference = open();
     const fanOut: Client[] = [];
     const refResults: RoundResult[] = [];
@@ -273,12 +289,14 @@ async function main(): Promise<void> {
       const lost = results.reduce((n, r) => n + r.lost, 0);
       const notCompleted = results.reduce((n, r) => n + r.notCompleted, 0);
       const perRound = results.map((r) => `p50 ${percentile(r.delays, 50).toFixed(1)} / p99 ${percentile(r.delays, 99).toFixed(1)}`).join('; ');
-      return `p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${percentile(delays, 99).toFixed(1)} ms, max ${delays[delays.length - 1]?.toFixed(1)} ms over ${delays.length} deliveries; lost ${lost}, not completed ${notCompleted} (rounds: ${perRound})`;
+      const cpu = results.reduce((n, r) => n + r.cpuPerEventMs, 0) / results.length;
+      return `p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${percentile(delays, 99).toFixed(1)} ms, max ${delays[delays.length - 1]?.toFixed(1)} ms over ${delays.length} deliveries; api CPU ${cpu.toFixed(1)} ms per change; lost ${lost}, not completed ${notCompleted} (rounds: ${perRound})`;
     };
     console.log(`runUpdated fan-out: ${SUBSCRIBERS} graphql-ws subscribers (one socket each) on one run, ${EVENTS} changes per round, ${ROUNDS} rounds; api in its own process (npm start)`);
     console.log(`  ${SUBSCRIBERS} subscribers:          ${summary(fanResults)}`);
     console.log(`  reference, 1 subscriber:   ${summary(refResults)}`);
     console.log(`  api RSS per subscriber:    ${((rssAfter - rssBefore) / SUBSCRIBERS).toFixed(1)} KiB (RSS ${(rssBefore / 1024).toFixed(0)} -> ${(rssAfter / 1024).toFixed(0)} MiB)`);
+    if (CPU_PROF_DIR) fs.writeFileSync(path.join(CPU_PROF_DIR, 'fan-out-windows.json'), JSON.stringify(fanOutWindows));
     const errors = [...fanResults, ...refResults].flatMap((r) => r.errors);
     if (errors.length) console.log(`  errors (first few): ${JSON.stringify(errors).slice(0, 600)}`);
     const p99 = percentile(fanResults.flatMap((r) => r.delays).sort((a, b) => a - b), 99);
