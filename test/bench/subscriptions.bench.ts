@@ -17,6 +17,9 @@
  * / subscribers). Reference, measured in the same run, interleaved with the fan-out rounds: the same
  * changes followed by a single subscriber.
  *
+ * BENCH_API_DIR=DIR runs the api from another copy of the repository (`git archive` of an earlier
+ * commit, with node_modules), for a before/after under the same load with the same clients.
+ *
  * BENCH_CPU_PROF=DIR runs the api as the very command `npm start` execs, with --cpu-prof (which
  * NODE_OPTIONS refuses), and its profile lands in DIR when it stops, with fan-out-windows.json: the
  * spans of the fan-out rounds' changes, so that the summary can keep only those samples
@@ -51,6 +54,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const EVENT_TIMEOUT_MS = Number(process.env.BENCH_EVENT_TIMEOUT_MS ?? 10_000);
 const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 50);
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
+const API_DIR = process.env.BENCH_API_DIR ? path.resolve(process.env.BENCH_API_DIR) : null;
 
 const RUN_UPDATED = `subscription($id: ID!) { runUpdated(id: $id) { id status done total } }`;
 
@@ -199,12 +203,12 @@ function npmStart(env: Record<string, string | undefined>): ApiProcess {
   };
 }
 
-/** What `npm start` execs, plus --cpu-prof. */
-function profiledApi(env: Record<string, string | undefined>, dir: string): ApiProcess {
-  fs.mkdirSync(dir, { recursive: true });
-  const start = /exec node (.*)$/.exec(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).scripts.start as string)![1].split(' ');
+/** What `npm start` execs in `root`, with --cpu-prof when `profileDir` is given. */
+function nodeApi(env: Record<string, string | undefined>, root: string, profileDir: string | null): ApiProcess {
+  if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
+  const start = /exec node (.*)$/.exec(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.start as string)![1].split(' ');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', ...env };
-  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...start], { cwd: path.join(__dirname, '..', '..'), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...start], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c));
   child.stderr!.on('data', (c: Buffer) => (output += c));
@@ -273,7 +277,7 @@ async function main(): Promise<void> {
       RATE_LIMIT_PER_MINUTE: '0',
       LOG_LEVEL: 'warn',
     };
-    api = CPU_PROF_DIR ? profiledApi(env, CPU_PROF_DIR) : npmStart(env);
+    api = CPU_PROF_DIR || API_DIR ? nodeApi(env, API_DIR ?? path.join(__dirname, '..', '..'), CPU_PROF_DIR) : npmStart(env);
     const graphqlUrl = `http://127.0.0.1:${port}/graphql`;
     await waitUntil('api /readyz 200', async () => {
       if (!api!.running()) throw new Error(`api exited:\n${api!.log()}`);
