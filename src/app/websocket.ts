@@ -9,6 +9,7 @@ import { isSaneRequestId, logger, requestIdFrom } from '../platform/logging';
 import { RequestContext } from '../modules/projects/request-context';
 import type { GraphQLContext } from '../modules/projects/graphql-context';
 import type { AppServices } from './app-services';
+import { subscribeSharingResults } from './shared-subscription-results';
 
 export interface WebSocketOptions {
   schema: GraphQLSchema;
@@ -105,9 +106,12 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
   const wsServer = new WebSocketServer({ server: httpServer, path });
   const connections = new OpenConnections(options.authenticate);
   const stopListening = options.accessChanges.onChange((change) => void connections.recheck(change));
+  // Which subscribers may share one execution of an event (see subscribeSharingResults).
+  const shareKeys = new WeakMap<object, string>();
   const cleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
     {
       schema: options.schema,
+      subscribe: (args) => subscribeSharingResults(args, shareKeys.get(args.contextValue as object) ?? null),
       onConnect: async (c) => {
         const authorization = c.connectionParams?.authorization ?? c.connectionParams?.Authorization;
         try {
@@ -145,6 +149,8 @@ export function attachGraphQLWebSocket(httpServer: http.Server, path: string, op
         const given = payload.extensions?.requestId;
         operationCtx.requestId = isSaneRequestId(given) ? given : requestIdFrom(undefined);
         const contextValue: GraphQLContext = { ctx: operationCtx, baseUrl: options.baseUrl(c.extra.request.headers.host), services: options.services };
+        // Everything a result can depend on besides the event: the operation as sent, and who asks.
+        shareKeys.set(contextValue, JSON.stringify([payload.query, payload.operationName ?? null, payload.variables ?? null, ctx.projectId, ctx.userId, ctx.role, contextValue.baseUrl]));
         return { schema: options.schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName, contextValue };
       },
       // Errors over the socket carry the same codes and masking as over HTTP.

@@ -1,5 +1,4 @@
 import { DataSource } from 'typeorm';
-import { createPubSub } from '@graphql-yoga/subscription';
 import { logger } from './logging';
 import { ReconnectingListener } from './pg-listen';
 
@@ -71,23 +70,71 @@ export class RunEventsPublisher {
   }
 }
 
-type Topics = { run: [string, RunEvent] };
+/**
+ * One subscriber's events: at most one waits, the latest. An event carries nothing but the run's id
+ * (the subscriber re-reads the run), so a subscriber still busy with an earlier one loses nothing by
+ * skipping to the newest, and a slow socket cannot make the queue grow. `return()` ends it at once,
+ * also while it waits for an event.
+ */
+class LatestEvent implements AsyncIterableIterator<RunEvent> {
+  private pending: RunEvent | null = null;
+  private waiting: ((result: IteratorResult<RunEvent>) => void) | null = null;
+  private closed = false;
+
+  constructor(private readonly onClose: () => void) {}
+
+  push(event: RunEvent): void {
+    if (this.closed) return;
+    const waiting = this.waiting;
+    if (!waiting) return void (this.pending = event);
+    this.waiting = null;
+    waiting({ value: event, done: false });
+  }
+
+  next(): Promise<IteratorResult<RunEvent>> {
+    if (this.pending) {
+      const value = this.pending;
+      this.pending = null;
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  return(): Promise<IteratorResult<RunEvent>> {
+    if (!this.closed) {
+      this.closed = true;
+      this.pending = null;
+      this.onClose();
+    }
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.({ value: undefined, done: true });
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
 
 /**
  * One LISTEN connection per api process, fanned out in memory to the subscriptions of this
  * process. After a reconnect every watched run gets an event, since notifications sent while
- * disconnected are gone.
+ * disconnected are gone. Every subscriber of a run gets the same event object, which is what
+ * lets them share the read it causes (RunsService.findAfterEvent). Plain sets of subscribers, not
+ * an EventTarget of Repeaters: with a thousand subscribers of one run, the per-subscriber
+ * machinery of those was a good part of the fan-out.
  */
 export class RunEventsListener {
-  private readonly local = createPubSub<Topics>();
-  private readonly watched = new Map<string, number>();
+  private readonly subscribers = new Map<string, Set<LatestEvent>>();
   private readonly listener: ReconnectingListener;
 
   constructor(connectionString: string) {
     this.listener = new ReconnectingListener(connectionString, RUN_EVENTS_CHANNEL, {
       notification: (payload) => this.dispatch(payload),
       reconnected: () => {
-        for (const runId of this.watched.keys()) this.local.publish('run', runId, { runId, seq: -1 });
+        for (const runId of this.subscribers.keys()) this.publish({ runId, seq: -1 });
       },
     });
   }
@@ -102,25 +149,24 @@ export class RunEventsListener {
 
   /** Events for one run until the returned iterator is closed. */
   subscribe(runId: string): AsyncIterableIterator<RunEvent> & { return(): Promise<IteratorResult<RunEvent>> } {
-    this.watched.set(runId, (this.watched.get(runId) ?? 0) + 1);
-    const events = this.local.subscribe('run', runId);
-    const release = () => {
-      const left = (this.watched.get(runId) ?? 1) - 1;
-      if (left <= 0) this.watched.delete(runId);
-      else this.watched.set(runId, left);
-    };
-    const originalReturn = events.return.bind(events);
-    events.return = (value?: unknown) => {
-      release();
-      return originalReturn(value as never);
-    };
-    return events as never;
+    let subscribers = this.subscribers.get(runId);
+    if (!subscribers) this.subscribers.set(runId, (subscribers = new Set()));
+    const events: LatestEvent = new LatestEvent(() => {
+      subscribers.delete(events);
+      if (!subscribers.size && this.subscribers.get(runId) === subscribers) this.subscribers.delete(runId);
+    });
+    subscribers.add(events);
+    return events;
+  }
+
+  private publish(event: RunEvent): void {
+    for (const events of this.subscribers.get(event.runId) ?? []) events.push(event);
   }
 
   private dispatch(payload: string | undefined): void {
     try {
       const event = JSON.parse(payload ?? '') as RunEvent;
-      if (typeof event.runId === 'string' && this.watched.has(event.runId)) this.local.publish('run', event.runId, event);
+      if (typeof event.runId === 'string') this.publish(event);
     } catch {
       logger.warn('ignored a malformed run notification', { payload });
     }

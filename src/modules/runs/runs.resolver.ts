@@ -59,7 +59,8 @@ export class ReparseRunPayload {
 
 /**
  * The run's current state, then its state after every change until it ends; the final state is
- * always delivered. Each event re-reads the run with fresh loaders, scoped to the caller's project.
+ * always delivered. Each event re-reads the run (one read per event for all the subscribers of this
+ * process) and resolves its fields with fresh loaders, scoped to the caller's project.
  */
 async function* followRun(services: GraphQLContext['services'], context: GraphQLContext, runId: string): AsyncGenerator<Run> {
   const events = services.runEvents.subscribe(runId);
@@ -71,7 +72,7 @@ async function* followRun(services: GraphQLContext['services'], context: GraphQL
       const next = await events.next();
       if (next.done) return;
       context.ctx = context.ctx.fresh();
-      const current = await services.runs.findById(context.ctx, runId);
+      const current = await services.runs.findAfterEvent(context.ctx, next.value);
       if (!current) return;
       run = current;
       yield run;
@@ -79,11 +80,6 @@ async function* followRun(services: GraphQLContext['services'], context: GraphQL
   } finally {
     await events.return();
   }
-}
-
-@ArgsType()
-class RunUpdatedArgs {
-  @Field(() => ID) id: string;
 }
 
 @Resolver(() => Run)
@@ -126,9 +122,11 @@ export class RunsResolver {
 
   @Subscription(() => Run, {
     description: "A run's state now and after every change (throttled to about 10 a second), ending with its final state.",
-    subscribe: ({ args, context }) => followRun((context as GraphQLContext).services, context as GraphQLContext, expectGlobalId((args as RunUpdatedArgs).id, 'Run')),
+    subscribe: ({ args, context }) => followRun((context as GraphQLContext).services, context as GraphQLContext, expectGlobalId((args as { id: string }).id, 'Run')),
   })
-  runUpdated(@Root() run: Run, @Args() _args: RunUpdatedArgs): Run {
+  // A scalar @Arg, not an @ArgsType: type-graphql runs class-validator over an args object on every
+  // resolve, which here means once per subscriber per event.
+  runUpdated(@Root() run: Run, @Arg('id', () => ID) _id: string): Run {
     return run;
   }
 

@@ -5,7 +5,7 @@ import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } f
 import { deleteJob, enqueueJob, isJobHeldByLiveWorker, removeQueuedJob } from '../../platform/jobs';
 import { expectGlobalId } from '../../platform/ids';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
-import { RunEventsPublisher } from '../../platform/pubsub';
+import { RunEvent, RunEventsPublisher } from '../../platform/pubsub';
 import { Run, RunKind, RunStatus } from './run.entity';
 import { RunFailure } from './run-failure.entity';
 import { logger } from '../../platform/logging';
@@ -108,6 +108,8 @@ export type RunFinishedListener = (run: Run) => Promise<void>;
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
 export class RunsService {
   private readonly reparsers = new Map<RunKind, StoredReplyReparser>();
+  /** The read each run event caused, shared by every subscriber of this process that got that event; gone with the event. */
+  private readonly readsByEvent = new WeakMap<RunEvent, Promise<Run | null>>();
   private readonly finishedListeners: RunFinishedListener[] = [];
 
   constructor(
@@ -208,6 +210,23 @@ export class RunsService {
 
   async findById(ctx: RequestContext, id: string): Promise<Run | null> {
     return this.ds.getRepository(Run).findOneBy({ id, projectId: ctx.projectId });
+  }
+
+  /**
+   * The run as it is after `event`, for a subscriber: one event reaches every subscriber of the run
+   * in this process as the same object, and the first of them to ask reads the run for all (a
+   * thousand subscribers made a thousand identical reads per event, queued on the pool, and
+   * delivery waited on the last of them). The read starts after the event arrived, so it sees the
+   * change the event announces. Scoped as findById: the caller's project only.
+   */
+  async findAfterEvent(ctx: RequestContext, event: RunEvent): Promise<Run | null> {
+    let read = this.readsByEvent.get(event);
+    if (!read) {
+      read = this.ds.getRepository(Run).findOneBy({ id: event.runId });
+      this.readsByEvent.set(event, read);
+    }
+    const run = await read;
+    return run && run.projectId === ctx.projectId ? run : null;
   }
 
   /** For workers, which act for whichever project the run belongs to. */
