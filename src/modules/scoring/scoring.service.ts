@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { childPages, countChildren, PageArgs } from '../../platform/pagination';
+import { PlainRows } from '../../platform/plain-rows';
 import { expectGlobalId } from '../../platform/ids';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { CandidatesService } from '../candidates/candidates.service';
@@ -46,7 +47,11 @@ export class ScoringService {
   /** Scores of many candidates under one selector model. */
   async forCandidates(ctx: RequestContext, selectorModelId: string, candidateIds: readonly string[]): Promise<Score[]> {
     if (candidateIds.length === 0) return [];
-    return this.ds.getRepository(Score).findBy({ projectId: ctx.projectId, selectorModelId, candidateId: In([...candidateIds]) });
+    const qb = this.ds
+      .getRepository(Score)
+      .createQueryBuilder('s')
+      .where('s.projectId = :p AND s.selectorModelId = :sel AND s.candidateId = ANY(:ids::uuid[])', { p: ctx.projectId, sel: selectorModelId, ids: [...candidateIds] });
+    return PlainRows.of(this.ds, Score).getMany(qb);
   }
 
   /** The selector a request names, or the project's active one; NOT_FOUND on `field` otherwise. */

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { lockNextVersion } from '../../platform/versioning';
+import { PlainRows } from '../../platform/plain-rows';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -83,7 +84,8 @@ export class SelectorsService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<SelectorModel[]> {
     if (ids.length === 0) return [];
-    return this.ds.getRepository(SelectorModel).findBy({ id: In([...ids]), projectId: ctx.projectId });
+    const qb = this.ds.getRepository(SelectorModel).createQueryBuilder('m').where('m.id = ANY(:ids::uuid[]) AND m.projectId = :p', { ids: [...ids], p: ctx.projectId });
+    return PlainRows.of(this.ds, SelectorModel).getMany(qb);
   }
 
   /** Reads the three files from a server folder under one of SELECTOR_IMPORT_DIRS (after resolving links). */
