@@ -192,33 +192,29 @@ export interface ChildPageQuery {
 }
 
 /**
- * A page of children for many parents at once: a window function numbers each parent's children in
- * (created_at, id) order and keeps `first + 1` of them, so that a whole page of parents costs one
- * statement.
+ * A page of children for many parents at once, in one statement: a window function numbers each
+ * parent's children in (created_at, id) order and keeps `first + 1` of them. The children come back
+ * as entities in page order (PlainRows, SQL written here rather than by the query builder: every
+ * nested connection of a page runs it); group them by parent in the caller.
  */
-function childPageSubquery(q: ChildPageQuery): { sql: string; params: Record<string, unknown> } {
+export function childPages<T extends ObjectLiteral>(repo: Repository<T>, q: ChildPageQuery): Promise<T[]> {
   const direction = q.direction ?? SortDirection.DESC;
-  const params: Record<string, unknown> = { cpProject: q.projectId, cpParents: [...q.parentIds], cpLimit: q.page.first + 1 };
+  const params: unknown[] = [q.projectId, [...q.parentIds], q.page.first + 1];
   let cursorCondition = '';
   if (q.page.after) {
     const { value, id } = decodeCursor(q.page.after, 'time');
-    Object.assign(params, { cpValue: value, cpId: id });
-    cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} (:cpValue, :cpId)`;
+    params.push(value, id);
+    cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} ($4, $5)`;
   }
-  const sql = `SELECT ranked.id FROM (
-       SELECT id, row_number() OVER (PARTITION BY ${q.parentColumn} ORDER BY created_at ${direction}, id ${direction}) AS rn
-         FROM ${q.table}
-        WHERE project_id = :cpProject AND ${q.parentColumn} = ANY(:cpParents::uuid[]) ${cursorCondition}
-     ) ranked WHERE ranked.rn <= :cpLimit`;
-  return { sql, params };
-}
-
-/** The children of `childPageSubquery` as entities, in page order; group them by parent in the caller. */
-export function childPages<T extends ObjectLiteral>(repo: Repository<T>, q: ChildPageQuery): Promise<T[]> {
-  const { sql, params } = childPageSubquery(q);
-  const direction = q.direction ?? SortDirection.DESC;
-  const qb = repo.createQueryBuilder('child').where(`child.id IN (${sql})`, params).orderBy('child.createdAt', direction).addOrderBy('child.id', direction);
-  return PlainRows.of(repo.manager.connection, repo.target as new () => T).getMany(qb);
+  const rows = PlainRows.of(repo.manager.connection, repo.target as new () => T);
+  const sql = `SELECT ${rows.select('child')} FROM ${q.table} child WHERE child.id IN (
+       SELECT ranked.id FROM (
+         SELECT id, row_number() OVER (PARTITION BY ${q.parentColumn} ORDER BY created_at ${direction}, id ${direction}) AS rn
+           FROM ${q.table}
+          WHERE project_id = $1 AND ${q.parentColumn} = ANY($2::uuid[]) ${cursorCondition}
+       ) ranked WHERE ranked.rn <= $3
+     ) ORDER BY child.created_at ${direction}, child.id ${direction}`;
+  return rows.query(sql, params, 'child');
 }
 
 /** How many children each parent has, in one grouped statement; zero where a parent has none. */

@@ -23,6 +23,7 @@ import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
  */
 export class PlainRows<T extends ObjectLiteral> {
   private readonly byAlias = new Map<string, ColumnReader[]>();
+  private readonly selectLists = new Map<string, string>();
 
   private constructor(
     private readonly ds: DataSource,
@@ -51,10 +52,33 @@ export class PlainRows<T extends ObjectLiteral> {
   async getRawAndEntities(qb: SelectQueryBuilder<T>): Promise<{ raw: Record<string, unknown>[]; entities: T[] }> {
     const { mainAlias, joinAttributes } = qb.expressionMap;
     if (!mainAlias || mainAlias.metadata !== this.metadata) throw new Error(`PlainRows<${this.metadata.name}> given a query of another entity`);
-    if (joinAttributes.some((join) => join.isSelected)) throw new Error('PlainRows reads one alias; use getMany() for joined selects');
+    // A join TypeORM would map into the entity (a relation or mapTo… selected with it) is beyond this
+    // reader; a plain join whose columns are only addSelect-ed (the score sort's `sort.value`) is not.
+    if (joinAttributes.some((join) => join.isSelected && (join.relation || join.mapToProperty))) throw new Error('PlainRows reads one alias; use getMany() for joined selects');
     const [sql, parameters] = qb.getQueryAndParameters();
     const raw: Record<string, unknown>[] = await this.ds.query(sql, parameters);
     return { raw, entities: this.fromRows(raw, mainAlias.name) };
+  }
+
+  /**
+   * The select list of every column under `alias`, named as a query builder names them
+   * (`"i"."caption" AS "i_caption"`): for hot statements written as SQL, which skip the query
+   * builder's SQL generation on every call (use with `query`).
+   */
+  select(alias: string): string {
+    let list = this.selectLists.get(alias);
+    if (list === undefined) {
+      list = this.readersFor(alias)
+        .map((r) => `"${alias}"."${r.column}" AS "${r.key}"`)
+        .join(', ');
+      this.selectLists.set(alias, list);
+    }
+    return list;
+  }
+
+  /** Runs SQL whose select list came from `select(alias)` (more columns may follow) and returns the entities. */
+  async query(sql: string, parameters: unknown[], alias: string): Promise<T[]> {
+    return this.fromRows(await this.ds.query(sql, parameters), alias);
   }
 
   /** Entities from rows whose columns are named `<alias>_<column>`, as a query builder selects them. */
@@ -79,6 +103,7 @@ export class PlainRows<T extends ObjectLiteral> {
     if (!readers) {
       readers = this.columns().map((column) => ({
         key: DriverUtils.buildAlias(this.ds.driver, undefined, alias, column.databaseName),
+        column: column.databaseName,
         property: column.propertyName,
         convert: converterFor(column),
       }));
@@ -94,6 +119,7 @@ export class PlainRows<T extends ObjectLiteral> {
 
 interface ColumnReader {
   key: string;
+  column: string;
   property: string;
   /** Applied to non-null values; null is kept unless the column has a transformer (see converterFor). */
   convert: ((value: unknown) => unknown) | null;

@@ -6,7 +6,7 @@ import { Candidate, CandidateForm, CandidateStatus } from '../../src/modules/can
 import { SelectorModel } from '../../src/modules/selectors/selector-model.entity';
 import { Score } from '../../src/modules/scoring/score.entity';
 import { PairwiseChoice, Preference, PreferenceKind, PreferenceSource } from '../../src/modules/preferences/preference.entity';
-import { ObjectLiteral } from 'typeorm';
+import { DeepPartial, ObjectLiteral } from 'typeorm';
 
 /**
  * The hot read paths hydrate rows with PlainRows instead of TypeORM's getMany() (issue 14). Both
@@ -22,14 +22,14 @@ describe('PlainRows reads entities as getMany() does', () => {
     app = await startTestApp();
     lab = await createTestProject(app, 'plain-rows-lab');
     const { ds } = app;
-    const [selector] = await ds.getRepository(SelectorModel).save([
+    const [selector] = await ds.getRepository(SelectorModel).save(<DeepPartial<SelectorModel>[]>[
       { projectId: lab.id, name: 'sel', version: 1, filesHash: 'c'.repeat(64), manifest: { kind: 'reward', nested: { a: [1, 2] } }, metrics: null, active: true, description: 'a "quoted" one' },
     ]);
-    const images = await ds.getRepository(Image).save([
+    const images = await ds.getRepository(Image).save(<DeepPartial<Image>[]>[
       { projectId: lab.id, source: ImageSource.IMPORT, pairId: 'p_1', pmid: '1', caption: 'with, commas and "quotes"', mentions: ['one', 'two, with comma', 'three "q"'], modalities: [Modality.CT, Modality.CHEST_XRAY], contentHash: 'd'.repeat(64), mimeType: 'image/png', width: 10, height: 20, byteSize: 300, clusterId: 4 },
       { projectId: lab.id, source: ImageSource.UPLOAD, caption: '', mentions: [], modalities: [] },
     ]);
-    const candidates = await ds.getRepository(Candidate).save([
+    const candidates = await ds.getRepository(Candidate).save(<DeepPartial<Candidate>[]>[
       { projectId: lab.id, imageId: images[0].id, status: CandidateStatus.OK, form: CandidateForm.TWO_ANSWERS, rounds: [{ question: 'Q?', answers: ['A.', 'B.'] }], costUsd: 0.012345, promptTokens: 10, completionTokens: 20, latencyMs: 33, model: 'gpt', demonstrationIds: [selector.id] },
       { projectId: lab.id, imageId: images[1].id, status: CandidateStatus.PARSE_FAILED, rawOutput: 'no rounds', failureReason: 'too few rounds' },
     ]);

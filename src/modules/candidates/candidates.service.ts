@@ -39,7 +39,7 @@ export class CandidatesService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Candidate[]> {
     if (ids.length === 0) return [];
-    return this.rows.getMany(this.ds.getRepository(Candidate).createQueryBuilder('c').where('c.id = ANY(:ids::uuid[]) AND c.projectId = :p', { ids: [...ids], p: ctx.projectId }));
+    return this.rows.query(`SELECT ${this.rows.select('c')} FROM candidates c WHERE c.id = ANY($1::uuid[]) AND c.project_id = $2`, [[...ids], ctx.projectId], 'c');
   }
 
   /**

@@ -47,11 +47,8 @@ export class ScoringService {
   /** Scores of many candidates under one selector model. */
   async forCandidates(ctx: RequestContext, selectorModelId: string, candidateIds: readonly string[]): Promise<Score[]> {
     if (candidateIds.length === 0) return [];
-    const qb = this.ds
-      .getRepository(Score)
-      .createQueryBuilder('s')
-      .where('s.projectId = :p AND s.selectorModelId = :sel AND s.candidateId = ANY(:ids::uuid[])', { p: ctx.projectId, sel: selectorModelId, ids: [...candidateIds] });
-    return PlainRows.of(this.ds, Score).getMany(qb);
+    const rows = PlainRows.of(this.ds, Score);
+    return rows.query(`SELECT ${rows.select('s')} FROM scores s WHERE s.project_id = $1 AND s.selector_model_id = $2 AND s.candidate_id = ANY($3::uuid[])`, [ctx.projectId, selectorModelId, [...candidateIds]], 's');
   }
 
   /** The selector a request names, or the project's active one; NOT_FOUND on `field` otherwise. */

@@ -84,8 +84,8 @@ export class SelectorsService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<SelectorModel[]> {
     if (ids.length === 0) return [];
-    const qb = this.ds.getRepository(SelectorModel).createQueryBuilder('m').where('m.id = ANY(:ids::uuid[]) AND m.projectId = :p', { ids: [...ids], p: ctx.projectId });
-    return PlainRows.of(this.ds, SelectorModel).getMany(qb);
+    const rows = PlainRows.of(this.ds, SelectorModel);
+    return rows.query(`SELECT ${rows.select('m')} FROM selector_models m WHERE m.id = ANY($1::uuid[]) AND m.project_id = $2`, [[...ids], ctx.projectId], 'm');
   }
 
   /** Reads the three files from a server folder under one of SELECTOR_IMPORT_DIRS (after resolving links). */
