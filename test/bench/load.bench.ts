@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     console.log(`\nread API under load: a page of 20 images with nested candidates, open loop, ${DURATION_S} s per rate, api + worker in one process`);
     console.log(`  ${saturated.length ? `saturation: ${best.toFixed(1)} requests/s completed (offered ${saturated.map((r) => r.offered).join(', ')}/s was more than it could serve)` : `not saturated: every offered rate (${RATES.join(', ')}/s) was served; the highest completed ${best.toFixed(1)} requests/s`}`);
     const at100 = results.find((r) => r.offered === 100);
-    if (at100) console.log(`  at 100 requests/s offered: p50 ${at100.p50.toFixed(1)} ms, p99 ${at100.p99.toFixed(1)} ms (goal p99 < 250 ms)`);
+    if (at100) console.log(`  at 100 requests/s offered: p50 ${ms(at100.p50)}, p99 ${ms(at100.p99)} (goal p99 < 250 ms)`);
     console.log(`  load average (1 min): ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB (api + worker process)`);
   } finally {
     await app.stop();
@@ -109,10 +109,13 @@ async function main(): Promise<void> {
   }
 }
 
+/** Milliseconds with one decimal; n/a when nothing completed (NaN crosses the IPC channel as null). */
+const ms = (x: number | null) => (x == null || Number.isNaN(x) ? 'n/a' : `${x.toFixed(1)} ms`);
+
 function printPhase(r: LoadPhaseResult & { apiCpuMsPerRequest: number; loadAverage: number }): void {
   console.log(
     `  offered ${r.offered}/s for ${r.durationS} s: completed ${r.completedPerSecond.toFixed(1)}/s (${r.completed} ok, ${r.errors} errors, ${r.shed} not sent: ${MAX_IN_FLIGHT} in flight), ` +
-      `latency p50 ${r.p50.toFixed(1)} ms, p90 ${r.p90.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; api CPU ${r.apiCpuMsPerRequest.toFixed(1)} ms per request; load average ${r.loadAverage.toFixed(1)}`,
+      `latency p50 ${ms(r.p50)}, p90 ${ms(r.p90)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; api CPU ${r.apiCpuMsPerRequest.toFixed(1)} ms per request; load average ${r.loadAverage.toFixed(1)}`,
   );
 }
 
