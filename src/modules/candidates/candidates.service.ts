@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, In, InsertQueryBuilder, SelectQueryBuilder } from 'typeorm';
+import { DataSource, EntityManager, InsertQueryBuilder, SelectQueryBuilder } from 'typeorm';
 import type { StoredRound } from './conversation';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';

@@ -1,4 +1,4 @@
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';

@@ -4,7 +4,7 @@ import { PlainRows } from '../../platform/plain-rows';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { BlobStorage } from '../../platform/storage';
