@@ -17,7 +17,7 @@ export function setLogLevel(level: Level): void {
 const requestScope = new AsyncLocalStorage<{ requestId: string }>();
 
 export function withRequestId<T>(requestId: string | null | undefined, work: () => T): T {
-  return requestId ? requestScope.run({ requestId }, work) : work();
+  return process.env.NO_ALS ? work() : requestId ? requestScope.run({ requestId }, work) : work();
 }
 
 export function currentRequestId(): string | null {

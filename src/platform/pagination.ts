@@ -1,8 +1,9 @@
-import { ArgsType, ClassType, Field, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Max, Min, IsOptional, IsString, MaxLength } from 'class-validator';
+import { ArgsType, ArgumentValidationError, ClassType, Field, Int, ObjectType, registerEnumType, ValidatorFn } from 'type-graphql';
+import { Max, Min, IsOptional, IsString, MaxLength, validate } from 'class-validator';
 import { DataSource, ObjectLiteral, Repository, SelectQueryBuilder } from 'typeorm';
 import { badInput } from './errors';
 import { isUuid } from './ids';
+import { PlainRows } from './plain-rows';
 
 export const MAX_PAGE_SIZE = 100;
 
@@ -85,30 +86,73 @@ export interface ConnectionShape<T> {
   totalCount(): Promise<number>;
 }
 
-/** Builds a connection from `first + 1` fetched rows; the count runs only when a client asks for it. */
+/**
+ * An edge whose cursor is encoded when a client reads it. Most queries ask for `node` only (and
+ * `pageInfo.endCursor` once), while a page of 100 candidates with nested scores and preferences
+ * holds some 350 edges: encoding every cursor up front (JSON, base64, a Date to ISO text) was
+ * measurable CPU and garbage for nothing (issue 14).
+ */
+class LazyEdge<T> {
+  private encoded: string | undefined;
+  constructor(
+    readonly node: T,
+    private readonly sortKey: (row: T) => { value: SortValue; id: string },
+  ) {}
+  get cursor(): string {
+    if (this.encoded === undefined) {
+      const { value, id } = this.sortKey(this.node);
+      this.encoded = encodeCursor(value, id);
+    }
+    return this.encoded;
+  }
+}
+
+/** Builds a connection from `first + 1` fetched rows; cursors are encoded and the count runs only when a client asks for them. */
 export function toConnection<T>(
   rows: T[],
   page: PageArgs,
   sortKey: (row: T) => { value: SortValue; id: string },
   count: () => Promise<number>,
 ): ConnectionShape<T> {
-  const visible = rows.slice(0, page.first);
-  const edges = visible.map((node) => {
-    const { value, id } = sortKey(node);
-    return { cursor: encodeCursor(value, id), node };
-  });
+  const visible = rows.length > page.first ? rows.slice(0, page.first) : rows;
+  const edges = visible.map((node) => new LazyEdge(node, sortKey));
   let counted: Promise<number> | undefined;
   return {
     edges,
     pageInfo: {
       hasNextPage: rows.length > page.first,
       hasPreviousPage: Boolean(page.after),
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges[edges.length - 1]?.cursor ?? null,
+      get startCursor() {
+        return edges.length ? edges[0].cursor : null;
+      },
+      get endCursor() {
+        return edges.length ? edges[edges.length - 1].cursor : null;
+      },
     },
     totalCount: () => (counted ??= count()),
   };
 }
+
+/**
+ * Argument validation for the page arguments of a nested connection, as type-graphql does it
+ * (class-validator, with the schema's settings) but once per distinct `first` rather than once per
+ * parent: `scores(first: 5)` under a page of 100 candidates is the same question 100 times, and
+ * type-graphql's own path loads class-validator and walks its metadata on every call. Only valid,
+ * cursorless shapes are remembered (at most MAX_PAGE_SIZE of them); anything else is validated
+ * each time and fails exactly as before.
+ */
+const validCursorlessPages = new Set<string>();
+export const PAGE_ARGS_VALIDATED_ONCE: { validateFn: ValidatorFn } = {
+  validateFn: async (value, type) => {
+    if (value === null || typeof value !== 'object') return;
+    const { first, after } = value as PageArgs;
+    const key = after == null && typeof type === 'function' ? `${type.name}:${first}` : null;
+    if (key !== null && validCursorlessPages.has(key)) return;
+    const errors = await validate(value, { forbidUnknownValues: false, skipMissingProperties: true });
+    if (errors.length) throw new ArgumentValidationError(errors);
+    if (key !== null) validCursorlessPages.add(key);
+  },
+};
 
 /** type-graphql classes for `<Name>Connection` and `<Name>Edge`. */
 export function ConnectionType<T extends object>(nodeType: ClassType<T>, name: string) {
@@ -148,32 +192,29 @@ export interface ChildPageQuery {
 }
 
 /**
- * A page of children for many parents at once: a window function numbers each parent's children in
- * (created_at, id) order and keeps `first + 1` of them, so that a whole page of parents costs one
- * statement.
+ * A page of children for many parents at once, in one statement: a window function numbers each
+ * parent's children in (created_at, id) order and keeps `first + 1` of them. The children come back
+ * as entities in page order (PlainRows, SQL written here rather than by the query builder: every
+ * nested connection of a page runs it); group them by parent in the caller.
  */
-function childPageSubquery(q: ChildPageQuery): { sql: string; params: Record<string, unknown> } {
+export function childPages<T extends ObjectLiteral>(repo: Repository<T>, q: ChildPageQuery): Promise<T[]> {
   const direction = q.direction ?? SortDirection.DESC;
-  const params: Record<string, unknown> = { cpProject: q.projectId, cpParents: [...q.parentIds], cpLimit: q.page.first + 1 };
+  const params: unknown[] = [q.projectId, [...q.parentIds], q.page.first + 1];
   let cursorCondition = '';
   if (q.page.after) {
     const { value, id } = decodeCursor(q.page.after, 'time');
-    Object.assign(params, { cpValue: value, cpId: id });
-    cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} (:cpValue, :cpId)`;
+    params.push(value, id);
+    cursorCondition = `AND (created_at, id) ${direction === SortDirection.DESC ? '<' : '>'} ($4, $5)`;
   }
-  const sql = `SELECT ranked.id FROM (
-       SELECT id, row_number() OVER (PARTITION BY ${q.parentColumn} ORDER BY created_at ${direction}, id ${direction}) AS rn
-         FROM ${q.table}
-        WHERE project_id = :cpProject AND ${q.parentColumn} = ANY(:cpParents::uuid[]) ${cursorCondition}
-     ) ranked WHERE ranked.rn <= :cpLimit`;
-  return { sql, params };
-}
-
-/** The children of `childPageSubquery` as entities, in page order; group them by parent in the caller. */
-export function childPages<T extends ObjectLiteral>(repo: Repository<T>, q: ChildPageQuery): Promise<T[]> {
-  const { sql, params } = childPageSubquery(q);
-  const direction = q.direction ?? SortDirection.DESC;
-  return repo.createQueryBuilder('child').where(`child.id IN (${sql})`, params).orderBy('child.createdAt', direction).addOrderBy('child.id', direction).getMany();
+  const rows = PlainRows.of(repo.manager.connection, repo.target as new () => T);
+  const sql = `SELECT ${rows.select('child')} FROM ${q.table} child WHERE child.id IN (
+       SELECT ranked.id FROM (
+         SELECT id, row_number() OVER (PARTITION BY ${q.parentColumn} ORDER BY created_at ${direction}, id ${direction}) AS rn
+           FROM ${q.table}
+          WHERE project_id = $1 AND ${q.parentColumn} = ANY($2::uuid[]) ${cursorCondition}
+       ) ranked WHERE ranked.rn <= $3
+     ) ORDER BY child.created_at ${direction}, child.id ${direction}`;
+  return rows.query(sql, params, 'child');
 }
 
 /** How many children each parent has, in one grouped statement; zero where a parent has none. */

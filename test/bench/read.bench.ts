@@ -6,8 +6,12 @@
  * real HTTP, as a UI would. Reference, measured in the same run: the very statements that one such
  * request sends, captured and replayed through a plain pg client. Prints requests per second,
  * latency percentiles, the statement count, and the ratio of API time to raw SQL time.
+ * The two are measured interleaved, BENCH_ROUNDS times, and the medians printed.
+ * BENCH_CPU_PROFILE=<file.cpuprofile> records a CPU profile of the API phases only (summarise it
+ * with test/bench/profile-summary.ts).
  */
 import 'reflect-metadata';
+import os from 'node:os';
 import { Client } from 'pg';
 import { benchDatabase } from './bench-database';
 import { StatementCounter } from '../../src/platform/db';
@@ -19,10 +23,12 @@ import { Score } from '../../src/modules/scoring/score.entity';
 import { Preference, PreferenceKind, PreferenceSource } from '../../src/modules/preferences/preference.entity';
 import { toGlobalId } from '../../src/platform/ids';
 import { startTestApp, createTestProject } from '../support/test-app';
+import { startProfile } from './cpu-profile';
 
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 2000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const QUERY = `query($after: String, $sel: ID!) { candidates(first: 100, after: $after) { totalCount pageInfo { endCursor }
   edges { node { id status rounds { question answer } image { id caption modalities thumbnailUrl candidateCount }
@@ -79,49 +85,76 @@ async function main(): Promise<void> {
     StatementCounter.capture = (query, parameters) => captured.push({ query, parameters });
     await post(pages[1]);
     StatementCounter.capture = null;
-
-    const latencies: number[] = [];
-    let next = 0;
-    const apiStarted = process.hrtime.bigint();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < REQUESTS) {
-          const after = pages[next++ % pages.length];
-          const t = process.hrtime.bigint();
-          await post(after);
-          latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
-        }
-      }),
-    );
-    const apiSeconds = Number(process.hrtime.bigint() - apiStarted) / 1e9;
+    if (process.env.BENCH_PRINT_SQL) for (const s of captured) console.log(`${s.query.replace(/\s+/g, ' ')}\n`);
 
     const clients = await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
       const c = new Client({ connectionString: new URL(`/${app.databaseName}`, process.env.DATABASE_URL).toString() });
       await c.connect();
       return c;
     }));
-    let replayed = 0;
-    const rawStarted = process.hrtime.bigint();
-    await Promise.all(
-      clients.map(async (client) => {
-        while (replayed < REQUESTS) {
-          replayed++;
-          for (const s of captured) await client.query(s.query, s.parameters as unknown[]);
-        }
-      }),
-    );
-    const rawSeconds = Number(process.hrtime.bigint() - rawStarted) / 1e9;
+
+    /** One API phase: REQUESTS pages over HTTP, CONCURRENCY at a time. */
+    const apiPhase = async (latencies: number[]) => {
+      let next = 0;
+      const cpu = process.cpuUsage();
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < REQUESTS) {
+            const after = pages[next++ % pages.length];
+            const t = process.hrtime.bigint();
+            await post(after);
+            latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+          }
+        }),
+      );
+      const used = process.cpuUsage(cpu);
+      return { rate: REQUESTS / (Number(process.hrtime.bigint() - started) / 1e9), cpuMs: (used.user + used.system) / 1000 / REQUESTS };
+    };
+    /** One reference phase: the captured statements of REQUESTS requests through plain pg. */
+    const rawPhase = async () => {
+      let replayed = 0;
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        clients.map(async (client) => {
+          while (replayed < REQUESTS) {
+            replayed++;
+            for (const s of captured) await client.query(s.query, s.parameters as unknown[]);
+          }
+        }),
+      );
+      return REQUESTS / (Number(process.hrtime.bigint() - started) / 1e9);
+    };
+
+    // API and reference interleaved, ROUNDS times: the machine is shared and its load drifts, so a
+    // ratio taken from phases minutes apart would measure the neighbours as much as the code.
+    const latencies: number[] = [];
+    const rounds: { api: number; raw: number; cpuMs: number }[] = [];
+    const profile = process.env.BENCH_CPU_PROFILE ? await startProfile() : null;
+    for (let r = 0; r < ROUNDS; r++) {
+      await profile?.resume();
+      const { rate: api, cpuMs } = await apiPhase(latencies);
+      await profile?.pause();
+      const raw = await rawPhase();
+      rounds.push({ api, raw, cpuMs });
+      console.log(`  round ${r + 1}: API ${api.toFixed(1)} requests/s (${cpuMs.toFixed(1)} ms CPU each), raw SQL ${raw.toFixed(1)} requests/s, ratio ${(api / raw).toFixed(2)}`);
+    }
+    if (profile) console.log(`  CPU profile of the API phases: ${await profile.stop(process.env.BENCH_CPU_PROFILE!)}`);
     await Promise.all(clients.map((c) => c.end()));
 
     latencies.sort((a, b) => a - b);
-    const apiRate = REQUESTS / apiSeconds;
-    const rawRate = REQUESTS / rawSeconds;
-    console.log(`read API, pages of 100 candidates with nested image/scores/preferences (concurrency ${CONCURRENCY}, ${REQUESTS} requests)`);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const apiRate = median(rounds.map((r) => r.api));
+    const rawRate = median(rounds.map((r) => r.raw));
+    const ratio = median(rounds.map((r) => r.api / r.raw));
+    console.log(`read API, pages of 100 candidates with nested image/scores/preferences (concurrency ${CONCURRENCY}, ${ROUNDS} rounds of ${REQUESTS} requests, medians)`);
     console.log(`  statements per request:   ${captured.length}`);
     console.log(`  API over HTTP:            ${apiRate.toFixed(1)} requests/s, ${(apiRate * 100).toFixed(0)} candidates/s, latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p95 ${percentile(latencies, 95).toFixed(1)} ms`);
+    console.log(`  API process CPU:          ${median(rounds.map((r) => r.cpuMs)).toFixed(1)} ms per request (server and its HTTP client together; steadier than requests/s on a loaded machine)`);
     console.log(`  reference, same SQL raw:  ${rawRate.toFixed(1)} requests/s`);
-    console.log(`  ratio API / raw SQL:      ${(apiRate / rawRate).toFixed(2)}`);
+    console.log(`  ratio API / raw SQL:      ${ratio.toFixed(2)} (median of the rounds' ratios)`);
     console.log(`  peak RSS:                 ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+    console.log(`  load average (1 min):     ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs`);
   } finally {
     await app.stop();
     await stopDatabase();

@@ -1,7 +1,7 @@
 import { Args, Ctx, FieldResolver, Int, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { CandidatesService } from './candidates.service';
 import type { ImagesService } from '../images/images.service';
-import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
+import { ConnectionType, connectionOf, PAGE_ARGS_VALIDATED_ONCE, PageArgs, toConnection } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Image } from '../images/image.entity';
 import { imageByIdLoader } from '../images/images.loaders';
@@ -35,7 +35,7 @@ export class ImageCandidatesResolver {
   constructor(private readonly candidatesService: CandidatesService) {}
 
   @FieldResolver(() => CandidateConnection)
-  async candidates(@Root() image: Image, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<CandidateConnection> {
+  async candidates(@Root() image: Image, @Ctx() { ctx }: GraphQLContext, @Args(PAGE_ARGS_VALIDATED_ONCE) page: PageArgs): Promise<CandidateConnection> {
     const rows = await candidatePagesByImageLoader(ctx, this.candidatesService, page).load(image.id);
     const count = () => candidateCountByImageLoader(ctx, this.candidatesService).load(image.id);
     return connectionOf(CandidateConnection, toConnection(rows, page, (c) => ({ value: c.createdAt, id: c.id }), count));

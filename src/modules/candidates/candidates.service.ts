@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, In, InsertQueryBuilder, SelectQueryBuilder } from 'typeorm';
+import { DataSource, EntityManager, InsertQueryBuilder, SelectQueryBuilder } from 'typeorm';
 import type { StoredRound } from './conversation';
 import { RequestContext } from '../projects/request-context';
 import { badInput } from '../../platform/errors';
@@ -7,6 +7,7 @@ import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, Sort
 import { Candidate, CandidateForm, CandidateStatus } from './candidate.entity';
 import { CandidateFilter, CandidateOrder, CandidateSelectionInput, CandidateSortField } from './candidates.inputs';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
+import { PlainRows } from '../../platform/plain-rows';
 
 /** What a caller needs to know of a candidate to decide how to judge it, without its text. */
 export interface CandidateBrief {
@@ -19,7 +20,12 @@ export interface CandidateBrief {
 }
 
 export class CandidatesService {
-  constructor(private readonly ds: DataSource) {}
+  /** Hot lists (pages, loaders) read rows into entities without TypeORM's generic transformer. */
+  private readonly rows: PlainRows<Candidate>;
+
+  constructor(private readonly ds: DataSource) {
+    this.rows = PlainRows.of(ds, Candidate);
+  }
 
   async list(ctx: RequestContext, page: PageArgs, filter?: CandidateFilter | null, order?: CandidateOrder | null): Promise<ConnectionShape<Candidate>> {
     const direction = order?.direction ?? SortDirection.DESC;
@@ -28,12 +34,12 @@ export class CandidatesService {
       const selectorModelId = expectGlobalId(order.selectorModelId, 'SelectorModel', 'orderBy.selectorModelId');
       const base = () => this.filtered(ctx, filter).innerJoin('scores', 'sort', 'sort.candidate_id = c.id AND sort.selector_model_id = :sortSel', { sortSel: selectorModelId });
       const qb = applyKeyset(base().addSelect('sort.value', 'sort_value'), { sortExpr: 'sort.value', idExpr: 'c.id', direction, kind: 'number' }, page);
-      const { raw, entities } = await qb.getRawAndEntities();
-      const scoreById = new Map(raw.map((r: { c_id: string; sort_value: number }) => [r.c_id, Number(r.sort_value)]));
+      const { raw, entities } = await this.rows.getRawAndEntities(qb);
+      const scoreById = new Map(raw.map((r) => [r.c_id as string, Number(r.sort_value)]));
       return toConnection(entities, page, (c) => ({ value: scoreById.get(c.id)!, id: c.id }), () => base().getCount());
     }
     const base = () => this.filtered(ctx, filter);
-    const rows = await applyKeyset(base(), { sortExpr: 'c.createdAt', idExpr: 'c.id', direction }, page).getMany();
+    const rows = await this.rows.getMany(applyKeyset(base(), { sortExpr: 'c.createdAt', idExpr: 'c.id', direction }, page));
     return toConnection(rows, page, (c) => ({ value: c.createdAt, id: c.id }), () => base().getCount());
   }
 
@@ -43,7 +49,7 @@ export class CandidatesService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Candidate[]> {
     if (ids.length === 0) return [];
-    return this.ds.getRepository(Candidate).findBy({ id: In([...ids]), projectId: ctx.projectId });
+    return this.rows.query(`SELECT ${this.rows.select('c')} FROM candidates c WHERE c.id = ANY($1::uuid[]) AND c.project_id = $2`, [[...ids], ctx.projectId], 'c');
   }
 
   /**

@@ -1,7 +1,8 @@
-import { Brackets, DataSource, EntityManager, In, SelectQueryBuilder } from 'typeorm';
+import { Brackets, DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { BlobStorage } from '../../platform/storage';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
+import { PlainRows } from '../../platform/plain-rows';
 import { UserErrorCode, userError, UserErrorsException } from '../../platform/user-errors';
 import { expectGlobalId } from '../../platform/ids';
 import { Image } from './image.entity';
@@ -74,7 +75,7 @@ export class ImagesService {
   async list(ctx: RequestContext, page: PageArgs, filter?: ImageFilter | null, order?: ImageOrder | null): Promise<ConnectionShape<Image>> {
     const base = () => this.filtered(ctx, filter);
     const keyset = { sortExpr: 'image.createdAt', idExpr: 'image.id', direction: order?.direction ?? SortDirection.DESC };
-    const rows = await applyKeyset(base(), keyset, page).getMany();
+    const rows = await PlainRows.of(this.ds, Image).getMany(applyKeyset(base(), keyset, page));
     return toConnection(rows, page, (i) => ({ value: i.createdAt, id: i.id }), () => base().getCount());
   }
 
@@ -84,7 +85,9 @@ export class ImagesService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<Image[]> {
     if (ids.length === 0) return [];
-    return this.ds.getRepository(Image).findBy({ id: In([...ids]), projectId: ctx.projectId });
+    // Every nested `image` of a page comes through here (imageByIdLoader): SQL written once, plain rows.
+    const rows = PlainRows.of(this.ds, Image);
+    return rows.query(`SELECT ${rows.select('i')} FROM images i WHERE i.id = ANY($1::uuid[]) AND i.project_id = $2`, [[...ids], ctx.projectId], 'i');
   }
 
   /**

@@ -2,7 +2,7 @@ import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Int, Mutation, Object
 import type { CandidatesService } from '../candidates/candidates.service';
 import type { PreferencesService } from './preferences.service';
 import type { ProjectsService } from '../projects/projects.service';
-import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
+import { ConnectionType, connectionOf, PAGE_ARGS_VALIDATED_ONCE, PageArgs, toConnection } from '../../platform/pagination';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Role } from '../projects/role';
@@ -63,7 +63,7 @@ export class CandidatePreferencesResolver {
   constructor(private readonly preferencesService: PreferencesService) {}
 
   @FieldResolver(() => PreferenceConnection)
-  async preferences(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<PreferenceConnection> {
+  async preferences(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args(PAGE_ARGS_VALIDATED_ONCE) page: PageArgs): Promise<PreferenceConnection> {
     const rows = await preferencePagesByCandidateLoader(ctx, this.preferencesService, page).load(candidate.id);
     const count = () => preferenceCountByCandidateLoader(ctx, this.preferencesService).load(candidate.id);
     return connectionOf(PreferenceConnection, toConnection(rows, page, (p) => ({ value: p.createdAt, id: p.id }), count));

@@ -4,6 +4,7 @@ import { badInput, DomainError, ErrorCode } from '../../platform/errors';
 import { expectGlobalId } from '../../platform/ids';
 import { applyKeyset, childPages, countChildren, ConnectionShape, decodeCursor, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { Role } from '../projects/role';
+import { PlainRows } from '../../platform/plain-rows';
 import { Candidate, CandidateForm } from '../candidates/candidate.entity';
 import { CandidatesService } from '../candidates/candidates.service';
 import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
@@ -55,7 +56,7 @@ export class PreferencesService {
       if (filter?.candidateId) qb.andWhere('p.candidateId = :candidateId', { candidateId: expectGlobalId(filter.candidateId, 'Candidate', 'filter.candidateId') });
       return qb;
     };
-    const rows = await applyKeyset(base(), { sortExpr: 'p.createdAt', idExpr: 'p.id', direction: SortDirection.DESC }, page).getMany();
+    const rows = await PlainRows.of(this.ds, Preference).getMany(applyKeyset(base(), { sortExpr: 'p.createdAt', idExpr: 'p.id', direction: SortDirection.DESC }, page));
     return toConnection(rows, page, (p) => ({ value: p.createdAt, id: p.id }), () => base().getCount());
   }
 

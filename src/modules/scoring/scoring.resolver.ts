@@ -7,7 +7,7 @@ import type { CandidatesService } from '../candidates/candidates.service';
 import type { ScoringService } from './scoring.service';
 import type { SelectorsService } from '../selectors/selectors.service';
 import { expectGlobalId } from '../../platform/ids';
-import { ConnectionType, connectionOf, PageArgs, toConnection } from '../../platform/pagination';
+import { ConnectionType, connectionOf, PAGE_ARGS_VALIDATED_ONCE, PageArgs, toConnection } from '../../platform/pagination';
 import type { GraphQLContext } from '../projects/graphql-context';
 import { Candidate } from '../candidates/candidate.entity';
 import { candidateByIdLoader } from '../candidates/candidates.loaders';
@@ -51,7 +51,7 @@ export class CandidateScoresResolver {
   constructor(private readonly scoringService: ScoringService) {}
 
   @FieldResolver(() => ScoreConnection, { description: 'Scores of this candidate under every selector model.' })
-  async scores(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<ScoreConnection> {
+  async scores(@Root() candidate: Candidate, @Ctx() { ctx }: GraphQLContext, @Args(PAGE_ARGS_VALIDATED_ONCE) page: PageArgs): Promise<ScoreConnection> {
     const rows = await scorePagesByCandidateLoader(ctx, this.scoringService, page).load(candidate.id);
     const count = () => scoreCountByCandidateLoader(ctx, this.scoringService).load(candidate.id);
     return connectionOf(ScoreConnection, toConnection(rows, page, (s) => ({ value: s.createdAt, id: s.id }), count));

@@ -1,8 +1,9 @@
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { RequestContext } from '../projects/request-context';
 import { Role } from '../projects/role';
 import { childPages, countChildren, PageArgs } from '../../platform/pagination';
+import { PlainRows } from '../../platform/plain-rows';
 import { expectGlobalId } from '../../platform/ids';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { CandidatesService } from '../candidates/candidates.service';
@@ -46,7 +47,8 @@ export class ScoringService {
   /** Scores of many candidates under one selector model. */
   async forCandidates(ctx: RequestContext, selectorModelId: string, candidateIds: readonly string[]): Promise<Score[]> {
     if (candidateIds.length === 0) return [];
-    return this.ds.getRepository(Score).findBy({ projectId: ctx.projectId, selectorModelId, candidateId: In([...candidateIds]) });
+    const rows = PlainRows.of(this.ds, Score);
+    return rows.query(`SELECT ${rows.select('s')} FROM scores s WHERE s.project_id = $1 AND s.selector_model_id = $2 AND s.candidate_id = ANY($3::uuid[])`, [ctx.projectId, selectorModelId, [...candidateIds]], 's');
   }
 
   /** The selector a request names, or the project's active one; NOT_FOUND on `field` otherwise. */

@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
 import { lockNextVersion } from '../../platform/versioning';
+import { PlainRows } from '../../platform/plain-rows';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { RequestContext } from '../projects/request-context';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { BlobStorage } from '../../platform/storage';
@@ -95,7 +96,8 @@ export class SelectorsService {
 
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<SelectorModel[]> {
     if (ids.length === 0) return [];
-    return this.ds.getRepository(SelectorModel).findBy({ id: In([...ids]), projectId: ctx.projectId });
+    const rows = PlainRows.of(this.ds, SelectorModel);
+    return rows.query(`SELECT ${rows.select('m')} FROM selector_models m WHERE m.id = ANY($1::uuid[]) AND m.project_id = $2`, [[...ids], ctx.projectId], 'm');
   }
 
   /** Reads the three files from a server folder under one of SELECTOR_IMPORT_DIRS (after resolving links). */
