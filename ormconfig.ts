@@ -28,9 +28,11 @@ import { RunCounters1764150000040 } from './migrations/1764150000040-run-counter
 import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-membership-display-name';
 import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 import { ImageFetch1764150000300 } from './migrations/1764150000300-image-fetch';
+import { SelectorEvaluation, EvaluationItemScore } from './src/modules/evaluation/selector-evaluation.entity';
+import { Evaluation1764150000500 } from './migrations/1764150000500-evaluation';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, SelectorEvaluation, EvaluationItemScore];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, Evaluation1764150000500];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

@@ -26,6 +26,7 @@ import { OnnxRuntime } from '../platform/onnx';
 import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
+import { EvaluationService } from '../modules/evaluation/evaluation.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -52,6 +53,7 @@ export interface AppServices {
   clustering: ClusteringService;
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
+  evaluation: EvaluationService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -113,5 +115,6 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     clustering: new ClusteringService(llm, images, runs),
     webhooks,
     metrics,
+    evaluation: new EvaluationService(ds, selectors, images, preferences, runs, config.SCORING_BATCH_SIZE),
   };
 }

@@ -8,6 +8,7 @@ import { RatingRun } from '../modules/rating/rating.run';
 import { ClusteringRun } from '../modules/clustering/clustering.run';
 import { ScoringRun } from '../modules/scoring/scoring.run';
 import { ImageFetchRun } from '../modules/images/image-fetch.run';
+import { EvaluationRun } from '../modules/evaluation/evaluation.run';
 import { recordTemplates } from '../modules/llm-tasks/prompt-templates';
 import { startWebhookWorker } from '../modules/webhooks/webhook-worker';
 
@@ -26,6 +27,7 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     new ClusteringRun(ds, services.llm, services.images, services.runs),
     new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs),
     new ImageFetchRun(services.images, services.runs),
+    new EvaluationRun(ds, services.preferences, services.candidates, services.images, services.selectors, services.runs),
   ]);
   const deliveries = await startWebhookWorker(services);
   const runs = await startJobWorker({

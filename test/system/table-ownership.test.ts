@@ -31,6 +31,8 @@ const OWNER: Record<string, string> = {
   webhook_attempts: 'webhooks',
   run_targets: 'runs',
   run_failures: 'runs',
+  selector_evaluations: 'evaluation',
+  evaluation_item_scores: 'evaluation',
   // Infrastructure: only platform/ touches these.
   blob_objects: 'platform',
   llm_pacing: 'platform',
