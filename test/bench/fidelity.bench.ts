@@ -24,8 +24,10 @@
  * reference selector and the ceiling only, and says so.
  *
  * Environment: DATABASE_URL (else an embedded Postgres), BENCH_IMAGES (default 150), BENCH_SAMPLES
- * (6), BENCH_ROUNDS (4), BENCH_CLINICIAN_PAIRS (400), BENCH_SEEDS (3), BENCH_EPOCHS (default: the
- * training run's own), BENCH_RHO (0.5), BENCH_JUDGE_NOISE (1.0), BENCH_TAU (0.5).
+ * (6), BENCH_ROUNDS (4), BENCH_CLINICIAN_PAIRS (400), BENCH_SEEDS (3), BENCH_EPOCHS (20),
+ * BENCH_BATCH_SIZE (64), BENCH_HIDDEN (128,128: hidden widths of the trained head), BENCH_RHO (0.5),
+ * BENCH_JUDGE_NOISE (1.0), BENCH_TAU (0.5). Training runs use the project's latest encoder: the
+ * reference encoder, registered over GraphQL multipart at the start.
  */
 import 'reflect-metadata';
 import crypto from 'node:crypto';
@@ -45,7 +47,10 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const CLINICIAN_PAIRS = Number(process.env.BENCH_CLINICIAN_PAIRS ?? 400);
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 3);
-const EPOCHS = process.env.BENCH_EPOCHS ? Number(process.env.BENCH_EPOCHS) : null;
+const EPOCHS = Number(process.env.BENCH_EPOCHS ?? 20);
+const BATCH = Number(process.env.BENCH_BATCH_SIZE ?? 64);
+/** A smaller head than the paper's 512-512-512: the world's utility is linear in 16 findings, and the bench stays within minutes. */
+const HIDDEN = (process.env.BENCH_HIDDEN ?? '128,128').split(',').map(Number);
 const RHO = Number(process.env.BENCH_RHO ?? 0.5);
 const JUDGE_NOISE = Number(process.env.BENCH_JUDGE_NOISE ?? 1.0);
 const TAU = Number(process.env.BENCH_TAU ?? 0.5);
@@ -213,6 +218,7 @@ async function main(): Promise<void> {
     const referenceId = reference.data!.registerSelectorModel.selectorModel.id;
     const training = await hasMutation(app, curator, 'startTrainingRun');
     if (!training) console.log('\nstartTrainingRun is not in this build: measuring the judge, the untrained reference selector and the ceiling only.');
+    else console.log(`training: head ${HIDDEN.join('-')}, ${EPOCHS} epochs, batches of ${BATCH}, pairwise logistic loss, validation fraction 0.2, the reference encoder`);
 
     const results = new Map<string, number[]>();
     const add = (label: string, value: number | null | undefined) => {
@@ -225,7 +231,7 @@ async function main(): Promise<void> {
       const labels = new Map<string, string>([[referenceId, 'reference (untrained)']]);
       let heldOut: string[];
       if (training) {
-        const common = { selectorName: `fidelity-s${seed}`, seed, validationFraction: 0.2, ...(EPOCHS ? { epochs: EPOCHS } : {}) };
+        const common = { selectorName: `fidelity-s${seed}`, seed, validationFraction: 0.2, epochs: EPOCHS, batchSize: BATCH, hiddenSizes: HIDDEN };
         const configs = [
           { label: 'model only', input: { ...common, selectorName: `model-only-s${seed}`, includeClinicianPairs: false } },
           { label: 'clinician only', input: { ...common, selectorName: `clinician-only-s${seed}`, includeModelPairs: false, clinicianWeight: 1 } },
