@@ -20,6 +20,10 @@ import { PromptTemplate } from './src/modules/llm-tasks/prompt-template.entity';
 import { ImageEmbedding } from './src/modules/clustering/image-embedding.entity';
 import { WebhookEndpoint } from './src/modules/webhooks/webhook-endpoint.entity';
 import { WebhookAttempt, WebhookDelivery } from './src/modules/webhooks/webhook-delivery.entity';
+import { EncoderModel } from './src/modules/encoders/encoder-model.entity';
+import { EncoderEmbedding } from './src/modules/encoders/encoder-embedding.entity';
+import { TrainingEpoch } from './src/modules/training/training-epoch.entity';
+import { TrainingResult } from './src/modules/training/training-result.entity';
 import { Initial1764150000000 } from './migrations/1764150000000-initial';
 import { RateLimits1764150000001 } from './migrations/1764150000001-rate-limits';
 import { Generation1764150000002 } from './migrations/1764150000002-generation';
@@ -28,11 +32,12 @@ import { RunCounters1764150000040 } from './migrations/1764150000040-run-counter
 import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-membership-display-name';
 import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 import { ImageFetch1764150000300 } from './migrations/1764150000300-image-fetch';
+import { EncodersTraining1764150000400 } from './migrations/1764150000400-encoders-training';
 import { SelectorEvaluation, EvaluationItemScore } from './src/modules/evaluation/selector-evaluation.entity';
 import { Evaluation1764150000500 } from './migrations/1764150000500-evaluation';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, SelectorEvaluation, EvaluationItemScore];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, Evaluation1764150000500];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, EncoderModel, EncoderEmbedding, TrainingEpoch, TrainingResult, SelectorEvaluation, EvaluationItemScore];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, EncodersTraining1764150000400, Evaluation1764150000500];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

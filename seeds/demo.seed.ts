@@ -5,6 +5,7 @@ import type { AppServices } from '../src/app/app-services';
 import { RequestContext } from '../src/modules/projects/request-context';
 import { Role } from '../src/modules/projects/role';
 import { buildReferenceSelector } from '../src/modules/selectors/reference-selector';
+import { buildReferenceEncoder } from '../src/modules/encoders/reference-encoder';
 
 export const DEMO_SLUG = 'demo';
 
@@ -70,6 +71,16 @@ async function registerReferenceSelector(services: AppServices, ctx: RequestCont
   });
 }
 
+/** The seeded reference encoder (issue 11), so a training run works offline from the first start; a few milliseconds to validate. */
+async function registerReferenceEncoder(services: AppServices, ctx: RequestContext): Promise<void> {
+  const reference = buildReferenceEncoder();
+  await services.encoders.register(ctx, {
+    name: 'reference',
+    description: 'Seeded baseline encoder built from code (not a clinical model): see README, Training a selector.',
+    files: { model: reference.model, tokenizer: Buffer.from(reference.tokenizer), manifest: Buffer.from(JSON.stringify(reference.manifest)) },
+  });
+}
+
 /**
  * Creates the demo project on first start: an owner, a development API key (kept in DATA_DIR so it
  * can be printed again), three drawn figures, one demonstration and the active reference selector. Does nothing when it exists.
@@ -97,5 +108,6 @@ export async function seedDemo(services: AppServices, dataDir: string): Promise<
   const result = await services.recordsImport.import(ctx, records, files, { createDemonstrations: true });
   if (result.recordErrors.length) throw new Error(`demo seed is invalid: ${JSON.stringify(result.recordErrors)}`);
   await registerReferenceSelector(services, ctx);
+  await registerReferenceEncoder(services, ctx);
   return { apiKey: secret, created: true };
 }

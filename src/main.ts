@@ -15,6 +15,7 @@ import { startMetricsServer } from './platform/metrics';
 import { RequestContext } from './modules/projects/request-context';
 import { Role } from './modules/projects/role';
 import { seedDemo } from '../seeds/demo.seed';
+import { buildReferenceEncoder, writeEncoderFolder } from './modules/encoders/reference-encoder';
 import { buildReferenceSelector, writeSelectorFolder } from './modules/selectors/reference-selector';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -31,6 +32,8 @@ const USAGE = `Usage: npm run cli -- <command> [options]
   build-selector [--out DIR] [--profile reference|heavy] [--seed N]
                                           write the seeded reference selector (model.onnx, tokenizer.json,
                                           selector.json) to DIR (default DATA_DIR/selectors/<profile>)
+  build-encoder [--out DIR] [--seed N]   write the seeded reference encoder (model.onnx, tokenizer.json,
+                                          encoder.json) to DIR (default DATA_DIR/encoders/reference)
 DATABASE_URL selects the database; without it an embedded Postgres runs under DATA_DIR (.data).`;
 
 /** Signals, a vanished parent and failed starts all end the process through here, within a bound. */
@@ -182,6 +185,15 @@ async function main(): Promise<void> {
       const dir = path.resolve(values.out ?? path.join(config.DATA_DIR, 'selectors', profile));
       const written = await writeSelectorFolder(dir, buildReferenceSelector({ profile, seed }));
       console.log(`${profile} selector written to ${dir}`);
+      for (const file of written) console.log(`  ${file.name.padEnd(15)} ${String(file.bytes).padStart(10)} bytes  sha256 ${file.sha256}`);
+      return;
+    }
+    case 'build-encoder': {
+      const seed = values.seed === undefined ? undefined : Number(values.seed);
+      if (seed !== undefined && !Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer\n\n${USAGE}`);
+      const dir = path.resolve(values.out ?? path.join(config.DATA_DIR, 'encoders', 'reference'));
+      const written = await writeEncoderFolder(dir, buildReferenceEncoder({ seed }));
+      console.log(`reference encoder written to ${dir}`);
       for (const file of written) console.log(`  ${file.name.padEnd(15)} ${String(file.bytes).padStart(10)} bytes  sha256 ${file.sha256}`);
       return;
     }

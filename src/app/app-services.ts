@@ -26,6 +26,7 @@ import { OnnxRuntime } from '../platform/onnx';
 import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
+import { EncodersService } from '../modules/encoders/encoders.service';
 import { EvaluationService } from '../modules/evaluation/evaluation.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
@@ -53,6 +54,7 @@ export interface AppServices {
   clustering: ClusteringService;
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
+  encoders: EncodersService;
   evaluation: EvaluationService;
 }
 
@@ -76,6 +78,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     cudaDeviceId: config.ONNX_CUDA_DEVICE_ID,
   });
   const selectors = new SelectorsService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
+  const encoders = new EncodersService(ds, storage, onnx, candidates, images, { maxBytes: config.SELECTOR_MAX_BYTES, importDirs: config.SELECTOR_IMPORT_DIRS });
   const scoring = new ScoringService(ds, candidates, selectors, runs, config.SCORING_BATCH_SIZE);
   const webhooks = new WebhooksService(ds, {
     retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
@@ -115,6 +118,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     clustering: new ClusteringService(llm, images, runs),
     webhooks,
     metrics,
+    encoders,
     evaluation: new EvaluationService(ds, selectors, images, preferences, runs, config.SCORING_BATCH_SIZE),
   };
 }

@@ -20,6 +20,7 @@ import { GenerationResolver } from '../modules/generation/generation.resolver';
 import { RatingResolver } from '../modules/rating/rating.resolver';
 import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
 import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
+import { EncodersResolver } from '../modules/encoders/encoders.resolver';
 import { EvaluationResolver, SelectorEvaluationsResolver } from '../modules/evaluation/evaluation.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
@@ -54,6 +55,7 @@ export const resolverEntries = [
   entry(ClusteringResolver, (s) => new ClusteringResolver(s.clustering)),
   entry(WebhooksResolver, (s) => new WebhooksResolver(s.webhooks)),
   entry(WebhookDeliveriesResolver, (s) => new WebhookDeliveriesResolver(s.webhooks)),
+  entry(EncodersResolver, (s) => new EncodersResolver(s.encoders, s.config)),
   entry(EvaluationResolver, (s) => new EvaluationResolver(s.evaluation, s.selectors, s.runs)),
   entry(SelectorEvaluationsResolver, (s) => new SelectorEvaluationsResolver(s.evaluation)),
 ] as const;

@@ -254,6 +254,7 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
       await services.runEvents.stop();
       await accessChanges.stop();
       await services.selectors.close();
+      await services.encoders.close();
       await closeComputePool();
     },
   };

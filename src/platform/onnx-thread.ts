@@ -59,6 +59,30 @@ export async function runSelector(id: string, feeds: SelectorFeeds): Promise<Sel
   return handedBack({ missing: false, scores: Float32Array.from(output.data as Float32Array), dims: [...output.dims], feeds });
 }
 
+/** Named float outputs of a run over the selector contract's three inputs (encoders: image and text embeddings). */
+export type NamedOutputs = { missing: false; outputs: Record<string, { data: Float32Array; dims: number[] }> } | { missing: true };
+
+/**
+ * Runs the three contract inputs and returns the named outputs, copied. Inputs are cloned, not
+ * transferred: an encoder's batches are small and run once per image or text (embeddings are stored).
+ */
+export async function runNamedOutputs(id: string, feeds: SelectorFeeds, outputNames: string[]): Promise<NamedOutputs> {
+  const session = sessions.get(id);
+  if (!session) return { missing: true };
+  const { rows, imageSize, maxLength } = feeds;
+  const result = await session.run(
+    {
+      pixel_values: new ort.Tensor('float32', feeds.pixels, [rows, 3, imageSize, imageSize]),
+      input_ids: new ort.Tensor('int64', feeds.inputIds, [rows, maxLength]),
+      attention_mask: new ort.Tensor('int64', feeds.attentionMask, [rows, maxLength]),
+    },
+    outputNames,
+  );
+  const outputs: Record<string, { data: Float32Array; dims: number[] }> = {};
+  for (const name of outputNames) outputs[name] = { data: Float32Array.from(result[name].data as Float32Array), dims: [...result[name].dims] };
+  return { missing: false, outputs };
+}
+
 export async function releaseSession(id: string): Promise<void> {
   const session = sessions.get(id);
   sessions.delete(id);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { logger } from './logging';
 import { ComputePool } from './compute-pool';
-import type { LoadedInThread, SelectorFeeds, SelectorOutput } from './onnx-thread';
+import type { LoadedInThread, NamedOutputs, SelectorFeeds, SelectorOutput } from './onnx-thread';
 
 /** A batch's scores and output shape, with its input buffers handed back. */
 export type SelectorScores = Extract<SelectorOutput, { missing: false }>;
@@ -185,6 +185,22 @@ export class ThreadedSession {
     const again = await this.run(output.feeds);
     if (again.missing) throw new Error('The ONNX session thread lost the session again right after loading it');
     return again;
+  }
+
+  /**
+   * Runs one batch of the contract's three inputs and returns the named outputs (an encoder's
+   * `image_embeds` and `text_embeds`); reloads a session its thread lost, once, as runSelector does.
+   */
+  async runOutputs(feeds: SelectorFeeds, outputNames: string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    const run = () => this.thread.call<NamedOutputs>(ONNX_THREAD_MODULE, 'runNamedOutputs', [this.id, feeds, outputNames]);
+    let output = await run();
+    if (output.missing) {
+      this.reloading ??= this.load().finally(() => (this.reloading = null));
+      await this.reloading;
+      output = await run();
+      if (output.missing) throw new Error('The ONNX session thread lost the session again right after loading it');
+    }
+    return output.outputs;
   }
 
   /** Releases the session and ends its thread. */

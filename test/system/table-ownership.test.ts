@@ -31,6 +31,10 @@ const OWNER: Record<string, string> = {
   webhook_attempts: 'webhooks',
   run_targets: 'runs',
   run_failures: 'runs',
+  encoder_models: 'encoders',
+  encoder_embeddings: 'encoders',
+  training_epochs: 'training',
+  training_results: 'training',
   selector_evaluations: 'evaluation',
   evaluation_item_scores: 'evaluation',
   // Infrastructure: only platform/ touches these.

@@ -14,6 +14,7 @@ import type { ScoringService } from '../scoring/scoring.service';
 import type { DatasetsService } from '../datasets/datasets.service';
 import type { RunsService } from '../runs/runs.service';
 import type { WebhooksService } from '../webhooks/webhooks.service';
+import type { EncodersService } from '../encoders/encoders.service';
 import type { EvaluationService } from '../evaluation/evaluation.service';
 
 /** The services that own a Node type, each able to re-fetch its own objects within the caller's project. */
@@ -28,6 +29,7 @@ export interface NodeOwners {
   datasets: DatasetsService;
   runs: RunsService;
   webhooks: WebhooksService;
+  encoders: EncodersService;
   evaluation: EvaluationService;
 }
 
@@ -52,6 +54,7 @@ const finders: Record<string, Finder> = {
   WebhookEndpoint: (s, ctx, id) => s.webhooks.findEndpoint(ctx, id),
   WebhookDelivery: (s, ctx, id) => s.webhooks.findDelivery(ctx, id),
   WebhookAttempt: (s, ctx, id) => s.webhooks.findAttempt(ctx, id),
+  EncoderModel: (s, ctx, id) => s.encoders.findById(ctx, id),
   SelectorEvaluation: (s, ctx, id) => s.evaluation.findById(ctx, id),
 };
 

@@ -59,10 +59,15 @@ export interface WrittenSelectorFile {
 export const REFERENCE_OUTPUT_NAME = 'score';
 const TEXT_DIM = 32;
 const HIDDEN_DIM = 32;
-const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 let bertTokenizerJson: string | undefined;
+
+/** The BERT tokenizer.json the reference models ship (built once per process). */
+export function referenceTokenizerJson(): string {
+  return (bertTokenizerJson ??= buildBertTokenizerJson());
+}
 
 export function buildReferenceSelector(options: ReferenceSelectorOptions = {}): SelectorFiles {
   const profile = options.profile ?? 'reference';
@@ -172,7 +177,7 @@ export async function writeSelectorFolder(dir: string, files: SelectorFiles): Pr
 const imul = Math.imul;
 
 /** mulberry32: a tiny, fast 32-bit PRNG; uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -183,14 +188,14 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function uniform(random: () => number, count: number, limit: number): Float32Array {
+export function uniform(random: () => number, count: number, limit: number): Float32Array {
   const values = new Float32Array(count);
   for (let i = 0; i < count; i++) values[i] = (random() * 2 - 1) * limit;
   return values;
 }
 
 /** He (Kaiming) uniform, for weights followed by Relu. */
-function heUniform(random: () => number, count: number, fanIn: number): Float32Array {
+export function heUniform(random: () => number, count: number, fanIn: number): Float32Array {
   return uniform(random, count, Math.sqrt(6 / fanIn));
 }
 

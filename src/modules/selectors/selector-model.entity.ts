@@ -53,6 +53,31 @@ export class SelectorModel extends ProjectScopedEntity {
   @Column('uuid', { nullable: true })
   createdById: string | null;
 
+  /** Trained in the service (issue 11): the encoder the head was trained over; null for uploaded selectors. */
+  @Column('uuid', { nullable: true })
+  encoderId: string | null;
+
+  /** Trained in the service: the TRAINING run that produced this version. */
+  @Column('uuid', { nullable: true })
+  trainingRunId: string | null;
+
+  @Field(() => GraphQLJSONObject, {
+    nullable: true,
+    description: 'For a selector trained in the service: clinicianWeight, pair counts by source, hyperparameters, seed, the training data hash and the encoder. Null for uploaded selectors.',
+  })
+  @Column('jsonb', { nullable: true })
+  training: Record<string, unknown> | null;
+
+  /** Trained in the service: the head's weights, stored on their own (`head.bin`) so scoring can run the head over stored embeddings. */
+  @Column('jsonb', { nullable: true })
+  head: StoredSelectorHead | null;
+
+  @Field(() => Float, { nullable: true, description: 'The clinician pair weight w this version was trained with; null for uploaded selectors.' })
+  get clinicianWeight(): number | null {
+    const w = this.training?.clinicianWeight;
+    return typeof w === 'number' ? w : null;
+  }
+
   @Field(() => Float, { description: 'Bytes of model.onnx.' })
   get modelBytes(): number {
     return this.files?.model?.bytes ?? 0;
@@ -60,6 +85,12 @@ export class SelectorModel extends ProjectScopedEntity {
 }
 
 export type SelectorFileName = 'model' | 'tokenizer' | 'manifest';
+
+/** A trained head's weights: float32 little-endian tensors in headParameterSpecs order, and the shape that orders them. */
+export interface StoredSelectorHead extends StoredSelectorFile {
+  inputDim: number;
+  hidden: number[];
+}
 
 export interface StoredSelectorFile {
   key: string;
