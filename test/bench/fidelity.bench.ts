@@ -38,6 +38,7 @@ import { createTestProject, startTestApp, TestApp, TestProject } from '../suppor
 import { gql } from '../support/graphql-client';
 import { START_GENERATION, waitForRun } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector } from '../support/scoring-fixture';
+import { referenceEncoderUpload, registerEncoder } from '../support/training-fixture';
 import { ChatBehaviour, FakeOpenAIServer } from '../fakes/openai-server';
 import { fromGlobalId, toGlobalId } from '../../src/platform/ids';
 import { seededRandom } from '../../src/modules/evaluation/bootstrap';
@@ -218,7 +219,11 @@ async function main(): Promise<void> {
     const referenceId = reference.data!.registerSelectorModel.selectorModel.id;
     const training = await hasMutation(app, curator, 'startTrainingRun');
     if (!training) console.log('\nstartTrainingRun is not in this build: measuring the judge, the untrained reference selector and the ceiling only.');
-    else console.log(`training: head ${HIDDEN.join('-')}, ${EPOCHS} epochs, batches of ${BATCH}, pairwise logistic loss, validation fraction 0.2, the reference encoder`);
+    else {
+      const encoder = await registerEncoder(app, curator, 'reference-encoder', referenceEncoderUpload());
+      if (encoder.errors || encoder.data!.registerEncoderModel.userErrors.length) throw new Error(`registerEncoderModel: ${JSON.stringify(encoder.errors ?? encoder.data!.registerEncoderModel.userErrors)}`);
+    }
+    if (training) console.log(`training: head ${HIDDEN.join('-')}, ${EPOCHS} epochs, batches of ${BATCH}, pairwise logistic loss, validation fraction 0.2, the reference encoder`);
 
     const results = new Map<string, number[]>();
     const add = (label: string, value: number | null | undefined) => {
