@@ -27,6 +27,7 @@ import { configureComputePool } from '../platform/compute-pool';
 import { WebhooksService } from '../modules/webhooks/webhooks.service';
 import { ServiceMetrics } from '../platform/metrics';
 import { EncodersService } from '../modules/encoders/encoders.service';
+import { TrainingService } from '../modules/training/training.service';
 import { EvaluationService } from '../modules/evaluation/evaluation.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
@@ -55,6 +56,7 @@ export interface AppServices {
   webhooks: WebhooksService;
   metrics: ServiceMetrics;
   encoders: EncodersService;
+  training: TrainingService;
   evaluation: EvaluationService;
 }
 
@@ -94,6 +96,10 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   const rating = new RatingService(candidates, preferences, llm, runs);
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
+  const training = new TrainingService(ds, encoders, runs);
+  const evaluation = new EvaluationService(ds, selectors, images, preferences, runs, config.SCORING_BATCH_SIZE);
+  // Evaluation reads a training run's held-out images through the training module, wired here so that evaluation imports no training service.
+  evaluation.trainingHeldOutImages = (ctx, runId) => training.validationImageIds(ctx, runId);
   return {
     ds,
     config,
@@ -119,6 +125,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     webhooks,
     metrics,
     encoders,
-    evaluation: new EvaluationService(ds, selectors, images, preferences, runs, config.SCORING_BATCH_SIZE),
+    training,
+    evaluation,
   };
 }

@@ -21,6 +21,7 @@ import { RatingResolver } from '../modules/rating/rating.resolver';
 import { ClusteringResolver } from '../modules/clustering/clustering.resolver';
 import { WebhooksResolver, WebhookDeliveriesResolver } from '../modules/webhooks/webhooks.resolver';
 import { EncodersResolver } from '../modules/encoders/encoders.resolver';
+import { TrainedSelectorResolver, TrainingRunDetailsResolver, TrainingRunsResolver } from '../modules/training/training.resolver';
 import { EvaluationResolver, SelectorEvaluationsResolver } from '../modules/evaluation/evaluation.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
@@ -56,6 +57,9 @@ export const resolverEntries = [
   entry(WebhooksResolver, (s) => new WebhooksResolver(s.webhooks)),
   entry(WebhookDeliveriesResolver, (s) => new WebhookDeliveriesResolver(s.webhooks)),
   entry(EncodersResolver, (s) => new EncodersResolver(s.encoders, s.config)),
+  entry(TrainingRunsResolver, (s) => new TrainingRunsResolver(s.training)),
+  entry(TrainingRunDetailsResolver, (s) => new TrainingRunDetailsResolver(s.training, s.selectors, s.encoders)),
+  entry(TrainedSelectorResolver, (s) => new TrainedSelectorResolver(s.runs)),
   entry(EvaluationResolver, (s) => new EvaluationResolver(s.evaluation, s.selectors, s.runs)),
   entry(SelectorEvaluationsResolver, (s) => new SelectorEvaluationsResolver(s.evaluation)),
 ] as const;

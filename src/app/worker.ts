@@ -8,6 +8,8 @@ import { RatingRun } from '../modules/rating/rating.run';
 import { ClusteringRun } from '../modules/clustering/clustering.run';
 import { ScoringRun } from '../modules/scoring/scoring.run';
 import { ImageFetchRun } from '../modules/images/image-fetch.run';
+import { TrainingRun } from '../modules/training/training.run';
+import { TrainedSelectorScorer } from '../modules/scoring/trained-scoring';
 import { EvaluationRun } from '../modules/evaluation/evaluation.run';
 import { recordTemplates } from '../modules/llm-tasks/prompt-templates';
 import { startWebhookWorker } from '../modules/webhooks/webhook-worker';
@@ -25,8 +27,9 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     new GenerationRun(services.candidates, services.llm, services.images, services.demonstrations, services.runs, maxSide),
     new RatingRun(services.candidates, services.preferences, services.llm, services.images, services.runs, maxSide),
     new ClusteringRun(ds, services.llm, services.images, services.runs),
-    new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs),
+    new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs, new TrainedSelectorScorer(services.candidates, services.images, services.encoders, services.selectors)),
     new ImageFetchRun(services.images, services.runs),
+    new TrainingRun(services, services.selectors, services.training, services.runs),
     new EvaluationRun(ds, services.preferences, services.candidates, services.images, services.selectors, services.runs),
   ]);
   const deliveries = await startWebhookWorker(services);

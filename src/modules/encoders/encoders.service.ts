@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DataSource, In } from 'typeorm';
+import { DataSource, In, SelectQueryBuilder } from 'typeorm';
 import { lockNextVersion } from '../../platform/versioning';
 import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { BlobStorage } from '../../platform/storage';
@@ -89,6 +89,11 @@ export class EncodersService {
   async findByIds(ctx: RequestContext, ids: readonly string[]): Promise<EncoderModel[]> {
     if (ids.length === 0) return [];
     return this.ds.getRepository(EncoderModel).findBy({ id: In([...ids]), projectId: ctx.projectId });
+  }
+
+  /** The encoder as a run's frozen target (a training run works over one encoder). */
+  targetQuery(ctx: RequestContext, id: string): SelectQueryBuilder<object> {
+    return this.ds.getRepository(EncoderModel).createQueryBuilder('e').select('e.id', 'id').where('e.id = :id AND e.projectId = :p', { id, p: ctx.projectId }) as unknown as SelectQueryBuilder<object>;
   }
 
   /** The project's most recently registered encoder, if any. */

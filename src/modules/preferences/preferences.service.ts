@@ -8,6 +8,23 @@ import { CandidatesService } from '../candidates/candidates.service';
 import { PairwiseChoice, Preference, PreferenceKind, PreferenceSource } from './preference.entity';
 import { PreferenceFilter, RecordPreferenceInput } from './preferences.inputs';
 
+/** One preference as training reads it (the fields of training's PreferenceRecord, before images are joined). */
+export interface TrainingPreferenceRow {
+  id: string;
+  createdAt: Date;
+  source: PreferenceSource;
+  kind: PreferenceKind;
+  candidateId: string;
+  annotatorId: string | null;
+  judgeModel: string | null;
+  roundIndex: number | null;
+  answerIndex: number | null;
+  otherCandidateId: string | null;
+  choice: 'A' | 'B' | 'TIE' | null;
+  rating: number | null;
+  accepted: boolean | null;
+}
+
 export class PreferencesService {
   constructor(
     private readonly ds: DataSource,
@@ -110,6 +127,34 @@ export class PreferencesService {
       .insert()
       .into(Preference)
       .values({ ...values, projectId: ctx.projectId, source: PreferenceSource.MODEL, kind: PreferenceKind.RATING });
+  }
+
+  /**
+   * Every preference of the project recorded before `before`, in the fields training pairs are built
+   * from (training/preference-pairs.ts), in a stable order. The cut-off freezes a training run's
+   * data: judgements recorded while it trains (or before a resumed attempt) do not change it.
+   */
+  async trainingRecords(ctx: RequestContext, before: Date): Promise<TrainingPreferenceRow[]> {
+    const rows: Record<string, unknown>[] = await this.ds.query(
+      `SELECT id, created_at, source, kind, candidate_id, annotator_id, judge_model, round_index, answer_index, other_candidate_id, choice, rating, accepted
+       FROM preferences WHERE project_id = $1 AND created_at < $2 ORDER BY created_at, id`,
+      [ctx.projectId, before],
+    );
+    return rows.map((r) => ({
+      id: r.id as string,
+      createdAt: r.created_at as Date,
+      source: r.source as PreferenceSource,
+      kind: r.kind as PreferenceKind,
+      candidateId: r.candidate_id as string,
+      annotatorId: (r.annotator_id as string | null) ?? null,
+      judgeModel: (r.judge_model as string | null) ?? null,
+      roundIndex: (r.round_index as number | null) ?? null,
+      answerIndex: (r.answer_index as number | null) ?? null,
+      otherCandidateId: (r.other_candidate_id as string | null) ?? null,
+      choice: (r.choice as TrainingPreferenceRow['choice']) ?? null,
+      rating: (r.rating as number | null) ?? null,
+      accepted: (r.accepted as boolean | null) ?? null,
+    }));
   }
 
   /** The answers a rating run already rated: what a resumed run skips. */

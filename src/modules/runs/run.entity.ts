@@ -21,7 +21,7 @@ registerEnumType(RunKind, {
     RATING: { description: 'The judge rates every answer 0-10 (startRatingRun).' },
     CLUSTERING: { description: 'k-means diversity clusters of the images (startClusteringRun).' },
     SCORING: { description: 'A selector model scores candidates (startScoringRun).' },
-    TRAINING: { description: 'Reserved: selector training is not run by the service yet.' },
+    TRAINING: { description: 'Trains a selector head over a frozen encoder on preference pairs; one selector version per clinician weight (startTrainingRun).' },
     EXPORT: { description: 'Reserved: exports stream on request and need no run.' },
     IMAGE_FETCH: { description: 'Fetches the bytes of images imported by URL (importRecords returns it as fetchRun); each failure names its image.' },
     EVALUATION: { description: 'Measures selectors and the model judge against held-out clinician pairs (startEvaluationRun); one item per selector or judge.' },

@@ -13,6 +13,7 @@ import { SelectorsService } from '../selectors/selectors.service';
 import { RunnerTimings, SelectorRunner, SelectorRow } from '../selectors/selector-runner';
 import { imagePixels, preprocessingKey, selectorText } from '../selectors/selector-inputs';
 import { ScoringParams, scoringParamsSchema } from './scoring.service';
+import { TrainedSelectorScorer } from './trained-scoring';
 
 /** Where a scoring attempt spent its time, in milliseconds. */
 export interface ScoringTimings extends RunnerTimings {
@@ -116,6 +117,7 @@ export class ScoringRun extends ParsedRunKind<ScoringParams> {
     private readonly selectors: SelectorsService,
     private readonly images: ImagesService,
     private readonly runs: RunsService,
+    private readonly trained?: TrainedSelectorScorer,
   ) {
     super();
   }
@@ -123,6 +125,7 @@ export class ScoringRun extends ParsedRunKind<ScoringParams> {
   protected async attempt({ run, params, ctx }: RunAttempt<ScoringParams>, control: RunControl): Promise<void> {
     const model = await this.selectors.findById(ctx, params.selectorModelId);
     if (!model) throw new PermanentRunError('The selector model was deleted');
+    if (model.head && this.trained) return this.scoreTrained(ctx, run, model, params.batchSize, control);
     const runner = await this.selectors.runnerFor(model);
     const timings: ScoringTimings = { fetchMs: 0, preprocessMs: 0, tokenizeMs: 0, inferMs: 0, writeMs: 0 };
     const started = performance.now();
@@ -168,6 +171,25 @@ export class ScoringRun extends ParsedRunKind<ScoringParams> {
       throw error;
     }
     await writing;
+  }
+
+  /**
+   * A selector trained in the service: stored embeddings and the head only (trained-scoring.ts),
+   * batch by batch, each written as the ONNX path writes it.
+   */
+  private async scoreTrained(ctx: RequestContext, run: Run, model: SelectorModel, batchSize: number, control: RunControl): Promise<void> {
+    const timings: ScoringTimings = { fetchMs: 0, preprocessMs: 0, tokenizeMs: 0, inferMs: 0, writeMs: 0 };
+    const started = performance.now();
+    const { pending, scoredByOtherRuns } = await this.pending(ctx, run.id, model.id);
+    await this.runs.setSkipped(run.id, scoredByOtherRuns, ScoringOutcome.SKIPPED);
+    for (let i = 0; i < pending.length && !control.signal.aborted; i += batchSize) {
+      const before = performance.now();
+      const batch = await this.trained!.score(ctx, model, pending.slice(i, i + batchSize).map((p) => p.id), control.signal);
+      timings.inferMs += performance.now() - before;
+      if (control.signal.aborted) break;
+      await this.write(run, model, batch, timings);
+    }
+    await this.runs.addMetrics(run.id, { ...roundAll(timings), totalMs: Math.round(performance.now() - started) }).catch(() => undefined);
   }
 
   /**

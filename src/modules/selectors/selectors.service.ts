@@ -13,7 +13,7 @@ import { userError, UserErrorCode, UserErrorsException } from '../../platform/us
 import { DomainError, ErrorCode } from '../../platform/errors';
 import { CandidatesService } from '../candidates/candidates.service';
 import { ImagesService } from '../images/images.service';
-import { SelectorFileName, SelectorModel, StoredSelectorFile } from './selector-model.entity';
+import { SelectorFileName, SelectorModel, StoredSelectorFile, StoredSelectorHead } from './selector-model.entity';
 import { SELECTOR_FILE_NAMES, SelectorManifest, selectorManifestSchema } from './selector-manifest';
 import { contractProblems, SelectorRunner } from './selector-runner';
 import { imagePixels, selectorText, SelectorTextSource } from './selector-inputs';
@@ -27,6 +27,18 @@ export interface NewSelectorModel {
   description?: string | null;
   files: SelectorFiles;
   activate?: boolean | null;
+}
+
+/** What a selector trained in the service carries besides its files (issue 11). */
+export interface TrainedSelectorProvenance {
+  encoderId: string;
+  trainingRunId: string;
+  /** clinicianWeight, pair counts, hyperparameters, seed, data hash: shown as `training`. */
+  training: Record<string, unknown>;
+  /** Held-out clinician metrics, shown as `metrics`. */
+  metrics: Record<string, unknown> | null;
+  /** The head's weights (float32 LE tensors in headParameterSpecs order) and its shape. */
+  head: { bytes: Buffer; inputDim: number; hidden: number[] };
 }
 
 export interface SelectorsOptions {
@@ -142,6 +154,42 @@ export class SelectorsService {
       );
       return spec.activate ? this.activateIn(em, ctx, created) : created;
     });
+  }
+
+  /**
+   * Registers a selector trained in the service: the joined model goes through the very validation
+   * an upload does (register), never activated; then its provenance and head weights are recorded.
+   * Idempotent: a resumed run registering the same files finds the same version and records the same.
+   */
+  async registerTrained(ctx: RequestContext, spec: Omit<NewSelectorModel, 'activate'>, provenance: TrainedSelectorProvenance): Promise<SelectorModel> {
+    const model = await this.register(ctx, { ...spec, activate: false });
+    const hash = sha256(provenance.head.bytes);
+    const key = `selectors/${ctx.projectId}/${hash}`;
+    await this.storage.put(key, provenance.head.bytes, 'application/octet-stream');
+    const head: StoredSelectorHead = { key, sha256: hash, bytes: provenance.head.bytes.length, inputDim: provenance.head.inputDim, hidden: provenance.head.hidden };
+    await this.ds.query(`UPDATE selector_models SET encoder_id = $2, training_run_id = $3, training = $4, head = $5, metrics = $6, updated_at = now() WHERE id = $1 AND project_id = $7`, [
+      model.id,
+      provenance.encoderId,
+      provenance.trainingRunId,
+      JSON.stringify(provenance.training),
+      JSON.stringify(head),
+      provenance.metrics === null ? null : JSON.stringify(provenance.metrics),
+      ctx.projectId,
+    ]);
+    return Object.assign(model, { encoderId: provenance.encoderId, trainingRunId: provenance.trainingRunId, training: provenance.training, head, metrics: provenance.metrics });
+  }
+
+  /** The head weights of a selector trained in the service (head.bin), or null for an uploaded one. */
+  async headBytes(model: SelectorModel): Promise<Buffer | null> {
+    if (!model.head) return null;
+    const blob = await this.storage.get(model.head.key);
+    if (!blob) throw new Error(`The stored head of selector ${model.name} v${model.version} is missing`);
+    return blob.bytes;
+  }
+
+  /** Selectors a training run registered, oldest first. */
+  async trainedByRun(ctx: RequestContext, runId: string): Promise<SelectorModel[]> {
+    return this.ds.getRepository(SelectorModel).find({ where: { projectId: ctx.projectId, trainingRunId: runId }, order: { createdAt: 'ASC', id: 'ASC' } });
   }
 
   async activate(ctx: RequestContext, id: string): Promise<SelectorModel> {

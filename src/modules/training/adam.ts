@@ -48,6 +48,16 @@ export class Adam {
     return { step: this.state.step, firstMoments: this.state.firstMoments.map((m) => m.slice()), secondMoments: this.state.secondMoments.map((v) => v.slice()) };
   }
 
+  /** Continues from a snapshot (a checkpoint): the same sizes as the constructor's; the moments are copied. */
+  restore(state: AdamState): void {
+    const sizes = this.state.firstMoments.map((m) => m.length);
+    const fits = (moments: Float32Array[]) => moments.length === sizes.length && moments.every((m, k) => m.length === sizes[k]);
+    if (!Number.isSafeInteger(state.step) || state.step < 0 || !fits(state.firstMoments) || !fits(state.secondMoments)) throw new RangeError('Adam state does not fit these parameters');
+    this.state.step = state.step;
+    state.firstMoments.forEach((m, k) => this.state.firstMoments[k].set(m));
+    state.secondMoments.forEach((v, k) => this.state.secondMoments[k].set(v));
+  }
+
   /** Updates `parameters` in place from `gradients` (same order and sizes as the constructor's). */
   step(parameters: readonly Float32Array[], gradients: readonly Float32Array[]): void {
     const { firstMoments, secondMoments } = this.state;

@@ -1,5 +1,5 @@
 import { ort } from '../../platform/onnx';
-import { Adam } from './adam';
+import { Adam, AdamState } from './adam';
 import {
   buildHeadInferenceGraph,
   buildTrainingStepGraph,
@@ -59,10 +59,27 @@ export interface EngineOptions {
 }
 
 export interface TrainingHooks {
-  /** Called after each epoch (awaited), e.g. to record progress. */
-  onEpoch?: (metrics: EpochMetrics) => void | Promise<void>;
+  /** Called after each epoch (awaited), e.g. to record progress; with the trainer's state when `checkpoints` is set. */
+  onEpoch?: (metrics: EpochMetrics, state?: TrainerState) => void | Promise<void>;
   /** Checked between steps; an aborted signal stops training with its reason. */
   signal?: AbortSignal;
+  /** Continue from this state (a checkpoint) instead of the seeded initial weights. */
+  resume?: TrainerState;
+  /** Held-out pairs: each epoch's metrics then carry `validationAlignment`. */
+  validation?: PreferencePairs;
+  /** Hand a copy of the state (weights, Adam moments, epochs) to each onEpoch, to checkpoint it. */
+  checkpoints?: boolean;
+}
+
+/**
+ * Everything training needs to continue exactly where it was: weights, Adam state and the epochs
+ * done (their count is the next epoch's shuffle seed). Plain data: it crosses worker threads and is
+ * stored as a checkpoint (training-checkpoint.ts).
+ */
+export interface TrainerState {
+  parameters: HeadParameters;
+  adam: AdamState;
+  epochs: EpochMetrics[];
 }
 
 export interface EpochMetrics {
@@ -73,6 +90,8 @@ export interface EpochMetrics {
   /** Fraction of the epoch's pairs whose chosen side scored higher, at the time of their step (ties count ½). */
   alignment: number;
   steps: number;
+  /** Alignment on the held-out pairs after the epoch (unweighted, ties ½), when validation pairs were given. */
+  validationAlignment?: number;
 }
 
 export interface TrainingResult {
@@ -190,7 +209,7 @@ export class HeadTrainer {
     private readonly session: TrainingStepSession,
   ) {}
 
-  static async create(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}): Promise<HeadTrainer> {
+  static async create(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, resume?: TrainerState): Promise<HeadTrainer> {
     const count = validatePairs(pairs);
     validateTrainingConfig(config);
     const shape: HeadShape = { inputDim: pairs.dim, hidden: [...config.hidden] };
@@ -199,8 +218,25 @@ export class HeadTrainer {
       parameters.tensors.map((t) => t.length),
       { learningRate: config.learningRate, weightDecay: config.weightDecay ?? 0 },
     );
+    if (resume) {
+      checkParameters(resume.parameters, headParameterSpecs(shape));
+      resume.parameters.tensors.forEach((t, k) => parameters.tensors[k].set(t));
+      adam.restore(resume.adam);
+    }
     const session = await TrainingStepSession.create(shape, config.loss, options);
-    return new HeadTrainer(pairs, pairs.weights ?? new Float32Array(count).fill(1), config, parameters, adam, session);
+    const trainer = new HeadTrainer(pairs, pairs.weights ?? new Float32Array(count).fill(1), config, parameters, adam, session);
+    if (resume) trainer.epochs.push(...resume.epochs.map((e) => ({ ...e })));
+    return trainer;
+  }
+
+  /** A copy of the state to checkpoint: continuing from it gives exactly what continuing here gives. */
+  snapshot(): TrainerState {
+    return { parameters: { shape: { ...this.parameters.shape, hidden: [...this.parameters.shape.hidden] }, tensors: this.parameters.tensors.map((t) => t.slice()) }, adam: this.adam.snapshot(), epochs: this.epochs.map((e) => ({ ...e })) };
+  }
+
+  /** Records the held-out alignment on the latest epoch's metrics. */
+  setValidationAlignment(alignment: number): void {
+    this.epochs[this.epochs.length - 1].validationAlignment = alignment;
   }
 
   get epochsDone(): number {
@@ -245,11 +281,15 @@ export class HeadTrainer {
 
 /** Trains a head from seeded initial weights for `config.epochs`; see the module comment for what makes it reproducible. */
 export async function trainHead(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}): Promise<TrainingResult> {
-  const trainer = await HeadTrainer.create(pairs, config, options);
+  const trainer = await HeadTrainer.create(pairs, config, options, hooks.resume);
   try {
     while (trainer.epochsDone < config.epochs) {
       const metrics = await trainer.runEpoch(hooks.signal);
-      await hooks.onEpoch?.(metrics);
+      if (hooks.validation) {
+        metrics.validationAlignment = (await evaluatePairs(trainer.result().parameters, hooks.validation, options)).alignment;
+        trainer.setValidationAlignment(metrics.validationAlignment);
+      }
+      await hooks.onEpoch?.({ ...metrics }, hooks.checkpoints ? trainer.snapshot() : undefined);
     }
     return trainer.result();
   } finally {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
-import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainingConfig, TrainingHooks, TrainingResult } from './head-trainer';
+import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainerState, TrainingConfig, TrainingHooks, TrainingResult } from './head-trainer';
 
 /**
  * Runs `trainHead` on a worker thread of its own, so the JS half of each step (batch gathering, Adam
@@ -19,10 +19,13 @@ interface WorkerInput {
   pairs: PreferencePairs;
   config: TrainingConfig;
   options: EngineOptions;
+  resume?: TrainerState;
+  validation?: PreferencePairs;
+  checkpoints?: boolean;
 }
 
 type WorkerMessage =
-  | { type: 'epoch'; metrics: EpochMetrics }
+  | { type: 'epoch'; metrics: EpochMetrics; state?: TrainerState }
   | { type: 'done'; result: TrainingResult; threadId: number }
   | { type: 'failed'; name: string; message: string };
 
@@ -36,7 +39,8 @@ export interface WorkerTrainingResult extends TrainingResult {
 export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}): Promise<WorkerTrainingResult> {
   return new Promise((resolve, reject) => {
     hooks.signal?.throwIfAborted();
-    const worker = new Worker(bootstrapSource(), { eval: true, workerData: { pairs, config, options } satisfies WorkerInput });
+    const input: WorkerInput = { pairs, config, options, resume: hooks.resume, validation: hooks.validation, checkpoints: hooks.checkpoints };
+    const worker = new Worker(bootstrapSource(), { eval: true, workerData: input });
     // Why the caller stopped the run (abort, or a failing epoch callback); reported once the worker has stopped.
     let stopReason: { error: unknown } | undefined;
     let outcome: { ok: true; value: WorkerTrainingResult } | { ok: false; error: unknown } | undefined;
@@ -51,7 +55,7 @@ export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig
     let callbacks = Promise.resolve();
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'epoch') {
-        callbacks = callbacks.then(() => hooks.onEpoch?.(message.metrics)).catch(stop);
+        callbacks = callbacks.then(() => hooks.onEpoch?.(message.metrics, message.state)).catch(stop);
       } else if (message.type === 'done') {
         outcome = { ok: true, value: { ...message.result, threadId: message.threadId } };
       } else {
@@ -86,14 +90,19 @@ function bootstrapSource(): string {
 export async function serveTrainingWorker(): Promise<void> {
   if (isMainThread || !parentPort) throw new Error('serveTrainingWorker runs only inside a worker thread');
   const port = parentPort;
-  const { pairs, config, options } = workerData as WorkerInput;
+  const { pairs, config, options, resume, validation, checkpoints } = workerData as WorkerInput;
   const controller = new AbortController();
   const onMessage = (message: ParentMessage) => {
     if (message.type === 'cancel') controller.abort(new Error('training cancelled'));
   };
   port.on('message', onMessage);
   try {
-    const result = await trainHead(pairs, config, options, { signal: controller.signal, onEpoch: (metrics) => port.postMessage({ type: 'epoch', metrics } satisfies WorkerMessage) });
+    const onEpoch = (metrics: EpochMetrics, state?: TrainerState) => {
+      // The snapshot is a fresh copy: its buffers can move to the parent instead of being cloned.
+      const transfer = state ? [...state.parameters.tensors, ...state.adam.firstMoments, ...state.adam.secondMoments].map((t) => t.buffer as ArrayBuffer) : [];
+      port.postMessage({ type: 'epoch', metrics, state } satisfies WorkerMessage, transfer);
+    };
+    const result = await trainHead(pairs, config, options, { signal: controller.signal, resume, validation, checkpoints, onEpoch });
     const transfer = result.parameters.tensors.map((t) => t.buffer as ArrayBuffer);
     port.postMessage({ type: 'done', result, threadId } satisfies WorkerMessage, transfer);
   } catch (error) {
