@@ -122,7 +122,7 @@ const RECORD = `mutation($input: RecordPreferenceInput!) { recordPreference(inpu
 const START_EVALUATION = `mutation($input: StartEvaluationRunInput!) { startEvaluationRun(input: $input) { run { id } userErrors { field message code } } }`;
 const COMPARISON = `query($id: ID) { selectorComparison(evaluationRunId: $id) { heldOutPairs heldOutImages rows { evaluation { subject judgeModel pairs selectorModel { id name } alignmentRate { value low high } auc { value } } } } }`;
 const START_TRAINING = `mutation($input: StartTrainingRunInput!) { startTrainingRun(input: $input) { run { id } userErrors { field message code } } }`;
-const TRAINING_RESULT = `query($id: ID!) { node(id: $id) { ... on Run { id status lastError training { validationImageIds pairCounts { model clinician validation } selectors { id name version clinicianWeight } } } } }`;
+const TRAINING_RESULT = `query($id: ID!) { node(id: $id) { ... on Run { id status lastError training { validationImageIds pairCounts { model clinician validation } selectors(first: 20) { edges { node { id name version clinicianWeight } } } } } } }`;
 
 async function call(app: TestApp, key: string, query: string, variables: Record<string, unknown>, field: string): Promise<any> {
   const res = await gql(app.graphqlUrl, key, query, variables);
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
           const detail = (await gql(app.graphqlUrl, curator, TRAINING_RESULT, { id: run.id })).data!.node;
           if (ended.status !== 'SUCCEEDED') throw new Error(`training ${config.label} seed ${seed}: ${ended.status} ${detail?.lastError}`);
           validation.push([...detail.training.validationImageIds].sort());
-          for (const selector of detail.training.selectors) {
+          for (const { node: selector } of detail.training.selectors.edges) {
             selectorIds.push(selector.id);
             labels.set(selector.id, config.label === 'mixed' ? `mixed w=${selector.clinicianWeight}` : config.label);
           }

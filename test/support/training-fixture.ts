@@ -139,9 +139,15 @@ export const START_TRAINING = `mutation($input: StartTrainingRunInput!) {
   startTrainingRun(input: $input) { run { id kind status total done failed params } userErrors { field message code } }
 }`;
 
+/** A run read with TRAINING_DETAILS, its selectors connection flattened to a list. */
+export function flattenTrainingDetails(run: Record<string, any>): Record<string, any> {
+  if (run?.training?.selectors?.edges) run.training.selectors = run.training.selectors.edges.map((e: { node: unknown }) => e.node);
+  return run;
+}
+
 export const TRAINING_DETAILS = `query($id: ID!) { node(id: $id) { ... on Run { id status total done failed lastError metrics
   training { clinicianWeights selectorName seed dataHash validationImageIds
     pairCounts { model clinician validation droppedModelPairs droppedClinicianPairs withoutEmbeddings }
     epochs { clinicianWeight epoch trainingLoss trainingAlignment validationAlignment steps }
     encoder { id name }
-    selectors { id name version active clinicianWeight filesHash metrics training trainingRun { id } } } } } }`;
+    selectors(first: 20) { totalCount edges { node { id name version active clinicianWeight filesHash metrics training trainingRun { id } } } } } } } }`;

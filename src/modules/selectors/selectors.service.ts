@@ -187,6 +187,13 @@ export class SelectorsService {
     return blob.bytes;
   }
 
+  /** A page of the selectors a training run registered, oldest first (the sweep's order). */
+  async listTrainedByRun(ctx: RequestContext, runId: string, page: PageArgs): Promise<ConnectionShape<SelectorModel>> {
+    const base = () => this.ds.getRepository(SelectorModel).createQueryBuilder('m').where('m.projectId = :p AND m.trainingRunId = :r', { p: ctx.projectId, r: runId });
+    const rows = await applyKeyset(base(), { sortExpr: 'm.createdAt', idExpr: 'm.id', direction: SortDirection.ASC }, page).getMany();
+    return toConnection(rows, page, (m) => ({ value: m.createdAt, id: m.id }), () => base().getCount());
+  }
+
   /** Selectors a training run registered, oldest first. */
   async trainedByRun(ctx: RequestContext, runId: string): Promise<SelectorModel[]> {
     return this.ds.getRepository(SelectorModel).find({ where: { projectId: ctx.projectId, trainingRunId: runId }, order: { createdAt: 'ASC', id: 'ASC' } });

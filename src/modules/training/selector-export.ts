@@ -18,7 +18,6 @@ export function joinEncoderAndHead(encoderModel: Uint8Array, parameters: HeadPar
   if (!graph) throw new Error('The encoder model has no graph');
   const opset = Number(model.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
   if (opset < MIN_OPSET) throw new Error(`The encoder uses opset ${opset}; joining a trained head needs opset ${MIN_OPSET} or later (export it again with a newer opset)`);
-  const imageDim = parameters.shape.inputDim;
 
   // The head built on its own, over two stand-in inputs named as the encoder's outputs.
   const head = new OnnxGraph('selector_head');
@@ -39,7 +38,6 @@ export function joinEncoderAndHead(encoderModel: Uint8Array, parameters: HeadPar
   const clash = added.find((name) => taken.has(name));
   if (clash) throw new Error(`The encoder already has a value named ${clash}`);
   if (!taken.has('image_embeds') || !taken.has('text_embeds')) throw new Error('The encoder does not produce image_embeds and text_embeds');
-  void imageDim;
 
   graph.initializer = [...(graph.initializer ?? []), ...(headGraph.initializer ?? [])];
   graph.node = [...(graph.node ?? []), ...(headGraph.node ?? []).map((n) => ({ ...n, name: `head/${n.name}` }))];

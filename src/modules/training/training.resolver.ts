@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, Field, FieldResolver, Float, ID, Int, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, Float, ID, Int, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
 import { toGlobalId } from '../../platform/ids';
 import { asPayload, UserError } from '../../platform/user-errors';
 import type { GraphQLContext } from '../projects/graphql-context';
@@ -8,6 +8,8 @@ import type { RunsService } from '../runs/runs.service';
 import { EncoderModel } from '../encoders/encoder-model.entity';
 import type { EncodersService } from '../encoders/encoders.service';
 import { SelectorModel } from '../selectors/selector-model.entity';
+import { SelectorModelConnection } from '../selectors/selectors.resolver';
+import { connectionOf, PageArgs } from '../../platform/pagination';
 import type { SelectorsService } from '../selectors/selectors.service';
 import { StartTrainingRunInput } from './training.inputs';
 import { TrainingDataSummary, TrainingParams, TrainingService } from './training.service';
@@ -65,9 +67,9 @@ export class TrainingRunDetailsResolver {
     return this.trainingService.epochs(ctx, details.run.id);
   }
 
-  @FieldResolver(() => [SelectorModel], { description: 'The selector versions the run registered (one per clinician weight), each with its clinicianWeight, training and metrics.' })
-  async selectors(@Root() details: TrainingRunDetails, @Ctx() { ctx }: GraphQLContext): Promise<SelectorModel[]> {
-    return this.selectorsService.trainedByRun(ctx, details.run.id);
+  @FieldResolver(() => SelectorModelConnection, { description: 'The selector versions the run registered (one per clinician weight, in sweep order), each with its clinicianWeight, training and metrics.' })
+  async selectors(@Root() details: TrainingRunDetails, @Ctx() { ctx }: GraphQLContext, @Args() page: PageArgs): Promise<SelectorModelConnection> {
+    return connectionOf(SelectorModelConnection, await this.selectorsService.listTrainedByRun(ctx, details.run.id, page));
   }
 
   @FieldResolver(() => EncoderModel, { nullable: true })

@@ -60,7 +60,11 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
     const pairs = pairTensors(data.training, data.rows, data.dim, w);
     const config: TrainingConfig = { hidden: params.hiddenSizes, loss: params.loss, epochs: params.epochs, batchSize: params.batchSize, learningRate: params.learningRate, seed: params.seed };
     const resume = (await this.training.latestCheckpoint(run.id, w)) ?? undefined;
-    if (resume) logger.info('training resumes from a checkpoint', { runId: run.id, clinicianWeight: w, epoch: resume.epochs.length });
+    if (resume) {
+      logger.info('training resumes from a checkpoint', { runId: run.id, clinicianWeight: w, epoch: resume.epochs.length });
+      // Summed over attempts: how many epochs resumed attempts did not have to train again.
+      await this.runs.addMetrics(run.id, { resumedEpochs: resume.epochs.length });
+    }
     const result =
       resume && resume.epochs.length >= params.epochs
         ? { parameters: resume.parameters, epochs: resume.epochs }
@@ -100,6 +104,8 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
       },
     );
     await this.training.recordResult(run, w, selector.id, { ...(metrics ?? {}), clinicianWeight: w });
+    // The weight is settled: its checkpoint will never be resumed from.
+    await this.training.clearCheckpoints(run.id, w);
   }
 
   /** Alignment rate, AUC, mean rank and MAP on the held-out clinician pairs, with bootstrap intervals (evaluation module). */

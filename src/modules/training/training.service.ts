@@ -166,6 +166,10 @@ export class TrainingService {
     return rows.length ? decodeCheckpoint(rows[0].checkpoint) : null;
   }
 
+  async clearCheckpoints(runId: string, clinicianWeight: number): Promise<void> {
+    await this.ds.query(`UPDATE training_epochs SET checkpoint = NULL WHERE run_id = $1 AND clinician_weight = $2 AND checkpoint IS NOT NULL`, [runId, clinicianWeight]);
+  }
+
   /** Clinician weights the run has already registered a selector for (settled items). */
   async settledWeights(runId: string): Promise<Set<number>> {
     const rows: { clinician_weight: number }[] = await this.ds.query(`SELECT clinician_weight FROM training_results WHERE run_id = $1`, [runId]);
