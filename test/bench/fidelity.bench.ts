@@ -88,7 +88,8 @@ function answerText(random: () => number): string {
 
 const QUESTIONS = ['What does the figure show?', 'What should a reader notice first?', 'What would a clinician report?', 'What else is visible?', 'What is the main abnormality?', 'What is the overall impression?'];
 
-let generationCalls = 0;
+/** Generation calls per prompt: the k-th call for an image's prompt gets the k-th conversation, however the calls interleave. */
+const generationCalls = new Map<string, number>();
 /** The fake server: a generation reply in the TWO_ANSWERS form, or the judge's rating of one answer. */
 function worldChat(body: any): ChatBehaviour {
   const system = (body?.messages ?? []).filter((m: any) => m.role === 'system').map((m: any) => String(m.content)).join('\n');
@@ -101,7 +102,9 @@ function worldChat(body: any): ChatBehaviour {
     const score = Math.max(0, Math.min(10, Math.round(5 + 1.5 * view)));
     return { reply: JSON.stringify({ score, rationale: 'Judged on the findings named.' }) };
   }
-  const random = hashRandom(`generation:${generationCalls++}:${text}`);
+  const call = generationCalls.get(text) ?? 0;
+  generationCalls.set(text, call + 1);
+  const random = hashRandom(`generation:${call}:${text}`);
   const lines: string[] = [];
   for (let r = 0; r < ROUNDS; r++) lines.push(`User: ${QUESTIONS[r % QUESTIONS.length]}`, `Answer A: ${answerText(random)}`, `Answer B: ${answerText(random)}`);
   return { reply: lines.join('\n') };
@@ -199,7 +202,11 @@ async function main(): Promise<void> {
 
     // Clinicians choose between the two answers of randomly drawn rounds.
     const random = seededRandom(WORLD_SEED + 1);
-    const rounds = candidates.flatMap((c) => c.rounds.map((round, roundIndex) => ({ c, round, roundIndex })));
+    // In a stable order (image, then the round's text), so the same seed draws the same rounds whatever the candidates' ids.
+    const imageOrder = new Map(imageIds.map((id, i) => [id, i]));
+    const rounds = candidates
+      .flatMap((c) => c.rounds.map((round, roundIndex) => ({ c, round, roundIndex, key: `${String(imageOrder.get(c.imageId)).padStart(6, '0')}|${roundIndex}|${round.answers.join('|')}` })))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (let i = rounds.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [rounds[i], rounds[j]] = [rounds[j], rounds[i]];
