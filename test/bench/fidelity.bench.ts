@@ -23,8 +23,8 @@
  * Without the training module (no startTrainingRun in the schema) it measures the judge, the
  * reference selector and the ceiling only, and says so.
  *
- * Environment: DATABASE_URL (else an embedded Postgres), BENCH_IMAGES (default 150), BENCH_SAMPLES
- * (6), BENCH_ROUNDS (4), BENCH_CLINICIAN_PAIRS (400), BENCH_SEEDS (3), BENCH_EPOCHS (20),
+ * Environment: DATABASE_URL (else an embedded Postgres), BENCH_IMAGES (default 100), BENCH_SAMPLES
+ * (5), BENCH_ROUNDS (4), BENCH_CLINICIAN_PAIRS (400), BENCH_SEEDS (3), BENCH_EPOCHS (20),
  * BENCH_BATCH_SIZE (64), BENCH_HIDDEN (128,128: hidden widths of the trained head), BENCH_RHO (0.5),
  * BENCH_JUDGE_NOISE (1.0), BENCH_TAU (0.5). Training runs use the project's latest encoder: the
  * reference encoder, registered over GraphQL multipart at the start.
@@ -43,8 +43,8 @@ import { ChatBehaviour, FakeOpenAIServer } from '../fakes/openai-server';
 import { fromGlobalId, toGlobalId } from '../../src/platform/ids';
 import { seededRandom } from '../../src/modules/evaluation/bootstrap';
 
-const IMAGES = Number(process.env.BENCH_IMAGES ?? 150);
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 6);
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 100);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const CLINICIAN_PAIRS = Number(process.env.BENCH_CLINICIAN_PAIRS ?? 400);
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 3);
@@ -222,12 +222,14 @@ async function main(): Promise<void> {
     const consistent = clinicianPairs.filter((p) => utility(p.preferred) > utility(p.rejected)).length;
     console.log(`clinicians: ${clinicianPairs.length} pairwise choices over GraphQL; ${((100 * consistent) / clinicianPairs.length).toFixed(1)} % agree with the true utility`);
 
-    const reference = await registerSelector(app, curator, 'reference', referenceSelectorUpload());
+    // Registration is idempotent (same files, same version): one retry covers a keep-alive socket the server closed as the upload began.
+    const retried = async <T>(work: () => Promise<T>): Promise<T> => work().catch(async () => { await new Promise((r) => setTimeout(r, 500)); return work(); });
+    const reference = await retried(() => registerSelector(app, curator, 'reference', referenceSelectorUpload()));
     const referenceId = reference.data!.registerSelectorModel.selectorModel.id;
     const training = await hasMutation(app, curator, 'startTrainingRun');
     if (!training) console.log('\nstartTrainingRun is not in this build: measuring the judge, the untrained reference selector and the ceiling only.');
     else {
-      const encoder = await registerEncoder(app, curator, 'reference-encoder', referenceEncoderUpload());
+      const encoder = await retried(() => registerEncoder(app, curator, 'reference-encoder', referenceEncoderUpload()));
       if (encoder.errors || encoder.data!.registerEncoderModel.userErrors.length) throw new Error(`registerEncoderModel: ${JSON.stringify(encoder.errors ?? encoder.data!.registerEncoderModel.userErrors)}`);
     }
     if (training) console.log(`training: head ${HIDDEN.join('-')}, ${EPOCHS} epochs, batches of ${BATCH}, pairwise logistic loss, validation fraction 0.2, the reference encoder`);
