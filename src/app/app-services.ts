@@ -97,7 +97,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
   const training = new TrainingService(ds, encoders, runs);
-  const evaluation = new EvaluationService(ds, selectors, images, preferences, runs, config.SCORING_BATCH_SIZE);
+  const evaluation = new EvaluationService(ds, selectors, images, preferences, candidates, runs, config.SCORING_BATCH_SIZE);
   // Evaluation reads a training run's held-out images through the training module, wired here so that evaluation imports no training service.
   evaluation.trainingHeldOutImages = (ctx, runId) => training.validationImageIds(ctx, runId);
   return {

@@ -4,7 +4,6 @@ import { logger } from '../../platform/logging';
 import { CandidatesService } from '../candidates/candidates.service';
 import { ImagesService } from '../images/images.service';
 import { PreferencesService } from '../preferences/preferences.service';
-import { PreferenceSource } from '../preferences/preference.entity';
 import { RequestContext } from '../projects/request-context';
 import { Run, RunKind } from '../runs/run.entity';
 import { RunsService } from '../runs/runs.service';
@@ -17,7 +16,7 @@ import { itemKey, PairItem, PreferenceRecord, TrainingPair, toAlignmentPairs } f
 import { evaluateSelectorAlignment } from './alignment-metrics';
 import { busiestJudge, heldOutClinicianPairs, judgeItemScores, pairItems, scoredPairs } from './held-out-pairs';
 import { EvaluationSubject, SelectorEvaluation } from './selector-evaluation.entity';
-import { EvaluationParams, evaluationParamsSchema } from './evaluation.service';
+import { EvaluationParams, evaluationParamsSchema, judgementRecords } from './evaluation.service';
 
 /** How an evaluation item (one selector, or the judge) ended, in the run's countsByStatus. */
 enum EvaluationOutcome {
@@ -62,8 +61,7 @@ export class EvaluationRun extends ParsedRunKind<EvaluationParams> {
   }
 
   protected async attempt({ run, params, ctx }: RunAttempt<EvaluationParams>, control: RunControl): Promise<void> {
-    const sources = params.judge ? [PreferenceSource.CLINICIAN, PreferenceSource.MODEL] : [PreferenceSource.CLINICIAN];
-    const records: PreferenceRecord[] = await this.preferences.judgementRecords(ctx, { sources, createdBefore: new Date(params.preferencesBefore) });
+    const records: PreferenceRecord[] = await judgementRecords(ctx, this.preferences, this.candidates, new Date(params.preferencesBefore));
     const pairs = heldOutClinicianPairs(records, params.imageIds ? new Set(params.imageIds) : null);
     const items = pairItems(pairs);
     const judgeModel = params.judge ? (params.judge.model ?? busiestJudge(records)) : null;

@@ -11,7 +11,8 @@ import { SelectorsService } from '../selectors/selectors.service';
 import { SelectorModel } from '../selectors/selector-model.entity';
 import { ImagesService } from '../images/images.service';
 import { PreferencesService } from '../preferences/preferences.service';
-import { PreferenceSource } from '../preferences/preference.entity';
+import { CandidatesService } from '../candidates/candidates.service';
+import type { PreferenceRecord } from '../training/preference-pairs';
 import { heldOutClinicianPairs } from './held-out-pairs';
 import { SelectorEvaluation } from './selector-evaluation.entity';
 import { StartEvaluationRunInput } from './evaluation.inputs';
@@ -35,6 +36,20 @@ export type EvaluationParams = z.infer<typeof evaluationParamsSchema>;
 /** The held-out images of a TRAINING run (its validation split); provided by the training module at the composition root. */
 export type TrainingHeldOutImages = (ctx: RequestContext, trainingRunId: string) => Promise<string[]>;
 
+/**
+ * The project's judgements recorded before `before` (the preferences module's trainingRecords, the
+ * same read training builds its pairs from) with the images of the judged candidates; judgements
+ * of a deleted candidate are dropped.
+ */
+export async function judgementRecords(ctx: RequestContext, preferences: PreferencesService, candidates: CandidatesService, before: Date): Promise<PreferenceRecord[]> {
+  const rows = await preferences.trainingRecords(ctx, before);
+  const candidateIds = [...new Set(rows.flatMap((r) => (r.otherCandidateId ? [r.candidateId, r.otherCandidateId] : [r.candidateId])))];
+  const imageOf = new Map((await candidates.imagesOf(ctx, candidateIds)).map((c) => [c.id, c.imageId]));
+  return rows
+    .filter((r) => imageOf.has(r.candidateId))
+    .map((r) => ({ ...r, imageId: imageOf.get(r.candidateId)!, otherImageId: r.otherCandidateId ? (imageOf.get(r.otherCandidateId) ?? null) : null }));
+}
+
 /** One row of a comparison: a selector or the judge, side by side with the others of the same run. */
 export interface SelectorComparisonShape {
   run: Run;
@@ -51,6 +66,7 @@ export class EvaluationService {
     private readonly selectors: SelectorsService,
     private readonly images: ImagesService,
     private readonly preferences: PreferencesService,
+    private readonly candidates: CandidatesService,
     private readonly runs: RunsService,
     private readonly defaultBatchSize: number,
   ) {}
@@ -122,7 +138,7 @@ export class EvaluationService {
     }
 
     const preferencesBefore = new Date();
-    const records = await this.preferences.judgementRecords(ctx, { sources: [PreferenceSource.CLINICIAN], createdBefore: preferencesBefore });
+    const records = await judgementRecords(ctx, this.preferences, this.candidates, preferencesBefore);
     const pairs = heldOutClinicianPairs(records, imageIds ? new Set(imageIds) : null);
     if (!pairs.length) throw invalid('There are no clinician pairs on the held-out images to evaluate on', input.trainingRunId ? 'trainingRunId' : input.imageIds ? 'imageIds' : 'selectorIds');
 

@@ -5,7 +5,7 @@ import { expectGlobalId } from '../../platform/ids';
 import { applyKeyset, childPages, countChildren, ConnectionShape, PageArgs, SortDirection, toConnection } from '../../platform/pagination';
 import { Candidate, CandidateForm } from '../candidates/candidate.entity';
 import { CandidatesService } from '../candidates/candidates.service';
-import { PairwiseChoice, Preference, PreferenceKind, PreferenceSource } from './preference.entity';
+import { Preference, PreferenceKind, PreferenceSource } from './preference.entity';
 import { PreferenceFilter, RecordPreferenceInput } from './preferences.inputs';
 
 /** One preference as training reads it (the fields of training's PreferenceRecord, before images are joined). */
@@ -165,71 +165,4 @@ export class PreferencesService {
     );
     return rows.map((r) => ({ candidateId: r.candidate_id, roundIndex: r.round_index, answerIndex: r.answer_index }));
   }
-
-  /**
-   * The project's judgements of the given sources recorded up to `createdBefore`, as plain records
-   * with the images of the judged candidates: what preference pairs are built from (issue 11; an
-   * evaluation freezes `createdBefore` at its start so a resumed run measures the same pairs).
-   */
-  async judgementRecords(ctx: RequestContext, options: { sources: PreferenceSource[]; createdBefore?: Date | null }): Promise<JudgementRecord[]> {
-    const rows: JudgementRow[] = await this.ds.query(
-      `SELECT id, created_at, source, kind, candidate_id, annotator_id, judge_model, round_index, answer_index, other_candidate_id, choice, rating, accepted
-         FROM preferences WHERE project_id = $1 AND source = ANY($2::preference_source[]) AND ($3::timestamptz IS NULL OR created_at <= $3) ORDER BY created_at, id`,
-      [ctx.projectId, options.sources, options.createdBefore ?? null],
-    );
-    const candidateIds = [...new Set(rows.flatMap((r) => (r.other_candidate_id ? [r.candidate_id, r.other_candidate_id] : [r.candidate_id])))];
-    const imageOf = new Map((await this.candidates.imagesOf(ctx, candidateIds)).map((c) => [c.id, c.imageId]));
-    return rows.map((r) => ({
-      id: r.id,
-      createdAt: r.created_at,
-      source: r.source,
-      kind: r.kind,
-      candidateId: r.candidate_id,
-      imageId: imageOf.get(r.candidate_id)!,
-      annotatorId: r.annotator_id,
-      judgeModel: r.judge_model,
-      roundIndex: r.round_index,
-      answerIndex: r.answer_index,
-      otherCandidateId: r.other_candidate_id,
-      otherImageId: r.other_candidate_id ? (imageOf.get(r.other_candidate_id) ?? null) : null,
-      choice: r.choice,
-      rating: r.rating,
-      accepted: r.accepted,
-    }));
-  }
-}
-
-interface JudgementRow {
-  id: string;
-  created_at: Date;
-  source: PreferenceSource;
-  kind: PreferenceKind;
-  candidate_id: string;
-  annotator_id: string | null;
-  judge_model: string | null;
-  round_index: number | null;
-  answer_index: number | null;
-  other_candidate_id: string | null;
-  choice: PairwiseChoice | null;
-  rating: number | null;
-  accepted: boolean | null;
-}
-
-/** One judgement with the images of what it judged (the shape training's PreferenceRecord takes). */
-export interface JudgementRecord {
-  id: string;
-  createdAt: Date;
-  source: PreferenceSource;
-  kind: PreferenceKind;
-  candidateId: string;
-  imageId: string;
-  annotatorId: string | null;
-  judgeModel: string | null;
-  roundIndex: number | null;
-  answerIndex: number | null;
-  otherCandidateId: string | null;
-  otherImageId: string | null;
-  choice: PairwiseChoice | null;
-  rating: number | null;
-  accepted: boolean | null;
 }
