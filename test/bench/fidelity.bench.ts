@@ -9,8 +9,9 @@
  *     answer names K of the FEATURES findings; its utility is u = Σ w_f over the findings it names,
  *     the weights w drawn once from the seed (the world's fixed function of its features).
  *   - A RATING run: the fake judge rates every answer 0-10 from a biased, noisy view of the same
- *     utility (weights correlated RHO with the clinicians', plus per-answer noise): tens of thousands
- *     of model-rating pairs at the default size.
+ *     utility (weights correlated RHO with the clinicians', plus per-answer noise): about 1,800
+ *     model-rating pairs at the default size, which fits a few minutes on a shared 2-core machine;
+ *     the issue's tens of thousands need BENCH_IMAGES=500 BENCH_SAMPLES=10 or so (rating time grows with it).
  *   - CLINICIAN_PAIRS clinician choices over GraphQL (recordPreference, PAIRWISE), each a
  *     Bradley-Terry draw on the true utility with temperature TAU: noisy, few.
  *   - TRAINING runs (startTrainingRun, the training module's contract) per seed: model pairs only,
