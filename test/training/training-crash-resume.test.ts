@@ -11,7 +11,7 @@ import { CrashWorkers, runRow, waitForNoJobs, waitForProgress } from '../support
 import { flattenTrainingDetails, referenceEncoderUpload, registerEncoder, seedPreferenceWorld, START_TRAINING, TRAINING_DETAILS } from '../support/training-fixture';
 import { fromGlobalId } from '../../src/platform/ids';
 
-jest.setTimeout(300_000);
+jest.setTimeout(480_000);
 
 const EPOCHS = 150;
 /** Kill the first worker once this many epochs are stored: well inside the run. */

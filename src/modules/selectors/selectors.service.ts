@@ -194,11 +194,6 @@ export class SelectorsService {
     return toConnection(rows, page, (m) => ({ value: m.createdAt, id: m.id }), () => base().getCount());
   }
 
-  /** Selectors a training run registered, oldest first. */
-  async trainedByRun(ctx: RequestContext, runId: string): Promise<SelectorModel[]> {
-    return this.ds.getRepository(SelectorModel).find({ where: { projectId: ctx.projectId, trainingRunId: runId }, order: { createdAt: 'ASC', id: 'ASC' } });
-  }
-
   async activate(ctx: RequestContext, id: string): Promise<SelectorModel> {
     return this.ds.transaction(async (em) => {
       const found = await em.getRepository(SelectorModel).findOneBy({ id, projectId: ctx.projectId });

@@ -65,6 +65,7 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
       // Summed over attempts: how many epochs resumed attempts did not have to train again.
       await this.runs.addMetrics(run.id, { resumedEpochs: resume.epochs.length });
     }
+    const trainingStarted = performance.now();
     const result =
       resume && resume.epochs.length >= params.epochs
         ? { parameters: resume.parameters, epochs: resume.epochs }
@@ -78,6 +79,8 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
               control.progressed();
             },
           });
+    // For throughput figures (bench:training): pairs stepped through and the time it took, summed over attempts.
+    await this.runs.addMetrics(run.id, { trainingMs: Math.round(performance.now() - trainingStarted), trainedPairs: pairs.weights!.length * (params.epochs - (resume?.epochs.length ?? 0)) });
     const metrics = validation ? await this.heldOutMetrics(result.parameters, data, validation, params.seed) : null;
     const finalEpoch = result.epochs[result.epochs.length - 1];
     const model = joinEncoderAndHead(await this.deps.encoders.fileBytes(encoder, 'model'), result.parameters, { training_run: run.id, clinician_weight: String(w), seed: String(params.seed) });
