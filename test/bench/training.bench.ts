@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     console.log(`data: ${IMAGES} images × ${PER_IMAGE} candidates × ${ROUNDS} rounds × 2 answers, ${ratings.length} model ratings, ${CLINICIAN_PAIRS} clinician choices; head 512-512-512, batches of ${BATCH}, ${EPOCHS} epochs, w = ${WEIGHT}`);
 
     const input = { encoderId: toGlobalId('EncoderModel', encoderId), selectorName: 'bench', clinicianWeight: WEIGHT, epochs: EPOCHS, batchSize: BATCH, hiddenSizes: [512, 512, 512], seed: 1 };
-    const runs: { label: string; pairs: number; ms: number; clientMs: number; params: any }[] = [];
+    const runs: { label: string; pairs: number; ms: number; clientMs: number; params: any; metrics: any }[] = [];
     let reference: number[] = [];
     const split: { loadMs: number; trainHeadMs: number; workerMs: number }[] = [];
     const measureReference = async (params: any) => {
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       if (ended.status !== 'SUCCEEDED') throw new Error(`training run ${ended.status}: ${ended.lastError}`);
       const run = (await app.services.runs.findById(ctx, fromGlobalId(runId)!.id))!;
       const counts = (run.params as any).pairCounts as { model: number; clinician: number };
-      runs.push({ label, pairs: counts.model + counts.clinician, ms: run.finishedAt!.getTime() - run.startedAt!.getTime(), clientMs, params: run.params });
+      runs.push({ label, pairs: counts.model + counts.clinician, ms: run.finishedAt!.getTime() - run.startedAt!.getTime(), clientMs, params: run.params, metrics: run.metrics ?? {} });
       if (reference.length === 0) reference.push(await measureReference(run.params));
     }
     reference.push(await measureReference(runs[0].params));
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
     for (const r of runs) {
       const e2e = rate(r.pairs * EPOCHS, r.ms);
       console.log(`${r.label}: ${fmt(r.pairs)} training pairs × ${EPOCHS} epochs in ${(r.ms / 1000).toFixed(1)} s (startedAt → finishedAt; ${(r.clientMs / 1000).toFixed(1)} s mutation → SUCCEEDED seen by the client): ${fmt(e2e)} pairs/s, ratio to the reference ${(e2e / ref).toFixed(2)}`);
+      if (r.metrics.trainingMs) console.log(`  its training phase (the worker thread with each epoch and checkpoint written to Postgres; Run.metrics trainingMs): ${fmt(rate(r.metrics.trainedPairs, r.metrics.trainingMs))} pairs/s, ratio ${(rate(r.metrics.trainedPairs, r.metrics.trainingMs) / ref).toFixed(2)}`);
     }
     for (const p of split) console.log(`in this process: loadTrainingData ${(p.loadMs / 1000).toFixed(1)} s (stored embeddings), trainHead ${(p.trainHeadMs / 1000).toFixed(1)} s, trainHeadInWorker with checkpoints and held-out validation per epoch ${(p.workerMs / 1000).toFixed(1)} s; the rest of a run is writing epochs and checkpoints to Postgres, the ONNX export and its validation, and the queue`);
     console.log(`machine: ${os.cpus().length} cores, load average ${loadBefore.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`);
