@@ -39,11 +39,13 @@ import { MembershipDisplayName1764150000100 } from './migrations/1764150000100-m
 import { Webhooks1764150000200 } from './migrations/1764150000200-webhooks';
 import { ImageFetch1764150000300 } from './migrations/1764150000300-image-fetch';
 import { EncodersTraining1764150000400 } from './migrations/1764150000400-encoders-training';
+import { SelectorEvaluation, EvaluationItemScore } from './src/modules/evaluation/selector-evaluation.entity';
+import { Evaluation1764150000500 } from './migrations/1764150000500-evaluation';
 import { AnnotationCampaigns1764150000600 } from './migrations/1764150000600-annotation-campaigns';
 import { AnnotationHandOutRank1764150000601 } from './migrations/1764150000601-annotation-hand-out-rank';
 
-export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, AnnotationCampaign, AnnotationItem, AnnotationLease, AnnotationSkip, AnnotationSubmission, AnnotationPromotion, EncoderModel, EncoderEmbedding, TrainingEpoch, TrainingResult];
-export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, EncodersTraining1764150000400, AnnotationCampaigns1764150000600, AnnotationHandOutRank1764150000601];
+export const entities = [Project, User, Membership, ApiKey, Image, Demonstration, Candidate, Preference, SelectorModel, Score, Dataset, DatasetItem, Run, RunFailure, PromptTemplate, ImageEmbedding, WebhookEndpoint, WebhookDelivery, WebhookAttempt, AnnotationCampaign, AnnotationItem, AnnotationLease, AnnotationSkip, AnnotationSubmission, AnnotationPromotion, EncoderModel, EncoderEmbedding, TrainingEpoch, TrainingResult, SelectorEvaluation, EvaluationItemScore];
+export const migrations = [Initial1764150000000, RateLimits1764150000001, Generation1764150000002, Selection1764150000003, RunCounters1764150000040, MembershipDisplayName1764150000100, Webhooks1764150000200, ImageFetch1764150000300, EncodersTraining1764150000400, Evaluation1764150000500, AnnotationCampaigns1764150000600, AnnotationHandOutRank1764150000601];
 
 /** Options for any database URL: the app, the tests and the CLI all build their DataSource here. */
 export function dataSourceOptions(url: string) {

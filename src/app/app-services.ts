@@ -31,6 +31,7 @@ import { AnnotationEvents } from '../modules/annotation/annotation-events';
 import { AnnotationAgreementService } from '../modules/annotation/agreement.service';
 import { EncodersService } from '../modules/encoders/encoders.service';
 import { TrainingService } from '../modules/training/training.service';
+import { EvaluationService } from '../modules/evaluation/evaluation.service';
 
 /** The composition root: one instance of each service per process, built from the database and config. */
 export interface AppServices {
@@ -61,6 +62,7 @@ export interface AppServices {
   annotationAgreement: AnnotationAgreementService;
   encoders: EncodersService;
   training: TrainingService;
+  evaluation: EvaluationService;
 }
 
 export function createServices(ds: DataSource, config: AppConfig, signer: UrlSigner, role: 'api' | 'worker' = 'api'): AppServices {
@@ -101,6 +103,10 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   runs.registerReparser(RunKind.RATING, rating);
   const projects = new ProjectsService(ds);
   const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)));
+  const training = new TrainingService(ds, encoders, runs);
+  const evaluation = new EvaluationService(ds, selectors, images, preferences, candidates, runs, config.SCORING_BATCH_SIZE);
+  // Evaluation reads a training run's held-out images through the training module, wired here so that evaluation imports no training service.
+  evaluation.trainingHeldOutImages = (ctx, runId) => training.validationImageIds(ctx, runId);
   return {
     ds,
     config,
@@ -128,6 +134,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     annotations,
     annotationAgreement: new AnnotationAgreementService(ds, annotations, selectors, candidates, images),
     encoders,
-    training: new TrainingService(ds, encoders, runs),
+    training,
+    evaluation,
   };
 }

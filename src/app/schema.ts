@@ -39,6 +39,7 @@ import {
 } from '../modules/annotation/agreement.resolver';
 import { EncodersResolver } from '../modules/encoders/encoders.resolver';
 import { TrainedSelectorResolver, TrainingRunDetailsResolver, TrainingRunsResolver } from '../modules/training/training.resolver';
+import { EvaluationResolver, SelectorEvaluationsResolver } from '../modules/evaluation/evaluation.resolver';
 import { createPubSub } from '@graphql-yoga/subscription';
 
 /**
@@ -89,6 +90,8 @@ export const resolverEntries = [
   entry(TrainingRunsResolver, (s) => new TrainingRunsResolver(s.training)),
   entry(TrainingRunDetailsResolver, (s) => new TrainingRunDetailsResolver(s.training, s.selectors, s.encoders)),
   entry(TrainedSelectorResolver, (s) => new TrainedSelectorResolver(s.runs)),
+  entry(EvaluationResolver, (s) => new EvaluationResolver(s.evaluation, s.selectors, s.runs)),
+  entry(SelectorEvaluationsResolver, (s) => new SelectorEvaluationsResolver(s.evaluation)),
 ] as const;
 
 export const resolvers = resolverEntries.map(([resolverClass]) => resolverClass);

@@ -10,6 +10,7 @@ import { ScoringRun } from '../modules/scoring/scoring.run';
 import { ImageFetchRun } from '../modules/images/image-fetch.run';
 import { TrainingRun } from '../modules/training/training.run';
 import { TrainedSelectorScorer } from '../modules/scoring/trained-scoring';
+import { EvaluationRun } from '../modules/evaluation/evaluation.run';
 import { recordTemplates } from '../modules/llm-tasks/prompt-templates';
 import { startWebhookWorker } from '../modules/webhooks/webhook-worker';
 
@@ -29,6 +30,7 @@ export async function startWorker(services: AppServices): Promise<JobWorker> {
     new ScoringRun(ds, services.candidates, services.selectors, services.images, services.runs, new TrainedSelectorScorer(services.candidates, services.images, services.encoders, services.selectors)),
     new ImageFetchRun(services.images, services.runs),
     new TrainingRun(services, services.selectors, services.training, services.runs),
+    new EvaluationRun(ds, services.preferences, services.candidates, services.images, services.selectors, services.runs),
   ]);
   const deliveries = await startWebhookWorker(services);
   const runs = await startJobWorker({

@@ -43,6 +43,7 @@ const BAD_INPUTS: Record<string, BadInput> = {
   submitAnnotation: { input: { itemId: 'not-an-id', comment: tooLong(10_000) }, field: ['input', 'comment'] },
   setDemonstrationActive: { input: { id: 'not-an-id', active: true }, field: ['id'] },
   startClusteringRun: { input: { k: 0 }, field: ['input', 'k'] },
+  startEvaluationRun: { input: { bootstrapSamples: 0 }, field: ['input', 'bootstrapSamples'] },
   startGenerationRun: { input: { images: { imageIds: [] }, model: { temperature: 3 } }, field: ['input', 'model', 'temperature'] },
   startRatingRun: { input: { generationRunId: 'not-checked-first', limits: { concurrency: 0 } }, field: ['input', 'limits', 'concurrency'] },
   startScoringRun: { input: { batchSize: 0 }, field: ['input', 'batchSize'] },

@@ -41,6 +41,8 @@ const OWNER: Record<string, string> = {
   encoder_embeddings: 'encoders',
   training_epochs: 'training',
   training_results: 'training',
+  selector_evaluations: 'evaluation',
+  evaluation_item_scores: 'evaluation',
   // Infrastructure: only platform/ touches these.
   blob_objects: 'platform',
   llm_pacing: 'platform',

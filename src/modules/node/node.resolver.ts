@@ -16,6 +16,7 @@ import type { RunsService } from '../runs/runs.service';
 import type { WebhooksService } from '../webhooks/webhooks.service';
 import type { AnnotationService } from '../annotation/annotation.service';
 import type { EncodersService } from '../encoders/encoders.service';
+import type { EvaluationService } from '../evaluation/evaluation.service';
 
 /** The services that own a Node type, each able to re-fetch its own objects within the caller's project. */
 export interface NodeOwners {
@@ -31,6 +32,7 @@ export interface NodeOwners {
   webhooks: WebhooksService;
   annotations: AnnotationService;
   encoders: EncodersService;
+  evaluation: EvaluationService;
 }
 
 type Finder = (owners: NodeOwners, ctx: RequestContext, id: string) => Promise<Node | null>;
@@ -58,6 +60,7 @@ const finders: Record<string, Finder> = {
   AnnotationItem: (s, ctx, id) => s.annotations.findItem(ctx, id),
   AnnotationSubmission: (s, ctx, id) => s.annotations.findSubmission(ctx, id),
   EncoderModel: (s, ctx, id) => s.encoders.findById(ctx, id),
+  SelectorEvaluation: (s, ctx, id) => s.evaluation.findById(ctx, id),
 };
 
 @Resolver()

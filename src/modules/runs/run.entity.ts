@@ -11,6 +11,7 @@ export enum RunKind {
   TRAINING = 'TRAINING',
   EXPORT = 'EXPORT',
   IMAGE_FETCH = 'IMAGE_FETCH',
+  EVALUATION = 'EVALUATION',
 }
 registerEnumType(RunKind, {
   name: 'RunKind',
@@ -23,6 +24,7 @@ registerEnumType(RunKind, {
     TRAINING: { description: 'Trains a selector head over a frozen encoder on preference pairs; one selector version per clinician weight (startTrainingRun).' },
     EXPORT: { description: 'Reserved: exports stream on request and need no run.' },
     IMAGE_FETCH: { description: 'Fetches the bytes of images imported by URL (importRecords returns it as fetchRun); each failure names its image.' },
+    EVALUATION: { description: 'Measures selectors and the model judge against held-out clinician pairs (startEvaluationRun); one item per selector or judge.' },
   },
 });
 

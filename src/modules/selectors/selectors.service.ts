@@ -100,6 +100,11 @@ export class SelectorsService {
     return rows.query(`SELECT ${rows.select('m')} FROM selector_models m WHERE m.id = ANY($1::uuid[]) AND m.project_id = $2`, [[...ids], ctx.projectId], 'm');
   }
 
+  /** A query for the ids of the project's selectors among `ids` (alias `m`), for freezing a run's targets (evaluation). */
+  selectIds(ctx: RequestContext, ids: readonly string[]) {
+    return this.ds.getRepository(SelectorModel).createQueryBuilder('m').select('m.id', 'id').where('m.projectId = :p AND m.id = ANY(:ids::uuid[])', { p: ctx.projectId, ids: [...ids] });
+  }
+
   /** Reads the three files from a server folder under one of SELECTOR_IMPORT_DIRS (after resolving links). */
   async readServerFolder(folder: string): Promise<SelectorFiles> {
     const invalid = (message: string) => new UserErrorsException([userError(UserErrorCode.INVALID, message, ['input', 'serverPath'])]);
