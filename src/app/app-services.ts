@@ -100,7 +100,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
   const projects = new ProjectsService(ds);
-  const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)));
+  const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)), webhooks);
   return {
     ds,
     config,
