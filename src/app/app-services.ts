@@ -102,7 +102,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
   runs.registerReparser(RunKind.GENERATION, generation);
   runs.registerReparser(RunKind.RATING, rating);
   const projects = new ProjectsService(ds);
-  const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)));
+  const annotations = new AnnotationService(ds, candidates, preferences, demonstrations, datasets, runs, projects, new AnnotationEvents(ds, connectionString(ds)), webhooks);
   const training = new TrainingService(ds, encoders, runs);
   const evaluation = new EvaluationService(ds, selectors, images, preferences, candidates, runs, config.SCORING_BATCH_SIZE);
   // Evaluation reads a training run's held-out images through the training module, wired here so that evaluation imports no training service.

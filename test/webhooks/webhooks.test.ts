@@ -8,6 +8,7 @@ import { errorCodes, gql } from '../support/graphql-client';
 import { seedPipeline } from '../support/pipeline-fixture';
 import { referenceSelectorUpload, registerSelector, seedCandidates } from '../support/scoring-fixture';
 import { eventually, WebhookReceiver } from '../support/webhook-receiver';
+import { acceptance, addClinicians, AnnotationApi, gid, seedAnnotationFixture } from '../annotation/annotation-fixture';
 import { fromGlobalId, toGlobalId } from '../../src/platform/ids';
 
 jest.setTimeout(90_000);
@@ -333,6 +334,39 @@ describe('webhooks', () => {
     });
     expect((await endpointState(lab, datasets.id)).deliveries).toHaveLength(1);
     expect((await endpointState(lab, runsOnly.id)).deliveries).toHaveLength(0);
+  });
+
+  it('delivers annotation.campaign.completed once, when the last slot of a campaign is submitted', async () => {
+    const lab = await newProject();
+    const endpoint = await createEndpoint(lab, ['ANNOTATION_CAMPAIGN_COMPLETED']);
+    const fixture = await seedAnnotationFixture(app, lab, { twoAnswer: 2 });
+    const [first, second] = await addClinicians(app, lab, 2, 'hook');
+    const annotations = new AnnotationApi(app);
+    const campaignId = await annotations.campaign(lab.keys.CURATOR, { name: 'two items', taskKind: 'ACCEPTANCE', items: { generationRunId: gid('Run', fixture.runId) }, overlap: 1, routing: 'ORDERED' });
+    const work = async (key: string) => {
+      const next = await annotations.next(key, campaignId);
+      const itemId = next.data!.nextAnnotationTask.task.item.id;
+      const submitted = await annotations.submit(key, { itemId, acceptance: acceptance() });
+      expect(submitted.data!.submitAnnotation.userErrors).toEqual([]);
+      return itemId;
+    };
+
+    await work(first.key);
+    // One of two items done: nothing is announced.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.received).toHaveLength(0);
+    const lastItem = await work(second.key);
+    await eventually('the campaign.completed delivery', () => receiver.received.length, (n) => n >= 1);
+    expect(receiver.received[0].verified).toMatchObject({
+      type: 'annotation.campaign.completed',
+      data: { campaignId, projectId: toGlobalId('Project', lab.id), name: 'two items', items: 2, submissions: 2 },
+    });
+    // An edit of a submission fills no slot: no second event.
+    const edited = await annotations.submit(second.key, { itemId: lastItem, acceptance: acceptance(2, () => true), comment: 'changed my mind' });
+    expect(edited.data!.submitAnnotation.userErrors).toEqual([]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.received).toHaveLength(1);
+    expect((await endpointState(lab, endpoint.id)).deliveries).toHaveLength(1);
   });
 
   it('keeps endpoints and deliveries to their project and to owners', async () => {

@@ -17,6 +17,7 @@ import { PairwiseChoice, PreferenceKind } from '../preferences/preference.entity
 import type { ClinicianJudgement, PreferencesService } from '../preferences/preferences.service';
 import type { RunsService } from '../runs/runs.service';
 import { RunKind } from '../runs/run.entity';
+import type { WebhooksService } from '../webhooks/webhooks.service';
 import { AnnotationCampaign, AnnotationItemSource, AnnotationRouting, AnnotationTaskKind } from './annotation-campaign.entity';
 import { AnnotationItem, AnnotationItemStatus } from './annotation-item.entity';
 import { AnnotationSlotState } from './annotation-lease.entity';
@@ -95,6 +96,7 @@ export class AnnotationService {
     private readonly runs: RunsService,
     private readonly projects: ProjectsService,
     readonly events: AnnotationEvents,
+    private readonly webhooks?: Pick<WebhooksService, 'campaignCompleted'>,
   ) {}
 
   // ---------------------------------------------------------------- campaigns
@@ -435,11 +437,13 @@ export class AnnotationService {
     const { item, campaign } = await this.itemForAnnotator(ctx, input.itemId, ['input', 'itemId']);
     const candidate = (await this.candidates.findById(ctx, item.candidateId))!;
     const payload = this.judgementsOf(campaign, item, candidate, input);
+    let filledSlot = false;
     const submission = await this.ds.transaction(async (em) => {
       await this.lockAnnotator(em, campaign.id, ctx.userId);
       const slot = await this.mySlot(em, ctx, item.id);
       if (!slot) throw conflict('You hold no lease on this item (it expired and went to someone else, or was never yours): ask for the next task', ['input', 'itemId']);
       if (slot.state === AnnotationSlotState.LEASED) {
+        filledSlot = true;
         await em.query(`UPDATE annotation_leases SET state = 'SUBMITTED', submitted_at = now(), updated_at = now() WHERE id = $1`, [slot.id]);
       }
       const earlier: { id: string; version: number }[] = await em.query(
@@ -471,8 +475,29 @@ export class AnnotationService {
       });
       return saved;
     });
+    if (filledSlot) await this.announceIfCompleted(campaign);
     await this.events.changed(campaign.id);
     return { submission, item };
+  }
+
+  /**
+   * The `annotation.campaign.completed` webhook, once every slot of the campaign is submitted.
+   * Checked after the submission committed, in a transaction of its own: of two clinicians filling
+   * the last two slots at once, each checks after its own commit, so the later check sees both and
+   * none is missed; the event key makes a second announcement a no-op. An edit fills no slot and
+   * never checks.
+   */
+  private async announceIfCompleted(campaign: AnnotationCampaign): Promise<void> {
+    if (!this.webhooks) return;
+    await this.ds.transaction(async (em) => {
+      const [state]: { open: number; items: number; submitted: number }[] = await em.query(
+        `SELECT count(*) FILTER (WHERE state <> 'SUBMITTED')::int AS open, count(DISTINCT item_id)::int AS items, count(*) FILTER (WHERE state = 'SUBMITTED')::int AS submitted
+         FROM annotation_leases WHERE campaign_id = $1`,
+        [campaign.id],
+      );
+      if (state.open > 0 || state.items === 0) return;
+      await this.webhooks!.campaignCompleted(em, { id: campaign.id, projectId: campaign.projectId, name: campaign.name, items: state.items, submissions: state.submitted });
+    });
   }
 
   /** Gives a leased item back: the slot is free for others and the item never comes back to the caller. */

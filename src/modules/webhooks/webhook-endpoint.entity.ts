@@ -7,6 +7,7 @@ import { Node, ProjectScopedEntity } from '../../platform/entity-base';
 export enum WebhookEventType {
   RUN_FINISHED = 'run.finished',
   DATASET_CREATED = 'dataset.created',
+  ANNOTATION_CAMPAIGN_COMPLETED = 'annotation.campaign.completed',
 }
 registerEnumType(WebhookEventType, {
   name: 'WebhookEventType',
@@ -14,6 +15,7 @@ registerEnumType(WebhookEventType, {
   valuesConfig: {
     RUN_FINISHED: { description: '`run.finished`: a run reached SUCCEEDED, FAILED or CANCELLED.' },
     DATASET_CREATED: { description: '`dataset.created`: a dataset version was frozen.' },
+    ANNOTATION_CAMPAIGN_COMPLETED: { description: '`annotation.campaign.completed`: every item of an annotation campaign has its overlap of submissions.' },
   },
 });
 

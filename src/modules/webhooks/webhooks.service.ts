@@ -206,6 +206,17 @@ export class WebhooksService {
     });
   }
 
+  /** Called after a submission that may have completed a campaign; the event key makes a second call a no-op. */
+  async campaignCompleted(em: EntityManager, campaign: { id: string; projectId: string; name: string; items: number; submissions: number }): Promise<void> {
+    await this.emit(em, campaign.projectId, WebhookEventType.ANNOTATION_CAMPAIGN_COMPLETED, `annotation.campaign.completed:${campaign.id}`, {
+      campaignId: toGlobalId('AnnotationCampaign', campaign.id),
+      projectId: toGlobalId('Project', campaign.projectId),
+      name: campaign.name,
+      items: campaign.items,
+      submissions: campaign.submissions,
+    });
+  }
+
   /** Called once a run has reached a terminal status (the runs module's onFinished hook). */
   async runFinished(run: FinishedRun): Promise<void> {
     await this.ds.transaction((em) =>
