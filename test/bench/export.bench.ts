@@ -24,10 +24,13 @@ import { datasetExportPath } from '../../src/modules/datasets/dataset-exports.ro
 import { itemsQuery, SqlQuery, streamRows, trlQuery } from '../../src/modules/datasets/dataset-exports.service';
 import { startTestApp, createTestProject } from '../support/test-app';
 import { seedBulkDataset } from '../support/dataset-fixture';
+import { profiled } from './export-profile';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10000,100000').split(',').map(Number);
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 400);
 const FORMATS = ['llava.json', 'jsonl', 'trl.jsonl'] as const;
+/** A folder: each download of the largest size is also profiled there (a separate, untimed download), its top frames printed. */
+const PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -134,6 +137,14 @@ async function main(): Promise<void> {
             `+${mib(peak - before)}`,
           ].join(' '),
         );
+      }
+    }
+    if (PROFILE_DIR) {
+      const { size, id } = datasets[datasets.length - 1];
+      for (const format of FORMATS) {
+        const file = path.join(PROFILE_DIR, `export-${size}-${format}.cpuprofile`);
+        const { summary } = await profiled(file, 15, () => download(id, format));
+        console.log(`\n--- CPU profile of the ${format} download of ${size} items (server and client in this process): ${file}\n${summary}`);
       }
     }
     console.log(`\npeak RSS of the process over the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
