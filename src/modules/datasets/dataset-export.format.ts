@@ -72,7 +72,8 @@ export function exportFileName(name: string, version: number, format: ExportForm
 // Image paths (shared by every format and the image archive)
 // ---------------------------------------------------------------------------------------------
 
-const EXTENSIONS: Record<string, string> = {
+/** File extension by image type; any other type is `bin`. Also used by dataset-export.lines.ts (the same paths written by Postgres). */
+export const IMAGE_EXTENSIONS: Record<string, string> = {
   'image/jpeg': 'jpg',
   'image/png': 'png',
   'image/webp': 'webp',
@@ -90,7 +91,7 @@ export const CARD_JSON_FILE = 'card.json';
 /** `images/<sha256>.<ext>`; null when only the image's record is known (no bytes were ever stored). */
 export function imagePath(contentHash: string | null, mimeType: string | null): string | null {
   if (!contentHash) return null;
-  return `${IMAGE_DIR}/${contentHash}.${(mimeType && EXTENSIONS[mimeType]) ?? 'bin'}`;
+  return `${IMAGE_DIR}/${contentHash}.${(mimeType && IMAGE_EXTENSIONS[mimeType]) ?? 'bin'}`;
 }
 
 export enum MissingReason {

@@ -13,7 +13,6 @@ import {
   buildPreferencePairs,
   EXPORT_CONTENT_TYPES,
   ExportFormat,
-  ExportItemRow,
   exportFileName,
   imagePath,
   CARD_JSON_FILE,
@@ -22,13 +21,12 @@ import {
   missingFileSize,
   MissingReason,
   missingLine,
-  toJsonlRecord,
-  toLlavaSample,
   toTrlRecord,
   toTrlVisionRecord,
   TrlPair,
   TrlSourceRow,
 } from './dataset-export.format';
+import { jsonlLinesQuery, llavaLinesQuery, SqlQuery } from './dataset-export.lines';
 
 /** An export ready to stream: headers first, then the body, produced as the client reads it. */
 export interface DatasetExport {
@@ -39,10 +37,7 @@ export interface DatasetExport {
   body(signal: AbortSignal): AsyncGenerator<Buffer>;
 }
 
-export interface SqlQuery {
-  text: string;
-  values: unknown[];
-}
+export type { SqlQuery };
 
 /** Bytes handed to the HTTP response at a time: small records are joined so that writes stay few. */
 const CHUNK_BYTES = 64 * 1024;
@@ -142,16 +137,24 @@ export function imagesWithoutFileQuery(datasetId: string, projectId: string): Sq
 }
 
 /**
- * Rows of one statement through a server-side cursor on one pooled connection, `batchSize` rows per
- * FETCH, one batch ahead of the consumer: a slow consumer holds back the reads, so memory holds
- * two batches whatever the size of the result.
+ * Rows of one statement through a server-side cursor on one pooled connection, a batch of
+ * `batchSize` rows per FETCH, one batch ahead of the consumer: a slow consumer holds back the
+ * reads, so memory holds two batches whatever the size of the result. Batches rather than rows, so
+ * that a format handles a batch per step (an async generator step per row cost more than a line).
+ * `rowMode: 'array'` gives each row as an array of its columns (no object per row).
  * The connection goes back to the pool however the iteration ends; one left mid-transaction (error,
  * abort, early return) is discarded by the pool, which ends the transaction, rather than reused.
  *
  * A plain DECLARE / FETCH rather than pg-query-stream: pg-cursor requires `pg/lib/result.js`, which
  * ts-node's experimental resolver (tsconfig, used by `npm start`) resolves to `result.js.js`.
  */
-export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: AbortSignal, batchSize: number): AsyncGenerator<T> {
+export async function* streamBatches<T>(
+  ds: DataSource,
+  query: SqlQuery,
+  signal: AbortSignal,
+  batchSize: number,
+  rowMode?: 'array',
+): AsyncGenerator<T[]> {
   signal.throwIfAborted();
   const pool = (ds.driver as unknown as { master: Pool }).master;
   const client: PoolClient = await pool.connect();
@@ -163,7 +166,8 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`DECLARE export_rows NO SCROLL CURSOR FOR ${query.text}`, query.values);
     const fetch = () => {
-      const next = client.query(`FETCH FORWARD ${batchSize} FROM export_rows`);
+      const text = `FETCH FORWARD ${batchSize} FROM export_rows`;
+      const next: Promise<{ rows: unknown[] }> = rowMode ? client.query({ text, rowMode }) : client.query(text);
       next.catch(() => {}); // awaited below, unless the consumer stops first (the connection is then discarded)
       return next;
     };
@@ -173,10 +177,8 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
       const { rows } = await pending;
       const more = rows.length === batchSize;
       if (more) pending = fetch();
-      for (const row of rows) {
-        signal.throwIfAborted();
-        yield row as T;
-      }
+      signal.throwIfAborted();
+      if (rows.length) yield rows as T[];
       if (!more) break;
     }
     await client.query('CLOSE export_rows');
@@ -185,6 +187,16 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
   } finally {
     client.off('error', onError);
     client.release(clean && !connectionError ? undefined : (connectionError ?? new Error('export read ended early')));
+  }
+}
+
+/** `streamBatches` a row at a time. */
+export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: AbortSignal, batchSize: number): AsyncGenerator<T> {
+  for await (const rows of streamBatches<T>(ds, query, signal, batchSize)) {
+    for (const row of rows) {
+      signal.throwIfAborted();
+      yield row;
+    }
   }
 }
 
@@ -277,20 +289,30 @@ export class DatasetExportsService {
     yield Buffer.from(render(await buildDatasetCard(this.ds, dataset)), 'utf8');
   }
 
-  /** One JSON array, one sample per line. */
+  /**
+   * One JSON array, one sample per line. Postgres writes each sample (dataset-export.lines.ts);
+   * a batch of rows leaves as one string.
+   */
   private async *llavaJson(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
-    let first = true;
+    let separator = '\n';
     yield '[';
-    for await (const row of streamRows<ExportItemRow>(this.ds, itemsQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      yield (first ? '\n' : ',\n') + JSON.stringify(toLlavaSample(row));
-      first = false;
+    for await (const rows of streamBatches<[string]>(this.ds, llavaLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
+      let text = '';
+      for (const [line] of rows) {
+        text += separator + line;
+        separator = ',\n';
+      }
+      yield text;
     }
-    yield first ? ']\n' : '\n]\n';
+    yield separator === '\n' ? ']\n' : '\n]\n';
   }
 
+  /** One record per line, written by Postgres but for the score, a float formatted as JavaScript does (see dataset-export.lines.ts). */
   private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
-    for await (const row of streamRows<ExportItemRow>(this.ds, itemsQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      yield JSON.stringify(toJsonlRecord(row)) + '\n';
+    for await (const rows of streamBatches<[string, number | null, string]>(this.ds, jsonlLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
+      let text = '';
+      for (const [head, score, tail] of rows) text += head + JSON.stringify(score) + tail;
+      yield text;
     }
   }
 
