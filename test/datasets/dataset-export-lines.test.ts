@@ -2,18 +2,21 @@ import type { DataSource } from 'typeorm';
 import { startTestApp, createTestProject, TestApp, TestProject } from '../support/test-app';
 import { DatasetFixture, seedBulkDataset, seedDatasetFixture } from '../support/dataset-fixture';
 import { datasetExportPath } from '../../src/modules/datasets/dataset-exports.routes';
-import { itemsQuery, streamRows } from '../../src/modules/datasets/dataset-exports.service';
-import { ExportItemRow, toJsonlRecord, toLlavaSample } from '../../src/modules/datasets/dataset-export.format';
+import { itemsQuery, streamRows, trlQuery } from '../../src/modules/datasets/dataset-exports.service';
+import { buildPreferencePairs, ExportItemRow, toJsonlRecord, toLlavaSample, toTrlRecord, TrlSourceRow } from '../../src/modules/datasets/dataset-export.format';
 import type { StoredRound } from '../../src/modules/candidates/conversation';
 
 /**
- * The LLaVA JSON and JSONL exports are written by Postgres (dataset-export.lines.ts, issue 14). Their
- * bytes must be those the JavaScript builder gives (`JSON.stringify(toLlavaSample(row))`, the
- * path they replaced, kept as the formats' definition): compared here byte for byte on the
+ * The LLaVA JSON and JSONL exports are written by Postgres (dataset-export.lines.ts, issue 14), the
+ * TRL pairs by `trlLines` without record objects. Their bytes must be those the JavaScript builders
+ * give (`JSON.stringify(toLlavaSample(row))`, `JSON.stringify(toTrlRecord(pair))`: the paths they
+ * replaced, kept as the formats' definition): compared here byte for byte on the
  * hand-made fixture, a bulk dataset, and rows made to find where the two could part: every JSON
  * escape, non-ASCII text, empty and missing answers, null fields, image types outside the table,
  * and scores that Postgres and JavaScript format differently.
  */
+type Format = 'llava.json' | 'jsonl' | 'trl.jsonl';
+
 describe('dataset exports written by Postgres equal the JavaScript builder byte for byte', () => {
   let app: TestApp;
   let lab: TestProject;
@@ -22,8 +25,14 @@ describe('dataset exports written by Postgres equal the JavaScript builder byte 
   let trickyId: string;
 
   /** The replaced path: item rows read as before, each record built and serialised in JavaScript. */
-  async function builtInJavaScript(ds: DataSource, datasetId: string, format: 'llava.json' | 'jsonl'): Promise<Buffer> {
+  async function builtInJavaScript(ds: DataSource, datasetId: string, format: Format): Promise<Buffer> {
     const parts: string[] = [];
+    if (format === 'trl.jsonl') {
+      for await (const row of streamRows<TrlSourceRow>(ds, trlQuery(datasetId, lab.id), new AbortController().signal, 7)) {
+        for (const pair of buildPreferencePairs(row)) parts.push(JSON.stringify(toTrlRecord(pair)) + '\n');
+      }
+      return Buffer.from(parts.join(''), 'utf8');
+    }
     let first = true;
     if (format === 'llava.json') parts.push('[');
     for await (const row of streamRows<ExportItemRow>(ds, itemsQuery(datasetId, lab.id), new AbortController().signal, 7)) {
@@ -35,7 +44,7 @@ describe('dataset exports written by Postgres equal the JavaScript builder byte 
     return Buffer.from(parts.join(''), 'utf8');
   }
 
-  const download = async (datasetId: string, format: 'llava.json' | 'jsonl') => {
+  const download = async (datasetId: string, format: Format) => {
     const res = await fetch(`${app.url}${datasetExportPath(datasetId, format)}`, { headers: { authorization: `Bearer ${lab.keys.VIEWER}` } });
     expect(res.status).toBe(200);
     return Buffer.from(await res.arrayBuffer());
@@ -45,14 +54,14 @@ describe('dataset exports written by Postgres equal the JavaScript builder byte 
     app = await startTestApp();
     lab = await createTestProject(app, 'export-lines');
     fx = await seedDatasetFixture(app, lab);
-    bulkId = await seedBulkDataset(app.ds, lab.id, { items: 450, images: 30, tag: 'lines' });
+    bulkId = await seedBulkDataset(app.ds, lab.id, { items: 450, images: 30, tag: 'lines', preferences: true });
     trickyId = await seedTrickyDataset(app.ds, lab.id);
   });
   afterAll(async () => {
     await app?.stop();
   });
 
-  for (const format of ['llava.json', 'jsonl'] as const) {
+  for (const format of ['llava.json', 'jsonl', 'trl.jsonl'] as const) {
     it(`${format}: the hand-made fixture, a bulk dataset, and an empty one`, async () => {
       for (const datasetId of [fx.datasetId, bulkId, fx.emptyDatasetId]) {
         const expected = await builtInJavaScript(app.ds, datasetId, format);
@@ -82,6 +91,10 @@ describe('dataset exports written by Postgres equal the JavaScript builder byte 
     expect(records.map((r) => r.image)).toEqual(expect.arrayContaining([null, expect.stringMatching(/\.tif$/), expect.stringMatching(/\.bin$/)]));
     expect(records.some((r) => r.generation_run_id !== null)).toBe(true);
     expect(records.some((r) => r.conversations.length === 0)).toBe(true);
+    const pairs = (await download(trickyId, 'trl.jsonl')).toString('utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(pairs.filter((p) => p.round !== null).length).toBeGreaterThan(2);
+    expect(pairs.filter((p) => p.other_candidate_id !== null).length).toBe(1);
+    expect(JSON.stringify(pairs)).toContain('😀');
   });
 });
 
@@ -101,7 +114,7 @@ function trickyRounds(k: number): StoredRound[] {
     [],
     [{ question: '<image>\nalready tagged', answers: ['x', 'y'] }, { question: 'second', answers: ['p', 'q'] }],
   ];
-  return variants[k % variants.length];
+  return variants[Math.floor(k / 2) % variants.length];
 }
 
 async function seedTrickyDataset(ds: DataSource, projectId: string): Promise<string> {
@@ -126,6 +139,7 @@ async function seedTrickyDataset(ds: DataSource, projectId: string): Promise<str
     );
     imageIds.push(id);
   }
+  const candidateIds: string[] = [];
   const [{ id: datasetId }]: { id: string }[] = await ds.query(
     `INSERT INTO datasets (project_id, name, version, rule, item_count) VALUES ($1, 'tricky', 1, '{}', $2) RETURNING id`,
     [projectId, TRICKY_SCORES.length],
@@ -147,6 +161,21 @@ async function seedTrickyDataset(ds: DataSource, projectId: string): Promise<str
       ],
     );
     await ds.query(`INSERT INTO dataset_items (project_id, dataset_id, candidate_id, rank, score) VALUES ($1, $2, $3, $4, $5)`, [projectId, datasetId, id, k + 1, score]);
+    candidateIds.push(id);
   }
+  // Model ratings of every answer (pairs where they differ), and one comparison of two whole conversations about one figure.
+  await ds.query(
+    `INSERT INTO preferences (project_id, candidate_id, source, kind, judge_model, round_index, answer_index, rating, rubric_version)
+     SELECT $1, c.id, 'MODEL', 'RATING', 'judge-1', r, a, (di.rank + r * 3 + a * 5) % 11, 'rating/v1'
+       FROM dataset_items di JOIN candidates c ON c.id = di.candidate_id
+      CROSS JOIN LATERAL generate_series(0, jsonb_array_length(c.rounds) - 1) r
+      CROSS JOIN generate_series(0, 1) a
+      WHERE di.dataset_id = $2`,
+    [projectId, datasetId],
+  );
+  await ds.query(
+    `INSERT INTO preferences (project_id, candidate_id, other_candidate_id, source, kind, judge_model, choice) VALUES ($1, $2, $3, 'MODEL', 'PAIRWISE', 'judge-1', 'B')`,
+    [projectId, candidateIds[3], candidateIds[7]],
+  );
   return datasetId;
 }

@@ -490,6 +490,54 @@ export function toTrlRecord(pair: TrlPair): TrlRecord {
   };
 }
 
+/**
+ * The `trl.jsonl` lines of one dataset item, each ending in a newline: `JSON.stringify(toTrlRecord(pair))`
+ * byte for byte (test/datasets/dataset-export-lines.test.ts compares them), written without the
+ * record objects. An item's round pairs repeat the conversation so far in their prompts (round k
+ * carries 2k + 1 messages), so each message is serialised once per item and reused: what the
+ * profile of the export showed as most of its time (JSON.stringify of whole records, issue 14).
+ */
+export function trlLines(row: TrlSourceRow): string {
+  const pairs = buildPreferencePairs(row);
+  if (!pairs.length) return '';
+  const serialised = new Map<ChatMessage, string>();
+  const message = (m: ChatMessage): string => {
+    let json = serialised.get(m);
+    if (json === undefined) {
+      json = '{"role":' + JSON.stringify(m.role) + ',"content":' + JSON.stringify(m.content) + '}';
+      serialised.set(m, json);
+    }
+    return json;
+  };
+  const messages = (list: ChatMessage[]): string => {
+    let json = '[';
+    for (let i = 0; i < list.length; i++) json += (i ? ',' : '') + message(list[i]);
+    return json + ']';
+  };
+  const candidate = candidateGlobalId(row.candidateId);
+  const candidateIds = ',"candidate_id":' + JSON.stringify(candidate) + ',"candidate_uuid":' + JSON.stringify(row.candidateId);
+  let lines = '';
+  for (const pair of pairs) {
+    const other = pair.other_candidate_id == null ? null : candidateGlobalId(pair.other_candidate_id);
+    lines +=
+      '{"prompt":' + messages(pair.prompt) +
+      ',"chosen":' + messages(pair.chosen) +
+      ',"rejected":' + messages(pair.rejected) +
+      ',"id":' + JSON.stringify(trlPairId(candidate, pair.round, other)) +
+      candidateIds +
+      ',"other_candidate_id":' + JSON.stringify(other) +
+      ',"other_candidate_uuid":' + JSON.stringify(pair.other_candidate_id) +
+      ',"round":' + JSON.stringify(pair.round) +
+      ',"rank":' + JSON.stringify(pair.rank) +
+      ',"image":' + JSON.stringify(pair.image) +
+      ',"source":' + JSON.stringify(pair.source) +
+      ',"kinds":' + JSON.stringify(pair.kinds) +
+      ',"votes":' + JSON.stringify(pair.votes) +
+      '}\n';
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------------------------------------
 // TRL vision preference pairs
 // ---------------------------------------------------------------------------------------------

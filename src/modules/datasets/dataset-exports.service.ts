@@ -21,7 +21,7 @@ import {
   missingFileSize,
   MissingReason,
   missingLine,
-  toTrlRecord,
+  trlLines,
   toTrlVisionRecord,
   TrlPair,
   TrlSourceRow,
@@ -273,7 +273,7 @@ export class DatasetExportsService {
       case 'jsonl':
         return inChunks(this.jsonLines(dataset, signal));
       case 'trl.jsonl':
-        return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlRecord(pair))));
+        return inChunks(this.trlJsonLines(dataset, signal));
       case 'trl-vision.jsonl':
         return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlVisionRecord(pair))));
       case 'images.tar':
@@ -312,6 +312,15 @@ export class DatasetExportsService {
     for await (const rows of streamBatches<[string, number | null, string]>(this.ds, jsonlLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
       let text = '';
       for (const [head, score, tail] of rows) text += head + JSON.stringify(score) + tail;
+      yield text;
+    }
+  }
+
+  /** `trl.jsonl`: a batch of items' lines per step, messages serialised once per item (`trlLines`). */
+  private async *trlJsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
+    for await (const rows of streamBatches<TrlSourceRow>(this.ds, trlQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
+      let text = '';
+      for (const row of rows) text += trlLines(row);
       yield text;
     }
   }
