@@ -27,6 +27,7 @@
  */
 // Types only, and the id codec: this module loads nothing with decorators, so that it stays a plain function library.
 import { toGlobalId } from '../../platform/ids';
+import type { ExportBytes } from './export-bytes';
 import type { StoredRound } from '../candidates/conversation';
 import type { PairwiseChoice, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
 
@@ -491,51 +492,56 @@ export function toTrlRecord(pair: TrlPair): TrlRecord {
 }
 
 /**
- * The `trl.jsonl` lines of one dataset item, each ending in a newline: `JSON.stringify(toTrlRecord(pair))`
- * byte for byte (test/datasets/dataset-export-lines.test.ts compares them), written without the
- * record objects. An item's round pairs repeat the conversation so far in their prompts (round k
- * carries 2k + 1 messages), so each message is serialised once per item and reused: what the
- * profile of the export showed as most of its time (JSON.stringify of whole records, issue 14).
+ * Writes the `trl.jsonl` lines of one dataset item, each ending in a newline:
+ * `JSON.stringify(toTrlRecord(pair))` byte for byte (test/datasets/dataset-export-lines.test.ts
+ * compares them), without the record objects. An item's round pairs repeat the conversation so far
+ * in their prompts (round k carries 2k + 1 messages), so each message is serialised and encoded once
+ * per item and copied: JSON.stringify of whole records was the TRL export's top frame (issue 14).
  */
-export function trlLines(row: TrlSourceRow): string {
+export function writeTrlLines(row: TrlSourceRow, out: ExportBytes): void {
   const pairs = buildPreferencePairs(row);
-  if (!pairs.length) return '';
-  const serialised = new Map<ChatMessage, string>();
-  const message = (m: ChatMessage): string => {
-    let json = serialised.get(m);
-    if (json === undefined) {
-      json = '{"role":' + JSON.stringify(m.role) + ',"content":' + JSON.stringify(m.content) + '}';
-      serialised.set(m, json);
+  if (!pairs.length) return;
+  const encoded = new Map<ChatMessage, Buffer>();
+  const message = (m: ChatMessage): Buffer => {
+    let bytes = encoded.get(m);
+    if (bytes === undefined) {
+      bytes = Buffer.from('{"role":' + JSON.stringify(m.role) + ',"content":' + JSON.stringify(m.content) + '}', 'utf8');
+      encoded.set(m, bytes);
     }
-    return json;
+    return bytes;
   };
-  const messages = (list: ChatMessage[]): string => {
-    let json = '[';
-    for (let i = 0; i < list.length; i++) json += (i ? ',' : '') + message(list[i]);
-    return json + ']';
+  const messages = (list: ChatMessage[]): void => {
+    out.string('[');
+    for (let i = 0; i < list.length; i++) {
+      if (i) out.string(',');
+      out.bytes(message(list[i]));
+    }
+    out.string(']');
   };
   const candidate = candidateGlobalId(row.candidateId);
   const candidateIds = ',"candidate_id":' + JSON.stringify(candidate) + ',"candidate_uuid":' + JSON.stringify(row.candidateId);
-  let lines = '';
   for (const pair of pairs) {
     const other = pair.other_candidate_id == null ? null : candidateGlobalId(pair.other_candidate_id);
-    lines +=
-      '{"prompt":' + messages(pair.prompt) +
-      ',"chosen":' + messages(pair.chosen) +
-      ',"rejected":' + messages(pair.rejected) +
+    out.string('{"prompt":');
+    messages(pair.prompt);
+    out.string(',"chosen":');
+    messages(pair.chosen);
+    out.string(',"rejected":');
+    messages(pair.rejected);
+    out.string(
       ',"id":' + JSON.stringify(trlPairId(candidate, pair.round, other)) +
-      candidateIds +
-      ',"other_candidate_id":' + JSON.stringify(other) +
-      ',"other_candidate_uuid":' + JSON.stringify(pair.other_candidate_id) +
-      ',"round":' + JSON.stringify(pair.round) +
-      ',"rank":' + JSON.stringify(pair.rank) +
-      ',"image":' + JSON.stringify(pair.image) +
-      ',"source":' + JSON.stringify(pair.source) +
-      ',"kinds":' + JSON.stringify(pair.kinds) +
-      ',"votes":' + JSON.stringify(pair.votes) +
-      '}\n';
+        candidateIds +
+        ',"other_candidate_id":' + JSON.stringify(other) +
+        ',"other_candidate_uuid":' + JSON.stringify(pair.other_candidate_id) +
+        ',"round":' + JSON.stringify(pair.round) +
+        ',"rank":' + JSON.stringify(pair.rank) +
+        ',"image":' + JSON.stringify(pair.image) +
+        ',"source":' + JSON.stringify(pair.source) +
+        ',"kinds":' + JSON.stringify(pair.kinds) +
+        ',"votes":' + JSON.stringify(pair.votes) +
+        '}\n',
+    );
   }
-  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------

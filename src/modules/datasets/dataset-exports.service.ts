@@ -21,12 +21,13 @@ import {
   missingFileSize,
   MissingReason,
   missingLine,
-  trlLines,
+  writeTrlLines,
   toTrlVisionRecord,
   TrlPair,
   TrlSourceRow,
 } from './dataset-export.format';
 import { jsonlLinesQuery, llavaLinesQuery, SqlQuery } from './dataset-export.lines';
+import { ExportBytes } from './export-bytes';
 
 /** An export ready to stream: headers first, then the body, produced as the client reads it. */
 export interface DatasetExport {
@@ -269,11 +270,11 @@ export class DatasetExportsService {
   private body(dataset: Dataset, format: ExportFormat, signal: AbortSignal): AsyncGenerator<Buffer> {
     switch (format) {
       case 'llava.json':
-        return inChunks(this.llavaJson(dataset, signal));
+        return this.llavaJson(dataset, signal);
       case 'jsonl':
-        return inChunks(this.jsonLines(dataset, signal));
+        return this.jsonLines(dataset, signal);
       case 'trl.jsonl':
-        return inChunks(this.trlJsonLines(dataset, signal));
+        return this.trlJsonLines(dataset, signal);
       case 'trl-vision.jsonl':
         return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlVisionRecord(pair))));
       case 'images.tar':
@@ -290,38 +291,39 @@ export class DatasetExportsService {
   }
 
   /**
-   * One JSON array, one sample per line. Postgres writes each sample (dataset-export.lines.ts);
-   * a batch of rows leaves as one string.
+   * One JSON array, one sample per line. Postgres writes each sample (dataset-export.lines.ts); a
+   * batch of rows leaves as one buffer, each line encoded into place (export-bytes.ts).
    */
-  private async *llavaJson(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
+  private async *llavaJson(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
     let separator = '\n';
-    yield '[';
+    out.string('[');
     for await (const rows of streamBatches<[string]>(this.ds, llavaLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
-      let text = '';
       for (const [line] of rows) {
-        text += separator + line;
+        out.string(separator).string(line);
         separator = ',\n';
       }
-      yield text;
+      yield out.take();
     }
-    yield separator === '\n' ? ']\n' : '\n]\n';
+    out.string(separator === '\n' ? ']\n' : '\n]\n');
+    yield out.take();
   }
 
   /** One record per line, written by Postgres but for the score, a float formatted as JavaScript does (see dataset-export.lines.ts). */
-  private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
+  private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
     for await (const rows of streamBatches<[string, number | null, string]>(this.ds, jsonlLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
-      let text = '';
-      for (const [head, score, tail] of rows) text += head + JSON.stringify(score) + tail;
-      yield text;
+      for (const [head, score, tail] of rows) out.string(head).string(JSON.stringify(score)).string(tail);
+      yield out.take();
     }
   }
 
-  /** `trl.jsonl`: a batch of items' lines per step, messages serialised once per item (`trlLines`). */
-  private async *trlJsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
+  /** `trl.jsonl`: a batch of items' lines per buffer, each item's messages encoded once (`writeTrlLines`). */
+  private async *trlJsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
     for await (const rows of streamBatches<TrlSourceRow>(this.ds, trlQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      let text = '';
-      for (const row of rows) text += trlLines(row);
-      yield text;
+      for (const row of rows) writeTrlLines(row, out);
+      if (out.byteLength) yield out.take();
     }
   }
 
