@@ -55,16 +55,11 @@ const imagePathJson = (hash: string, mime: string) =>
     .map(([type, ext]) => `WHEN ${literal(type)} THEN ${literal(ext)}`)
     .join(' ')} ELSE 'bin' END)::text END`;
 
-const FROM = `
-  FROM dataset_items di
-  JOIN candidates c ON c.id = di.candidate_id AND c.project_id = di.project_id
-  JOIN images i ON i.id = c.image_id AND i.project_id = di.project_id`;
-
 /**
  * Per candidate, its LLaVA turns (first answer of each round, `<image>\n` before the first question)
  * as the inside of a JSON array, and its alternative answers (each round's second, else null) the same.
  */
-const CONVERSATION = `
+export const CONVERSATION_JOIN = `
   CROSS JOIN LATERAL (
     SELECT coalesce(string_agg('{"from":"human","value":' || to_json(CASE WHEN r.n = 1 THEN ${literal(IMAGE_TOKEN)} ELSE '' END || (r.round->>'question'))::text
                                || '},{"from":"gpt","value":' || to_json(coalesce(r.round->'answers'->>0, ''))::text || '}', ',' ORDER BY r.n), '') AS turns,
@@ -79,23 +74,17 @@ const LLAVA_OPEN = [
   `${key('conversations')} || '[' || conv.turns || ']'`,
 ].join(' || ');
 
-/** One row per item in rank order: `line`, the LLaVA sample as JSON (no separator). */
-export function llavaLinesQuery(datasetId: string, projectId: string): SqlQuery {
-  return {
-    text: `SELECT '{' || ${LLAVA_OPEN} || '}' AS line
-           ${FROM}
-           ${CONVERSATION}
-           WHERE di.dataset_id = $1 AND di.project_id = $2
-           ORDER BY di.rank`,
-    values: [datasetId, projectId],
-  };
-}
+/**
+ * The select lists, over the aliases of the service's item statement (`di` dataset_items, `c`
+ * candidates, `i` images) joined with CONVERSATION_JOIN (`conv`); the service owns the statement.
+ */
+export const LLAVA_LINE_SELECT = `'{' || ${LLAVA_OPEN} || '}' AS line`;
 
 /**
- * One row per item in rank order: the JSONL record up to `"score":` (`head`), the score, and the
- * rest from the comma after it with the newline (`tail`); `head + JSON.stringify(score) + tail`.
+ * The JSONL record up to `"score":` (`head`), the score, and the rest from the comma after it with
+ * the newline (`tail`): `head + JSON.stringify(score) + tail`.
  */
-export function jsonlLinesQuery(datasetId: string, projectId: string): SqlQuery {
+export const JSONL_LINE_SELECT = (() => {
   const head = [`'{' || ${LLAVA_OPEN}`, `${key('candidate_uuid')} || to_json(c.id::text)::text`, `${key('rank')} || ${jsonInteger('di.rank')}`, key('score')].join(' || ');
   const tail = [
     `${key('image_id')} || ${globalId('Image', 'i.id::text')}`,
@@ -115,12 +104,5 @@ export function jsonlLinesQuery(datasetId: string, projectId: string): SqlQuery 
     `${key('prompt_template_version')} || ${jsonString('c.prompt_template_version')}`,
     `${key('sample_index')} || ${jsonInteger('c.sample_index')}`,
   ].join(' || ');
-  return {
-    text: `SELECT ${head} AS head, di.score, ${tail} || E'}\\n' AS tail
-           ${FROM}
-           ${CONVERSATION}
-           WHERE di.dataset_id = $1 AND di.project_id = $2
-           ORDER BY di.rank`,
-    values: [datasetId, projectId],
-  };
-}
+  return `${head} AS head, di.score, ${tail} || E'}\\n' AS tail`;
+})();

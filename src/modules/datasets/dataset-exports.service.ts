@@ -26,7 +26,7 @@ import {
   TrlPair,
   TrlSourceRow,
 } from './dataset-export.format';
-import { jsonlLinesQuery, llavaLinesQuery, SqlQuery } from './dataset-export.lines';
+import { CONVERSATION_JOIN, JSONL_LINE_SELECT, LLAVA_LINE_SELECT, SqlQuery } from './dataset-export.lines';
 import { ExportBytes } from './export-bytes';
 
 /** An export ready to stream: headers first, then the body, produced as the client reads it. */
@@ -63,6 +63,21 @@ export function itemsQuery(datasetId: string, projectId: string): SqlQuery {
                   i.id AS "imageId", i.pair_id AS "pairId", i.pmid, i.fig_label AS "figLabel", i.caption, i.mentions,
                   i.modalities::text[] AS modalities, i.content_hash AS "contentHash", i.mime_type AS "mimeType", i.cluster_id AS "clusterId"
            ${ITEMS_FROM}
+           ${ITEMS_WHERE}
+           ORDER BY di.rank`,
+    values: [datasetId, projectId],
+  };
+}
+
+/**
+ * The LLaVA (`line`) or JSONL (`head`, `score`, `tail`) records of the items in rank order, written
+ * by Postgres as JSON text (dataset-export.lines.ts); the same items and order as `itemsQuery`.
+ */
+export function itemLinesQuery(datasetId: string, projectId: string, format: 'llava.json' | 'jsonl'): SqlQuery {
+  return {
+    text: `SELECT ${format === 'jsonl' ? JSONL_LINE_SELECT : LLAVA_LINE_SELECT}
+           ${ITEMS_FROM}
+           ${CONVERSATION_JOIN}
            ${ITEMS_WHERE}
            ORDER BY di.rank`,
     values: [datasetId, projectId],
@@ -298,7 +313,7 @@ export class DatasetExportsService {
     const out = new ExportBytes();
     let separator = '\n';
     out.string('[');
-    for await (const rows of streamBatches<[string]>(this.ds, llavaLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
+    for await (const rows of streamBatches<[string]>(this.ds, itemLinesQuery(dataset.id, dataset.projectId, 'llava.json'), signal, TEXT_BATCH_ROWS, 'array')) {
       for (const [line] of rows) {
         out.string(separator).string(line);
         separator = ',\n';
@@ -312,7 +327,7 @@ export class DatasetExportsService {
   /** One record per line, written by Postgres but for the score, a float formatted as JavaScript does (see dataset-export.lines.ts). */
   private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
     const out = new ExportBytes();
-    for await (const rows of streamBatches<[string, number | null, string]>(this.ds, jsonlLinesQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS, 'array')) {
+    for await (const rows of streamBatches<[string, number | null, string]>(this.ds, itemLinesQuery(dataset.id, dataset.projectId, 'jsonl'), signal, TEXT_BATCH_ROWS, 'array')) {
       for (const [head, score, tail] of rows) out.string(head).string(JSON.stringify(score)).string(tail);
       yield out.take();
     }
