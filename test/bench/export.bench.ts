@@ -14,6 +14,8 @@
  * (dataset-export.lines.ts: Postgres writes the JSON), so their ratio compares the whole export
  * with reading its data raw. Each measurement runs BENCH_REPEAT times (default 3), reference and
  * export interleaved; medians printed, with the spread of the ratio and the machine's load average.
+ * The same download is also read by curl in a child process (the server's pace without a client
+ * sharing its process and core, as the reference has its own process).
  * Prints items per second, the ratio to pg-query-stream, CPU time per 1,000 items of this process
  * (server and client) and of the reference's process, bytes, and the process RSS before (after a
  * full GC) and its largest growth during a download (sampled every 10 ms). Memory is flat when the
@@ -118,13 +120,19 @@ async function main(): Promise<void> {
       }
       return { bytes, lines };
     };
+    /** The same download by curl in a child process: the server's pace without a client in its process (as the reference runs in its own). */
+    const curlDownload = async (datasetId: string, format: (typeof FORMATS)[number]) => {
+      const { stdout } = await promisify(execFile)('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', '-H', `authorization: Bearer ${key}`, `${app.url}${datasetExportPath(datasetId, format)}`]);
+      return Number(stdout);
+    };
     // Warm-up: code paths, plans and caches.
     for (const format of FORMATS) await download(datasets[0].id, format);
 
     console.log(`\ndataset exports over HTTP vs raw reads of the same statement (${IMAGES} images; items/s; median of ${REPEAT}, interleaved)`);
     console.log(`${os.cpus().length} CPUs, load average ${load()} (1, 5, 15 min) at the start`);
     console.log('CPU ms/1k: this process (server and client) per 1,000 items, against the pg-query-stream process');
-    console.log('items    format      HTTP  pg-query-stream  ratio (min-max)     cursor  CPU ms/1k HTTP  ref   bytes      lines    RSS before  peak growth');
+    console.log('curl: the same download read by curl in a child process; its ratio to the same pg-query-stream read');
+    console.log('items    format      HTTP  pg-query-stream  ratio (min-max)     cursor  CPU ms/1k HTTP  ref   bytes      lines    RSS before  peak growth   curl  ratio');
     for (const { size, id } of datasets) {
       for (const format of FORMATS) {
         const query = format === 'trl.jsonl' ? trlQuery(id, lab.id) : itemsQuery(id, lab.id);
@@ -134,6 +142,8 @@ async function main(): Promise<void> {
         const cpu: number[] = [];
         const rawCpu: number[] = [];
         const cursor: number[] = [];
+        const curl: number[] = [];
+        const curlRatios: number[] = [];
         let result = { bytes: 0, lines: 0 };
         let before = 0;
         let growth = 0;
@@ -154,6 +164,11 @@ async function main(): Promise<void> {
           ratios.push(http[r] / raw[r]);
           cpu.push(((used.user + used.system) / 1000 / size) * 1000);
           rawCpu.push((reference.cpuMs / size) * 1000);
+          t = process.hrtime.bigint();
+          const curlBytes = await curlDownload(id, format);
+          curl.push(size / seconds(t));
+          curlRatios.push(curl[r] / raw[r]);
+          if (curlBytes !== measured.result.bytes) throw new Error(`curl read ${curlBytes} bytes, fetch ${measured.result.bytes}`);
           result = measured.result;
           before = measured.before;
           growth = Math.max(growth, measured.peak - measured.before);
@@ -172,7 +187,9 @@ async function main(): Promise<void> {
             ` ${mib(result.bytes).padEnd(10)}`,
             String(result.lines).padEnd(8),
             mib(before).padEnd(11),
-            `+${mib(growth)}`,
+            `+${mib(growth)}`.padEnd(10),
+            median(curl).toFixed(0).padStart(6),
+            median(curlRatios).toFixed(2).padStart(6),
           ].join(' '),
         );
       }
