@@ -498,6 +498,8 @@ export function toTrlRecord(pair: TrlPair): TrlRecord {
  * in their prompts (round k carries 2k + 1 messages), so each message is serialised and encoded once
  * per item and copied: JSON.stringify of whole records was the TRL export's top frame (issue 14).
  */
+const COMMA = Buffer.from(',');
+
 export function writeTrlLines(row: TrlSourceRow, out: ExportBytes): void {
   const pairs = buildPreferencePairs(row);
   if (!pairs.length) return;
@@ -510,11 +512,43 @@ export function writeTrlLines(row: TrlSourceRow, out: ExportBytes): void {
     }
     return bytes;
   };
+  // Round pairs' prompts are prefixes of one message list (the same objects): the longest prefix
+  // met so far is kept encoded as `m0,m1,…` with where each message ends, so a prompt is one copy.
+  let prefix: ChatMessage[] = [];
+  let prefixBytes: Buffer = Buffer.alloc(0);
+  let prefixEnds: number[] = [];
+  const encodedPrefix = (list: ChatMessage[]): Buffer | null => {
+    if (list.length === 0) return null;
+    let shared = 0;
+    while (shared < list.length && shared < prefix.length && list[shared] === prefix[shared]) shared++;
+    if (shared === list.length) return prefixBytes.subarray(0, prefixEnds[list.length - 1]);
+    if (shared !== prefix.length) return null; // not an extension of the prefix kept: written message by message
+    const parts = [prefixBytes];
+    let end = prefixBytes.length;
+    for (let i = shared; i < list.length; i++) {
+      const bytes = message(list[i]);
+      if (i) {
+        parts.push(COMMA);
+        end += 1;
+      }
+      parts.push(bytes);
+      end += bytes.length;
+      prefixEnds.push(end);
+    }
+    prefix = list;
+    prefixBytes = Buffer.concat(parts, end);
+    prefixEnds = prefixEnds.slice(0, list.length);
+    return prefixBytes;
+  };
   const messages = (list: ChatMessage[]): void => {
     out.string('[');
-    for (let i = 0; i < list.length; i++) {
-      if (i) out.string(',');
-      out.bytes(message(list[i]));
+    const encoded = encodedPrefix(list);
+    if (encoded) out.bytes(encoded);
+    else {
+      for (let i = 0; i < list.length; i++) {
+        if (i) out.string(',');
+        out.bytes(message(list[i]));
+      }
     }
     out.string(']');
   };
