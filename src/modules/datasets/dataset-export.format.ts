@@ -27,6 +27,7 @@
  */
 // Types only, and the id codec: this module loads nothing with decorators, so that it stays a plain function library.
 import { toGlobalId } from '../../platform/ids';
+import type { ExportBytes } from './export-bytes';
 import type { StoredRound } from '../candidates/conversation';
 import type { PairwiseChoice, PreferenceKind, PreferenceSource } from '../preferences/preference.entity';
 
@@ -72,7 +73,8 @@ export function exportFileName(name: string, version: number, format: ExportForm
 // Image paths (shared by every format and the image archive)
 // ---------------------------------------------------------------------------------------------
 
-const EXTENSIONS: Record<string, string> = {
+/** File extension by image type; any other type is `bin`. Also used by dataset-export.lines.ts (the same paths written by Postgres). */
+export const IMAGE_EXTENSIONS: Record<string, string> = {
   'image/jpeg': 'jpg',
   'image/png': 'png',
   'image/webp': 'webp',
@@ -90,7 +92,7 @@ export const CARD_JSON_FILE = 'card.json';
 /** `images/<sha256>.<ext>`; null when only the image's record is known (no bytes were ever stored). */
 export function imagePath(contentHash: string | null, mimeType: string | null): string | null {
   if (!contentHash) return null;
-  return `${IMAGE_DIR}/${contentHash}.${(mimeType && EXTENSIONS[mimeType]) ?? 'bin'}`;
+  return `${IMAGE_DIR}/${contentHash}.${(mimeType && IMAGE_EXTENSIONS[mimeType]) ?? 'bin'}`;
 }
 
 export enum MissingReason {
@@ -487,6 +489,93 @@ export function toTrlRecord(pair: TrlPair): TrlRecord {
     kinds: pair.kinds,
     votes: pair.votes,
   };
+}
+
+/**
+ * Writes the `trl.jsonl` lines of one dataset item, each ending in a newline:
+ * `JSON.stringify(toTrlRecord(pair))` byte for byte (test/datasets/dataset-export-lines.test.ts
+ * compares them), without the record objects. An item's round pairs repeat the conversation so far
+ * in their prompts (round k carries 2k + 1 messages), so each message is serialised and encoded once
+ * per item and copied: JSON.stringify of whole records was the TRL export's top frame (issue 14).
+ */
+const COMMA = Buffer.from(',');
+
+export function writeTrlLines(row: TrlSourceRow, out: ExportBytes): void {
+  const pairs = buildPreferencePairs(row);
+  if (!pairs.length) return;
+  const encoded = new Map<ChatMessage, Buffer>();
+  const message = (m: ChatMessage): Buffer => {
+    let bytes = encoded.get(m);
+    if (bytes === undefined) {
+      bytes = Buffer.from('{"role":' + JSON.stringify(m.role) + ',"content":' + JSON.stringify(m.content) + '}', 'utf8');
+      encoded.set(m, bytes);
+    }
+    return bytes;
+  };
+  // Round pairs' prompts are prefixes of one message list (the same objects): the longest prefix
+  // met so far is kept encoded as `m0,m1,…` with where each message ends, so a prompt is one copy.
+  let prefix: ChatMessage[] = [];
+  let prefixBytes: Buffer = Buffer.alloc(0);
+  let prefixEnds: number[] = [];
+  const encodedPrefix = (list: ChatMessage[]): Buffer | null => {
+    if (list.length === 0) return null;
+    let shared = 0;
+    while (shared < list.length && shared < prefix.length && list[shared] === prefix[shared]) shared++;
+    if (shared === list.length) return prefixBytes.subarray(0, prefixEnds[list.length - 1]);
+    if (shared !== prefix.length) return null; // not an extension of the prefix kept: written message by message
+    const parts = [prefixBytes];
+    let end = prefixBytes.length;
+    for (let i = shared; i < list.length; i++) {
+      const bytes = message(list[i]);
+      if (i) {
+        parts.push(COMMA);
+        end += 1;
+      }
+      parts.push(bytes);
+      end += bytes.length;
+      prefixEnds.push(end);
+    }
+    prefix = list;
+    prefixBytes = Buffer.concat(parts, end);
+    prefixEnds = prefixEnds.slice(0, list.length);
+    return prefixBytes;
+  };
+  const messages = (list: ChatMessage[]): void => {
+    out.string('[');
+    const encoded = encodedPrefix(list);
+    if (encoded) out.bytes(encoded);
+    else {
+      for (let i = 0; i < list.length; i++) {
+        if (i) out.string(',');
+        out.bytes(message(list[i]));
+      }
+    }
+    out.string(']');
+  };
+  const candidate = candidateGlobalId(row.candidateId);
+  const candidateIds = ',"candidate_id":' + JSON.stringify(candidate) + ',"candidate_uuid":' + JSON.stringify(row.candidateId);
+  for (const pair of pairs) {
+    const other = pair.other_candidate_id == null ? null : candidateGlobalId(pair.other_candidate_id);
+    out.string('{"prompt":');
+    messages(pair.prompt);
+    out.string(',"chosen":');
+    messages(pair.chosen);
+    out.string(',"rejected":');
+    messages(pair.rejected);
+    out.string(
+      ',"id":' + JSON.stringify(trlPairId(candidate, pair.round, other)) +
+        candidateIds +
+        ',"other_candidate_id":' + JSON.stringify(other) +
+        ',"other_candidate_uuid":' + JSON.stringify(pair.other_candidate_id) +
+        ',"round":' + JSON.stringify(pair.round) +
+        ',"rank":' + JSON.stringify(pair.rank) +
+        ',"image":' + JSON.stringify(pair.image) +
+        ',"source":' + JSON.stringify(pair.source) +
+        ',"kinds":' + JSON.stringify(pair.kinds) +
+        ',"votes":' + JSON.stringify(pair.votes) +
+        '}\n',
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

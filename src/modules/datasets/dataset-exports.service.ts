@@ -13,7 +13,6 @@ import {
   buildPreferencePairs,
   EXPORT_CONTENT_TYPES,
   ExportFormat,
-  ExportItemRow,
   exportFileName,
   imagePath,
   CARD_JSON_FILE,
@@ -22,13 +21,13 @@ import {
   missingFileSize,
   MissingReason,
   missingLine,
-  toJsonlRecord,
-  toLlavaSample,
-  toTrlRecord,
+  writeTrlLines,
   toTrlVisionRecord,
   TrlPair,
   TrlSourceRow,
 } from './dataset-export.format';
+import { CONVERSATION_JOIN, JSONL_LINE_SELECT, LLAVA_LINE_SELECT, SqlQuery } from './dataset-export.lines';
+import { ExportBytes } from './export-bytes';
 
 /** An export ready to stream: headers first, then the body, produced as the client reads it. */
 export interface DatasetExport {
@@ -39,10 +38,7 @@ export interface DatasetExport {
   body(signal: AbortSignal): AsyncGenerator<Buffer>;
 }
 
-export interface SqlQuery {
-  text: string;
-  values: unknown[];
-}
+export type { SqlQuery };
 
 /** Bytes handed to the HTTP response at a time: small records are joined so that writes stay few. */
 const CHUNK_BYTES = 64 * 1024;
@@ -67,6 +63,21 @@ export function itemsQuery(datasetId: string, projectId: string): SqlQuery {
                   i.id AS "imageId", i.pair_id AS "pairId", i.pmid, i.fig_label AS "figLabel", i.caption, i.mentions,
                   i.modalities::text[] AS modalities, i.content_hash AS "contentHash", i.mime_type AS "mimeType", i.cluster_id AS "clusterId"
            ${ITEMS_FROM}
+           ${ITEMS_WHERE}
+           ORDER BY di.rank`,
+    values: [datasetId, projectId],
+  };
+}
+
+/**
+ * The LLaVA (`line`) or JSONL (`head`, `score`, `tail`) records of the items in rank order, written
+ * by Postgres as JSON text (dataset-export.lines.ts); the same items and order as `itemsQuery`.
+ */
+export function itemLinesQuery(datasetId: string, projectId: string, format: 'llava.json' | 'jsonl'): SqlQuery {
+  return {
+    text: `SELECT ${format === 'jsonl' ? JSONL_LINE_SELECT : LLAVA_LINE_SELECT}
+           ${ITEMS_FROM}
+           ${CONVERSATION_JOIN}
            ${ITEMS_WHERE}
            ORDER BY di.rank`,
     values: [datasetId, projectId],
@@ -142,16 +153,24 @@ export function imagesWithoutFileQuery(datasetId: string, projectId: string): Sq
 }
 
 /**
- * Rows of one statement through a server-side cursor on one pooled connection, `batchSize` rows per
- * FETCH, one batch ahead of the consumer: a slow consumer holds back the reads, so memory holds
- * two batches whatever the size of the result.
+ * Rows of one statement through a server-side cursor on one pooled connection, a batch of
+ * `batchSize` rows per FETCH, one batch ahead of the consumer: a slow consumer holds back the
+ * reads, so memory holds two batches whatever the size of the result. Batches rather than rows, so
+ * that a format handles a batch per step (an async generator step per row cost more than a line).
+ * `rowMode: 'array'` gives each row as an array of its columns (no object per row).
  * The connection goes back to the pool however the iteration ends; one left mid-transaction (error,
  * abort, early return) is discarded by the pool, which ends the transaction, rather than reused.
  *
  * A plain DECLARE / FETCH rather than pg-query-stream: pg-cursor requires `pg/lib/result.js`, which
  * ts-node's experimental resolver (tsconfig, used by `npm start`) resolves to `result.js.js`.
  */
-export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: AbortSignal, batchSize: number): AsyncGenerator<T> {
+export async function* streamBatches<T>(
+  ds: DataSource,
+  query: SqlQuery,
+  signal: AbortSignal,
+  batchSize: number,
+  rowMode?: 'array',
+): AsyncGenerator<T[]> {
   signal.throwIfAborted();
   const pool = (ds.driver as unknown as { master: Pool }).master;
   const client: PoolClient = await pool.connect();
@@ -163,7 +182,8 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`DECLARE export_rows NO SCROLL CURSOR FOR ${query.text}`, query.values);
     const fetch = () => {
-      const next = client.query(`FETCH FORWARD ${batchSize} FROM export_rows`);
+      const text = `FETCH FORWARD ${batchSize} FROM export_rows`;
+      const next: Promise<{ rows: unknown[] }> = rowMode ? client.query({ text, rowMode }) : client.query(text);
       next.catch(() => {}); // awaited below, unless the consumer stops first (the connection is then discarded)
       return next;
     };
@@ -173,10 +193,8 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
       const { rows } = await pending;
       const more = rows.length === batchSize;
       if (more) pending = fetch();
-      for (const row of rows) {
-        signal.throwIfAborted();
-        yield row as T;
-      }
+      signal.throwIfAborted();
+      if (rows.length) yield rows as T[];
       if (!more) break;
     }
     await client.query('CLOSE export_rows');
@@ -185,6 +203,16 @@ export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: Ab
   } finally {
     client.off('error', onError);
     client.release(clean && !connectionError ? undefined : (connectionError ?? new Error('export read ended early')));
+  }
+}
+
+/** `streamBatches` a row at a time. */
+export async function* streamRows<T>(ds: DataSource, query: SqlQuery, signal: AbortSignal, batchSize: number): AsyncGenerator<T> {
+  for await (const rows of streamBatches<T>(ds, query, signal, batchSize)) {
+    for (const row of rows) {
+      signal.throwIfAborted();
+      yield row;
+    }
   }
 }
 
@@ -257,11 +285,11 @@ export class DatasetExportsService {
   private body(dataset: Dataset, format: ExportFormat, signal: AbortSignal): AsyncGenerator<Buffer> {
     switch (format) {
       case 'llava.json':
-        return inChunks(this.llavaJson(dataset, signal));
+        return this.llavaJson(dataset, signal);
       case 'jsonl':
-        return inChunks(this.jsonLines(dataset, signal));
+        return this.jsonLines(dataset, signal);
       case 'trl.jsonl':
-        return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlRecord(pair))));
+        return this.trlJsonLines(dataset, signal);
       case 'trl-vision.jsonl':
         return inChunks(this.trlLines(dataset, signal, (pair) => JSON.stringify(toTrlVisionRecord(pair))));
       case 'images.tar':
@@ -277,20 +305,40 @@ export class DatasetExportsService {
     yield Buffer.from(render(await buildDatasetCard(this.ds, dataset)), 'utf8');
   }
 
-  /** One JSON array, one sample per line. */
-  private async *llavaJson(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
-    let first = true;
-    yield '[';
-    for await (const row of streamRows<ExportItemRow>(this.ds, itemsQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      yield (first ? '\n' : ',\n') + JSON.stringify(toLlavaSample(row));
-      first = false;
+  /**
+   * One JSON array, one sample per line. Postgres writes each sample (dataset-export.lines.ts); a
+   * batch of rows leaves as one buffer, each line encoded into place (export-bytes.ts).
+   */
+  private async *llavaJson(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
+    let separator = '\n';
+    out.string('[');
+    for await (const rows of streamBatches<[string]>(this.ds, itemLinesQuery(dataset.id, dataset.projectId, 'llava.json'), signal, TEXT_BATCH_ROWS, 'array')) {
+      for (const [line] of rows) {
+        out.string(separator).string(line);
+        separator = ',\n';
+      }
+      yield out.take();
     }
-    yield first ? ']\n' : '\n]\n';
+    out.string(separator === '\n' ? ']\n' : '\n]\n');
+    yield out.take();
   }
 
-  private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<string> {
-    for await (const row of streamRows<ExportItemRow>(this.ds, itemsQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
-      yield JSON.stringify(toJsonlRecord(row)) + '\n';
+  /** One record per line, written by Postgres but for the score, a float formatted as JavaScript does (see dataset-export.lines.ts). */
+  private async *jsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
+    for await (const rows of streamBatches<[string, number | null, string]>(this.ds, itemLinesQuery(dataset.id, dataset.projectId, 'jsonl'), signal, TEXT_BATCH_ROWS, 'array')) {
+      for (const [head, score, tail] of rows) out.string(head).string(JSON.stringify(score)).string(tail);
+      yield out.take();
+    }
+  }
+
+  /** `trl.jsonl`: a batch of items' lines per buffer, each item's messages encoded once (`writeTrlLines`). */
+  private async *trlJsonLines(dataset: Dataset, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const out = new ExportBytes();
+    for await (const rows of streamBatches<TrlSourceRow>(this.ds, trlQuery(dataset.id, dataset.projectId), signal, TEXT_BATCH_ROWS)) {
+      for (const row of rows) writeTrlLines(row, out);
+      if (out.byteLength) yield out.take();
     }
   }
 
