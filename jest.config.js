@@ -9,6 +9,9 @@ module.exports = {
     '^.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node', isolatedModules: true } }],
   },
   transformIgnorePatterns: ['/node_modules/(?!(ml-[a-z-]+|is-any-array|cheminfo-types|request-filtering-agent)/)'],
+  // The decorators (type-graphql, TypeORM) need the metadata API, as at the app's entry: a unit test that
+  // imports a module's public face (which may export a service) gets it too.
+  setupFiles: ['reflect-metadata'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
