@@ -34,8 +34,33 @@ describe('annotationValueOf', () => {
     expect(values.get('c2')!.thresholdProximity).toBeCloseTo(1, 12);
     expect(values.get('c3')!.thresholdProximity).toBeCloseTo(0.75, 12);
     expect(values.get('c4')!.thresholdProximity).toBeCloseTo(0.75, 12);
-    expect(values.get('c5')).toEqual({ value: 0, disagreement: 0, thresholdProximity: 0 });
+    expect(values.get('c5')).toEqual({ priority: 0, value: 0, disagreement: 0, thresholdProximity: 0 });
     expect(values.get('c2')!.value).toBeCloseTo(5 / 3, 12);
+    // Four candidates are one stratum: priority by value, c2 (5/3) > c1 (3/2) > c3 (13/12) > c4 (3/4).
+    expect(['c1', 'c2', 'c3', 'c4', 'c5'].map((id) => values.get(id)!.priority)).toEqual([0.75, 1, 0.5, 0.25, 0]);
+  });
+
+  it('hands out round-robin over strata of the selector score, the highest value first in each', () => {
+    // 100 candidates: two strata of 50 by selector score (i). The judge agrees with the selector on
+    // the lower half but for swapped neighbours (disagreement 1/99 each) and reverses the upper half
+    // (judge 149 − i: disagreement |2i − 149|/99, from 49/99 at i = 50 and 99 down to 1/99 at 74, 75).
+    const ids = Array.from({ length: 100 }, (_, i) => `c${i}`);
+    const selectorScores = new Map(ids.map((id, i) => [id, i]));
+    const judgeRatings = new Map(ids.map((id, i) => [id, i < 50 ? i ^ 1 : 149 - i]));
+    const values = annotationValueOf(ids, { selectorScores, judgeRatings, threshold: null });
+    expect(values.get('c0')!.value).toBeCloseTo(1 / 99, 12);
+    expect(values.get('c74')!.value).toBeCloseTo(1 / 99, 12);
+    expect(values.get('c50')!.value).toBeCloseTo(49 / 99, 12);
+    // Upper stratum: c50 and c99 tie at positions 0 and 1, priority 1 − 0.5/50; c74 and c75 are its last two.
+    expect(values.get('c50')!.priority).toBeCloseTo(0.99, 12);
+    expect(values.get('c99')!.priority).toBeCloseTo(0.99, 12);
+    expect(values.get('c74')!.priority).toBeCloseTo(1 - 48.5 / 50, 12);
+    // Lower stratum: all 50 tie at 1/99, mean position 24.5. The same value as c74, a higher priority:
+    // by value the 48 upper candidates above 1/99 would all come before the lower stratum; by
+    // priority only the upper ones at positions 0-23 (priority 1 − (2k + 0.5)/50 > 0.51) do.
+    expect(values.get('c0')!.priority).toBeCloseTo(1 - 24.5 / 50, 12);
+    expect(ids.filter((id) => values.get(id)!.priority > values.get('c0')!.priority + 1e-9)).toHaveLength(24);
+    expect(ids.filter((id) => values.get(id)!.value > values.get('c0')!.value + 1e-9)).toHaveLength(48);
   });
 
   it('has no disagreement signal without a judge and no threshold signal without a dataset', () => {
@@ -120,10 +145,12 @@ describe('annotationValues on a real database', () => {
     await dataset(other, otherSelector, 'other', [[otherCandidates[3], 3]], 30);
 
     const values = await annotationValues(app.ds.manager, lab.id, labCandidates);
-    expect(values.get(c1)).toBeCloseTo(1 + 0.5, 12);
-    expect(values.get(c2)).toBeCloseTo(2 / 3 + 1, 12);
-    expect(values.get(c3)).toBeCloseTo(1 / 3 + 0.75, 12);
-    expect(values.get(c4)).toBeCloseTo(0 + 0.75, 12);
+    // Values c1 1 + 0.5, c2 2/3 + 1, c3 1/3 + 0.75, c4 0 + 0.75 (as in the hand-computed case above);
+    // four candidates are one stratum, so the priorities are 1 − position/4 by value; c5 has no signal.
+    expect(values.get(c1)).toBeCloseTo(0.75, 12);
+    expect(values.get(c2)).toBeCloseTo(1, 12);
+    expect(values.get(c3)).toBeCloseTo(0.5, 12);
+    expect(values.get(c4)).toBeCloseTo(0.25, 12);
     expect(values.get(c5)).toBe(0);
 
     // The other project's candidates asked for under the lab's id get nothing from either project.
@@ -133,7 +160,7 @@ describe('annotationValues on a real database', () => {
 
   it('works inside a transaction, as campaign creation calls it', async () => {
     const values = await app.ds.transaction((em) => annotationValues(em, lab.id, labCandidates.slice(0, 4)));
-    expect(values.get(labCandidates[1])).toBeCloseTo(5 / 3, 12);
+    expect(values.get(labCandidates[1])).toBeCloseTo(1, 12);
   });
 
   it('is what a VALUE campaign created through the API freezes as item priorities and hands out first', async () => {
@@ -148,10 +175,10 @@ describe('annotationValues on a real database', () => {
     const [c1, c2, c3, c4, c5] = labCandidates;
     const stored: { candidate_id: string; priority: number }[] = await app.ds.query(`SELECT candidate_id, priority FROM annotation_items WHERE campaign_id = $1`, [fromGlobalId(campaignId)!.id]);
     const priority = new Map(stored.map((r) => [r.candidate_id, Number(r.priority)]));
-    expect(priority.get(c1)).toBeCloseTo(1.5, 12);
-    expect(priority.get(c2)).toBeCloseTo(5 / 3, 12);
-    expect(priority.get(c3)).toBeCloseTo(1 / 3 + 0.75, 12);
-    expect(priority.get(c4)).toBeCloseTo(0.75, 12);
+    expect(priority.get(c1)).toBeCloseTo(0.75, 12);
+    expect(priority.get(c2)).toBeCloseTo(1, 12);
+    expect(priority.get(c3)).toBeCloseTo(0.5, 12);
+    expect(priority.get(c4)).toBeCloseTo(0.25, 12);
     expect(priority.get(c5)).toBe(0);
     const next = await gql(app.graphqlUrl, lab.keys.CLINICIAN, `mutation($input: NextAnnotationTaskInput!) { nextAnnotationTask(input: $input) { task { candidate { id } } userErrors { code message } } }`, { input: { campaignId } });
     expect(next.errors).toBeUndefined();

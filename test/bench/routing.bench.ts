@@ -14,9 +14,11 @@
  * - a clinician label is the paper's ACCEPTANCE: accepted iff u + noise is above the population's
  *   (1 − TOP_FRACTION) quantile; clinician pairs are accepted vs rejected labelled candidates, each
  *   labelled candidate paired with up to PAIRS_PER_LABEL of the other side, with weight CLINICIAN_WEIGHT.
- * Routing VALUE takes the N pool candidates of highest annotationValueOf (the very function
- * routing-value.ts uses: selector/judge rank disagreement + threshold proximity) computed once, as
- * a campaign's item priority is computed once at creation; RANDOM takes N at random. The selector is
+ * Routing VALUE takes the N pool candidates of highest annotationValueOf priority (the very function
+ * routing-value.ts uses: selector/judge rank disagreement + threshold proximity, round-robin over
+ * strata of the selector's score) computed once, as a campaign's item priority is computed once at
+ * creation; RANDOM takes N at random. Also run: the unstratified sum (the previous product formula),
+ * and each signal alone, unstratified. The selector is
  * retrained (same seed, same model pairs) with those clinician pairs added, and its alignment is
  * measured on held-out candidate pairs ordered by the true utility (the "held-out clinician pairs").
  * "Labels saved": the N that RANDOM needs to reach VALUE's alignment (linear interpolation on the N
@@ -193,7 +195,7 @@ async function main(): Promise<void> {
   const load = os.loadavg();
   console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
   const initial: Quality[] = [];
-  const ROUTINGS = ['RANDOM', 'VALUE', 'VALUE disagreement only', 'VALUE threshold only'] as const;
+  const ROUTINGS = ['RANDOM', 'VALUE', 'sum unstratified', 'disagreement only', 'threshold only'] as const;
   type Routing = (typeof ROUTINGS)[number];
   const byRouting = Object.fromEntries(ROUTINGS.map((r) => [r, NS.map(() => [] as Quality[])])) as Record<Routing, Quality[][]>;
   for (let seed = 1; seed <= SEEDS; seed++) {
@@ -212,13 +214,14 @@ async function main(): Promise<void> {
     const values = annotationValueOf(ids, { selectorScores, judgeRatings, threshold: { scores: selectorScores, value: cut } });
     const tieBreak = seededRandom('routing-ties', seed);
     const jitter = new Map(ids.map((id) => [id, tieBreak()]));
-    const orderBy = (value: (v: { value: number; disagreement: number; thresholdProximity: number }) => number) =>
+    const orderBy = (value: (v: { priority: number; value: number; disagreement: number; thresholdProximity: number }) => number) =>
       [...ids].sort((a, b) => value(values.get(b)!) - value(values.get(a)!) || jitter.get(a)! - jitter.get(b)!).map(Number);
     const orders: Record<Routing, number[]> = {
       RANDOM: shuffled(POOL, seededRandom('routing-random', seed)),
-      VALUE: orderBy((v) => v.value),
-      'VALUE disagreement only': orderBy((v) => v.disagreement),
-      'VALUE threshold only': orderBy((v) => v.thresholdProximity),
+      VALUE: orderBy((v) => v.priority),
+      'sum unstratified': orderBy((v) => v.value),
+      'disagreement only': orderBy((v) => v.disagreement),
+      'threshold only': orderBy((v) => v.thresholdProximity),
     };
 
     for (const routing of ROUTINGS) {
