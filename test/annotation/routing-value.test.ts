@@ -41,26 +41,24 @@ describe('annotationValueOf', () => {
   });
 
   it('hands out round-robin over strata of the selector score, the highest value first in each', () => {
-    // 100 candidates: two strata of 50 by selector score (i). The judge agrees with the selector on
-    // the lower half but for swapped neighbours (disagreement 1/99 each) and reverses the upper half
-    // (judge 149 − i: disagreement |2i − 149|/99, from 49/99 at i = 50 and 99 down to 1/99 at 74, 75).
+    // 100 candidates: two strata of 50 by selector score (i). On the lower half the judge agrees with
+    // the selector but swaps c0 and c2 (disagreement 2/99 each, 0 for the others); it reverses the
+    // upper half (judge 149 − i: disagreement |2i − 149|/99, 49/99 at c50 and c99 down to 1/99 at c74, c75).
     const ids = Array.from({ length: 100 }, (_, i) => `c${i}`);
     const selectorScores = new Map(ids.map((id, i) => [id, i]));
-    const judgeRatings = new Map(ids.map((id, i) => [id, i < 50 ? i ^ 1 : 149 - i]));
+    const judgeRatings = new Map(ids.map((id, i) => [id, i === 0 ? 2 : i === 2 ? 0 : i < 50 ? i : 149 - i]));
     const values = annotationValueOf(ids, { selectorScores, judgeRatings, threshold: null });
-    expect(values.get('c0')!.value).toBeCloseTo(1 / 99, 12);
-    expect(values.get('c74')!.value).toBeCloseTo(1 / 99, 12);
+    expect(values.get('c0')!.value).toBeCloseTo(2 / 99, 12);
     expect(values.get('c50')!.value).toBeCloseTo(49 / 99, 12);
-    // Upper stratum: c50 and c99 tie at positions 0 and 1, priority 1 − 0.5/50; c74 and c75 are its last two.
-    expect(values.get('c50')!.priority).toBeCloseTo(0.99, 12);
-    expect(values.get('c99')!.priority).toBeCloseTo(0.99, 12);
+    expect(values.get('c74')!.value).toBeCloseTo(1 / 99, 12);
+    // Each stratum's two most valuable tie at positions 0 and 1: priority 1 − 0.5/50.
+    for (const id of ['c0', 'c2', 'c50', 'c99']) expect(values.get(id)!.priority).toBeCloseTo(0.99, 12);
+    // c74 and c75 are the upper stratum's last two; c1 has no disagreement and no threshold: 0.
     expect(values.get('c74')!.priority).toBeCloseTo(1 - 48.5 / 50, 12);
-    // Lower stratum: all 50 tie at 1/99, mean position 24.5. The same value as c74, a higher priority:
-    // by value the 48 upper candidates above 1/99 would all come before the lower stratum; by
-    // priority only the upper ones at positions 0-23 (priority 1 − (2k + 0.5)/50 > 0.51) do.
-    expect(values.get('c0')!.priority).toBeCloseTo(1 - 24.5 / 50, 12);
-    expect(ids.filter((id) => values.get(id)!.priority > values.get('c0')!.priority + 1e-9)).toHaveLength(24);
+    expect(values.get('c1')!.priority).toBe(0);
+    // By value 48 upper candidates (disagreement 3/99 to 49/99) come before c0; by priority none.
     expect(ids.filter((id) => values.get(id)!.value > values.get('c0')!.value + 1e-9)).toHaveLength(48);
+    expect(ids.filter((id) => values.get(id)!.priority > values.get('c0')!.priority + 1e-9)).toHaveLength(0);
   });
 
   it('has no disagreement signal without a judge and no threshold signal without a dataset', () => {

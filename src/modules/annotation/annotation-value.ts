@@ -118,12 +118,13 @@ export function annotationValueOf(candidateIds: readonly string[], inputs: Annot
 
 /**
  * priority = 1 − (mean position by value within its stratum) / stratum size, strata being equal-count
- * slices of `strataBy` (the active selector's score, else the rule's). A candidate of value 0 (no
- * signal) or without a score to stratify by keeps priority 0: no evidence of value.
+ * slices of `strataBy` (the active selector's score, else the rule's) over every candidate that has
+ * one. A candidate of value 0 (no signal) or without a score to stratify by gets priority 0: no
+ * evidence of value.
  */
 function setStratifiedPriorities(values: Map<string, AnnotationValue>, strataBy: ReadonlyMap<string, number>): void {
   const ranked = [...values]
-    .filter(([id, v]) => v.value > 0 && Number.isFinite(strataBy.get(id)))
+    .filter(([id]) => Number.isFinite(strataBy.get(id)))
     .sort((a, b) => strataBy.get(a[0])! - strataBy.get(b[0])! || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const strata = Math.max(1, Math.min(STRATA_MAX, Math.floor(ranked.length / MIN_STRATUM_SIZE)));
   const groups: AnnotationValue[][] = Array.from({ length: strata }, () => []);
@@ -133,7 +134,7 @@ function setStratifiedPriorities(values: Map<string, AnnotationValue>, strataBy:
     for (let start = 0; start < group.length; ) {
       let end = start;
       while (end + 1 < group.length && group[end + 1].value === group[start].value) end++;
-      for (let i = start; i <= end; i++) group[i].priority = 1 - (start + end) / 2 / group.length;
+      for (let i = start; i <= end; i++) group[i].priority = group[i].value > 0 ? 1 - (start + end) / 2 / group.length : 0;
       start = end + 1;
     }
   }
