@@ -39,6 +39,8 @@ import { alignmentRate, PreferencePair } from '../../src/modules/evaluation';
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 10);
 const NS = (process.env.BENCH_NS ?? '25,50,100,200,400').split(',').map(Number);
 const POOL = Number(process.env.BENCH_POOL ?? 1000);
+/** Clinician-labelled candidates the initial selector already learned from (stage 1's demonstrations); 0 = judge pairs only. */
+const DEMOS = Number(process.env.BENCH_DEMOS ?? 0);
 const HELD_OUT = 1000;
 const D = 16;
 const JUDGE_SEEN = 10;
@@ -193,7 +195,7 @@ const sd = (v: readonly number[]) => Math.sqrt(v.reduce((a, b) => a + (b - mean(
 async function main(): Promise<void> {
   const started = Date.now();
   const load = os.loadavg();
-  console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, ${DEMOS} demonstration labels, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
   const initial: Quality[] = [];
   const ROUTINGS = ['RANDOM', 'VALUE', 'sum unstratified', 'disagreement only', 'threshold only'] as const;
   type Routing = (typeof ROUTINGS)[number];
@@ -202,7 +204,12 @@ async function main(): Promise<void> {
     const world = makeWorld(seed);
     const model = modelPairs(world, seed);
     const evalPairs = evaluationPairs(world, seed);
-    const start = await trainHead(pairsFrom(world, model), config(seed));
+    // With BENCH_DEMOS, the initial selector also learned from DEMOS clinician-labelled pool candidates,
+    // as a project's selector learns from stage 1's demonstrations; they stay in every retraining and are not routed again.
+    const demos = shuffled(POOL, seededRandom('routing-demos', seed)).slice(0, DEMOS);
+    const isDemo = new Set(demos);
+    const base = [...model, ...clinicianPairs(world, demos, seed + 1000)];
+    const start = await trainHead(pairsFrom(world, base), config(seed));
     initial.push(await qualityOf(start.parameters, world, evalPairs));
 
     // What a project knows before clinicians start: the initial selector's scores, the judge's ratings, the rule's cut.
@@ -226,8 +233,8 @@ async function main(): Promise<void> {
 
     for (const routing of ROUTINGS) {
       for (let k = 0; k < NS.length; k++) {
-        const labelled = orders[routing].slice(0, NS[k]);
-        const trained = await trainHead(pairsFrom(world, [...model, ...clinicianPairs(world, labelled, seed)]), config(seed));
+        const labelled = orders[routing].filter((i) => !isDemo.has(i)).slice(0, NS[k]);
+        const trained = await trainHead(pairsFrom(world, [...base, ...clinicianPairs(world, labelled, seed)]), config(seed));
         byRouting[routing][k].push(await qualityOf(trained.parameters, world, evalPairs));
       }
     }
@@ -239,7 +246,7 @@ async function main(): Promise<void> {
     const randomCurve = byRouting.RANDOM.map((qs) => mean(of(qs)));
     console.log(
       metric === 'alignment'
-        ? `\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector, model pairs only: ${mean(of(initial)).toFixed(3)} ± ${sd(of(initial)).toFixed(3)})`
+        ? `\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector (model pairs${DEMOS ? ` + ${DEMOS} demonstration labels` : ' only'}): ${mean(of(initial)).toFixed(3)} ± ${sd(of(initial)).toFixed(3)})`
         : `\nselection precision at the rule's cut: share of the selector's top ${TOP_FRACTION * 100} % of held-out candidates truly in the top ${TOP_FRACTION * 100} % (initial: ${mean(of(initial)).toFixed(3)})`,
     );
     console.log(`| N labels | RANDOM | ${ROUTINGS.slice(1).join(' | ')} | VALUE − RANDOM (paired) | RANDOM needs for VALUE’s figure | labels saved |`);
