@@ -15,10 +15,10 @@
  *   (1 − TOP_FRACTION) quantile; clinician pairs are accepted vs rejected labelled candidates, each
  *   labelled candidate paired with up to PAIRS_PER_LABEL of the other side, with weight CLINICIAN_WEIGHT.
  * Routing VALUE takes the N pool candidates of highest annotationValueOf priority (the very function
- * routing-value.ts uses: selector/judge rank disagreement + threshold proximity, round-robin over
- * strata of the selector's score) computed once, as a campaign's item priority is computed once at
- * creation; RANDOM takes N at random. Also run: the unstratified sum (the previous product formula),
- * and each signal alone, unstratified. The selector is
+ * routing-value.ts uses: the order by selector/judge rank disagreement + threshold proximity,
+ * interleaved with a pseudo-random order) computed once, as a campaign's item priority is computed
+ * once at creation; RANDOM takes N at random. Also run: the value alone (the previous product
+ * formula), each signal alone, and the value round-robin over 10 strata of the selector's score. The selector is
  * retrained (same seed, same model pairs) with those clinician pairs added, and its alignment is
  * measured on held-out candidate pairs ordered by the true utility (the "held-out clinician pairs").
  * "Labels saved": the N that RANDOM needs to reach VALUE's alignment (linear interpolation on the N
@@ -189,6 +189,17 @@ function labelsToReach(ns: readonly number[], curve: readonly number[], target: 
   return null;
 }
 
+/** Round-robin over `buckets` equal-count strata of `by`, the highest `key` first in each (a variant tried). */
+function stratified(ids: string[], by: ReadonlyMap<string, number>, key: (id: string) => number, buckets: number, jitter: ReadonlyMap<string, number>): number[] {
+  const sorted = [...ids].sort((a, b) => by.get(a)! - by.get(b)! || jitter.get(a)! - jitter.get(b)!);
+  const groups: string[][] = Array.from({ length: buckets }, () => []);
+  sorted.forEach((id, i) => groups[Math.floor((i * buckets) / sorted.length)].push(id));
+  for (const g of groups) g.sort((a, b) => key(b) - key(a) || jitter.get(a)! - jitter.get(b)!);
+  const out: number[] = [];
+  for (let k = 0; out.length < ids.length; k++) for (const g of groups) if (k < g.length) out.push(Number(g[k]));
+  return out;
+}
+
 const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sd = (v: readonly number[]) => Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / Math.max(1, v.length - 1));
 
@@ -197,7 +208,7 @@ async function main(): Promise<void> {
   const load = os.loadavg();
   console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, ${DEMOS} demonstration labels, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
   const initial: Quality[] = [];
-  const ROUTINGS = ['RANDOM', 'VALUE', 'sum unstratified', 'disagreement only', 'threshold only'] as const;
+  const ROUTINGS = ['RANDOM', 'VALUE', 'value alone', 'disagreement only', 'threshold only', 'value strata'] as const;
   type Routing = (typeof ROUTINGS)[number];
   const byRouting = Object.fromEntries(ROUTINGS.map((r) => [r, NS.map(() => [] as Quality[])])) as Record<Routing, Quality[][]>;
   for (let seed = 1; seed <= SEEDS; seed++) {
@@ -226,9 +237,10 @@ async function main(): Promise<void> {
     const orders: Record<Routing, number[]> = {
       RANDOM: shuffled(POOL, seededRandom('routing-random', seed)),
       VALUE: orderBy((v) => v.priority),
-      'sum unstratified': orderBy((v) => v.value),
+      'value alone': orderBy((v) => v.value),
       'disagreement only': orderBy((v) => v.disagreement),
       'threshold only': orderBy((v) => v.thresholdProximity),
+      'value strata': stratified(ids, selectorScores, (id) => values.get(id)!.value, 10, jitter),
     };
 
     for (const routing of ROUTINGS) {

@@ -15,22 +15,18 @@
  * A candidate missing a signal (no judge rating, no score, no dataset yet) gets 0 for that signal,
  * so it ranks behind candidates that have one: a missing signal is no evidence of value.
  *
- * The priority a campaign stores is not that sum but its rank within a stratum of the selector's
- * score: the candidates are cut into up to STRATA_MAX equal-count strata by selector score (at least
- * MIN_STRATUM_SIZE each; a small campaign is one stratum), and priority = 1 − position / stratum size
- * with positions by value, highest first (ties share their mean position). Handing out by priority
- * is then round-robin over the strata, each stratum's most valuable candidate first. Why: measured
- * with `npm run bench:routing`, the plain sum fills the first labels with near-ties in one narrow
- * band around the cut, and pairs of near-ties teach the selector less than pairs across the whole
- * range; the sum then fell behind RANDOM by 10-98 labels from 100 labels on. Stratified it is level
- * with RANDOM (README, "Agreement and routing"): diversity, not the value signal, is what that
- * benchmark rewards.
+ * The priority a campaign stores is not that sum alone: it interleaves the order by value with a
+ * fixed pseudo-random order (a hash of the candidate id), priority = max(1 − position by value / n,
+ * 1 − (position by hash + ½) / n) over the n candidates with a signal, so the hand-out alternates the
+ * most valuable remaining candidate and a random one (each candidate at its first turn). Why, measured
+ * with `npm run bench:routing` (README, "Agreement and routing"): the sum alone fills the labels with
+ * near-ties around the cut; that pays when the selector is already decent (an initial selector that
+ * learned from demonstrations: ahead of RANDOM) and costs when it only knows the judge (behind
+ * RANDOM by 12-98 labels from 100 labels on); the random half keeps the labels spread over the whole
+ * range, and the interleave was level with RANDOM in the second world and ahead in the first, the
+ * only variant tried (strata of the selector's score, each signal alone, the sum) that was never
+ * behind.
  */
-
-/** At most this many strata of the selector's score (the benchmark's 1,000 candidates: 10 of 100). */
-export const STRATA_MAX = 10;
-/** Fewer candidates per stratum than this and there are fewer strata (under 100 candidates: one). */
-export const MIN_STRATUM_SIZE = 50;
 
 export interface AnnotationValueInputs {
   /** Active selector score per candidate. */
@@ -42,7 +38,7 @@ export interface AnnotationValueInputs {
 }
 
 export interface AnnotationValue {
-  /** Round-robin priority over selector-score strata (see the module comment), in [0, 1]; what a campaign stores. */
+  /** The value order interleaved with a pseudo-random one (see the module comment), in [0, 1]; what a campaign stores. */
   priority: number;
   /** disagreement + thresholdProximity, in [0, 2]. */
   value: number;
@@ -112,30 +108,34 @@ export function annotationValueOf(candidateIds: readonly string[], inputs: Annot
     const thresholdProximity = cut !== null && score !== undefined ? 1 - Math.abs(midDistribution(sorted, score) - cut) : 0;
     out.set(id, { priority: 0, value: disagreement + thresholdProximity, disagreement, thresholdProximity });
   }
-  setStratifiedPriorities(out, inputs.selectorScores.size ? inputs.selectorScores : (inputs.threshold?.scores ?? new Map()));
+  setInterleavedPriorities(out);
   return out;
 }
 
-/**
- * priority = 1 − (mean position by value within its stratum) / stratum size, strata being equal-count
- * slices of `strataBy` (the active selector's score, else the rule's) over every candidate that has
- * one. A candidate of value 0 (no signal) or without a score to stratify by gets priority 0: no
- * evidence of value.
- */
-function setStratifiedPriorities(values: Map<string, AnnotationValue>, strataBy: ReadonlyMap<string, number>): void {
-  const ranked = [...values]
-    .filter(([id]) => Number.isFinite(strataBy.get(id)))
-    .sort((a, b) => strataBy.get(a[0])! - strataBy.get(b[0])! || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const strata = Math.max(1, Math.min(STRATA_MAX, Math.floor(ranked.length / MIN_STRATUM_SIZE)));
-  const groups: AnnotationValue[][] = Array.from({ length: strata }, () => []);
-  ranked.forEach(([, v], i) => groups[Math.floor((i * strata) / ranked.length)].push(v));
-  for (const group of groups) {
-    group.sort((a, b) => b.value - a.value);
-    for (let start = 0; start < group.length; ) {
-      let end = start;
-      while (end + 1 < group.length && group[end + 1].value === group[start].value) end++;
-      for (let i = start; i <= end; i++) group[i].priority = group[i].value > 0 ? 1 - (start + end) / 2 / group.length : 0;
-      start = end + 1;
-    }
+/** FNV-1a of the id, in [0, 1): the fixed pseudo-random order the value order is interleaved with. */
+export function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
   }
+  return (h >>> 0) / 2 ** 32;
+}
+
+/**
+ * priority = max(1 − (mean position by value) / n, 1 − (position by idHash + ½) / n) over the n
+ * candidates with a signal; a candidate of value 0 (no signal) gets 0: no evidence of value.
+ */
+function setInterleavedPriorities(values: Map<string, AnnotationValue>): void {
+  const signalled = [...values].filter(([, v]) => v.value > 0);
+  const n = signalled.length;
+  const byValue = signalled.map(([, v]) => v).sort((a, b) => b.value - a.value);
+  for (let start = 0; start < n; ) {
+    let end = start;
+    while (end + 1 < n && byValue[end + 1].value === byValue[start].value) end++;
+    for (let i = start; i <= end; i++) byValue[i].priority = 1 - (start + end) / 2 / n;
+    start = end + 1;
+  }
+  const byHash = [...signalled].sort((a, b) => idHash(a[0]) - idHash(b[0]) || (a[0] < b[0] ? -1 : 1));
+  byHash.forEach(([, v], i) => (v.priority = Math.max(v.priority, 1 - (i + 0.5) / n)));
 }
