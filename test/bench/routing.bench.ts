@@ -27,7 +27,8 @@
  * the table gives the selection precision at the rule's cut, which is what the threshold signal aims at.
  *
  * Not a timing benchmark: the figures are alignments, so machine load changes only how long it takes.
- * Environment: BENCH_SEEDS (default 10), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000).
+ * Environment: BENCH_SEEDS (default 10), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000),
+ * BENCH_DEMOS (0: demonstration labels the initial selector already learned from).
  */
 import os from 'node:os';
 import { annotationValueOf } from '../../src/modules/annotation/annotation-value';
