@@ -4,7 +4,7 @@
  * judge's ratings, the latest dataset's cut), scoped to the project asked for.
  */
 import { DataSource } from 'typeorm';
-import { annotationValueOf, percentileRanks } from '../../src/modules/annotation/annotation-value';
+import { annotationValueOf, idHash, percentileRanks } from '../../src/modules/annotation/annotation-value';
 import { annotationValues } from '../../src/modules/annotation/routing-value';
 import { referenceSelectorUpload, registerSelector, seedCandidates } from '../support/scoring-fixture';
 import { seedPipeline } from '../support/pipeline-fixture';
@@ -34,8 +34,30 @@ describe('annotationValueOf', () => {
     expect(values.get('c2')!.thresholdProximity).toBeCloseTo(1, 12);
     expect(values.get('c3')!.thresholdProximity).toBeCloseTo(0.75, 12);
     expect(values.get('c4')!.thresholdProximity).toBeCloseTo(0.75, 12);
-    expect(values.get('c5')).toEqual({ value: 0, disagreement: 0, thresholdProximity: 0 });
+    expect(values.get('c5')).toEqual({ priority: 0, value: 0, disagreement: 0, thresholdProximity: 0 });
     expect(values.get('c2')!.value).toBeCloseTo(5 / 3, 12);
+    // Priority = max(1 − position by value / 4, 1 − (position by idHash + ½) / 4) over c1-c4 (c5 has no signal: 0).
+    // By value c2 (5/3), c1 (3/2), c3 (13/12), c4 (3/4): 1, 0.75, 0.5, 0.25. By idHash (FNV-1a: c2 0.520,
+    // c3 0.524, c1 0.532, c4 0.544): 0.875, 0.625, 0.375, 0.125. So c3 is lifted by its random turn.
+    expect(idHash('c2')).toBeCloseTo(0.52017, 5);
+    expect(['c1', 'c2', 'c3', 'c4', 'c5'].map((id) => values.get(id)!.priority)).toEqual([0.75, 1, 0.625, 0.25, 0]);
+  });
+
+  it('interleaves the order by value with the order by idHash', () => {
+    // 100 candidates, selector i and judge (37 i) mod 100: distinct disagreements, no threshold.
+    const ids = Array.from({ length: 100 }, (_, i) => `c${i}`);
+    const values = annotationValueOf(ids, { selectorScores: new Map(ids.map((id, i) => [id, i])), judgeRatings: new Map(ids.map((id, i) => [id, (37 * i) % 100])), threshold: null });
+    const handedOut = [...ids].sort((a, b) => values.get(b)!.priority - values.get(a)!.priority);
+    const byValue = [...ids].filter((id) => values.get(id)!.value > 0).sort((a, b) => values.get(b)!.value - values.get(a)!.value);
+    const byHash = [...ids].filter((id) => values.get(id)!.value > 0).sort((a, b) => idHash(a) - idHash(b));
+    // The first 2k handed out hold the k most valuable and the k first by hash, for every k.
+    for (const k of [1, 5, 10, 25]) {
+      const first = new Set(handedOut.slice(0, 2 * k));
+      expect(byValue.slice(0, k).every((id) => first.has(id))).toBe(true);
+      expect(byHash.slice(0, k).every((id) => first.has(id))).toBe(true);
+    }
+    // And not only the most valuable: the first 20 are not the top 20 by value.
+    expect(handedOut.slice(0, 20).filter((id) => !byValue.slice(0, 20).includes(id)).length).toBeGreaterThan(0);
   });
 
   it('has no disagreement signal without a judge and no threshold signal without a dataset', () => {
@@ -63,6 +85,12 @@ describe('annotationValues on a real database', () => {
     if (!model) throw new Error(JSON.stringify(res));
     return fromGlobalId(model.id)!.id;
   }
+
+  /** max(the value turn, 1 − (position by idHash among `ids` + ½) / n): the candidates' ids are random uuids. */
+  const interleaved = (id: string, ids: string[], valueTurn: number) => {
+    const position = [...ids].sort((a, b) => idHash(a) - idHash(b)).indexOf(id);
+    return Math.max(valueTurn, 1 - (position + 0.5) / ids.length);
+  };
 
   const at = (second: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, second));
 
@@ -120,10 +148,12 @@ describe('annotationValues on a real database', () => {
     await dataset(other, otherSelector, 'other', [[otherCandidates[3], 3]], 30);
 
     const values = await annotationValues(app.ds.manager, lab.id, labCandidates);
-    expect(values.get(c1)).toBeCloseTo(1 + 0.5, 12);
-    expect(values.get(c2)).toBeCloseTo(2 / 3 + 1, 12);
-    expect(values.get(c3)).toBeCloseTo(1 / 3 + 0.75, 12);
-    expect(values.get(c4)).toBeCloseTo(0 + 0.75, 12);
+    // Values c1 1 + 0.5, c2 2/3 + 1, c3 1/3 + 0.75, c4 0 + 0.75 (as in the hand-computed case above):
+    // c2 first by value gets 1, the others max(their value turn, their random turn); c5 has no signal.
+    expect(values.get(c1)).toBeCloseTo(interleaved(c1, [c1, c2, c3, c4], 0.75), 12);
+    expect(values.get(c2)).toBeCloseTo(1, 12);
+    expect(values.get(c3)).toBeCloseTo(interleaved(c3, [c1, c2, c3, c4], 0.5), 12);
+    expect(values.get(c4)).toBeCloseTo(interleaved(c4, [c1, c2, c3, c4], 0.25), 12);
     expect(values.get(c5)).toBe(0);
 
     // The other project's candidates asked for under the lab's id get nothing from either project.
@@ -133,7 +163,7 @@ describe('annotationValues on a real database', () => {
 
   it('works inside a transaction, as campaign creation calls it', async () => {
     const values = await app.ds.transaction((em) => annotationValues(em, lab.id, labCandidates.slice(0, 4)));
-    expect(values.get(labCandidates[1])).toBeCloseTo(5 / 3, 12);
+    expect(values.get(labCandidates[1])).toBeCloseTo(1, 12);
   });
 
   it('is what a VALUE campaign created through the API freezes as item priorities and hands out first', async () => {
@@ -148,10 +178,10 @@ describe('annotationValues on a real database', () => {
     const [c1, c2, c3, c4, c5] = labCandidates;
     const stored: { candidate_id: string; priority: number }[] = await app.ds.query(`SELECT candidate_id, priority FROM annotation_items WHERE campaign_id = $1`, [fromGlobalId(campaignId)!.id]);
     const priority = new Map(stored.map((r) => [r.candidate_id, Number(r.priority)]));
-    expect(priority.get(c1)).toBeCloseTo(1.5, 12);
-    expect(priority.get(c2)).toBeCloseTo(5 / 3, 12);
-    expect(priority.get(c3)).toBeCloseTo(1 / 3 + 0.75, 12);
-    expect(priority.get(c4)).toBeCloseTo(0.75, 12);
+    expect(priority.get(c1)).toBeCloseTo(interleaved(c1, [c1, c2, c3, c4], 0.75), 12);
+    expect(priority.get(c2)).toBeCloseTo(1, 12);
+    expect(priority.get(c3)).toBeCloseTo(interleaved(c3, [c1, c2, c3, c4], 0.5), 12);
+    expect(priority.get(c4)).toBeCloseTo(interleaved(c4, [c1, c2, c3, c4], 0.25), 12);
     expect(priority.get(c5)).toBe(0);
     const next = await gql(app.graphqlUrl, lab.keys.CLINICIAN, `mutation($input: NextAnnotationTaskInput!) { nextAnnotationTask(input: $input) { task { candidate { id } } userErrors { code message } } }`, { input: { campaignId } });
     expect(next.errors).toBeUndefined();

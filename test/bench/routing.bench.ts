@@ -14,9 +14,11 @@
  * - a clinician label is the paper's ACCEPTANCE: accepted iff u + noise is above the population's
  *   (1 − TOP_FRACTION) quantile; clinician pairs are accepted vs rejected labelled candidates, each
  *   labelled candidate paired with up to PAIRS_PER_LABEL of the other side, with weight CLINICIAN_WEIGHT.
- * Routing VALUE takes the N pool candidates of highest annotationValueOf (the very function
- * routing-value.ts uses: selector/judge rank disagreement + threshold proximity) computed once, as
- * a campaign's item priority is computed once at creation; RANDOM takes N at random. The selector is
+ * Routing VALUE takes the N pool candidates of highest annotationValueOf priority (the very function
+ * routing-value.ts uses: the order by selector/judge rank disagreement + threshold proximity,
+ * interleaved with a pseudo-random order) computed once, as a campaign's item priority is computed
+ * once at creation; RANDOM takes N at random. Also run: the value alone (the previous product
+ * formula), each signal alone, and the value round-robin over 10 strata of the selector's score. The selector is
  * retrained (same seed, same model pairs) with those clinician pairs added, and its alignment is
  * measured on held-out candidate pairs ordered by the true utility (the "held-out clinician pairs").
  * "Labels saved": the N that RANDOM needs to reach VALUE's alignment (linear interpolation on the N
@@ -25,7 +27,8 @@
  * the table gives the selection precision at the rule's cut, which is what the threshold signal aims at.
  *
  * Not a timing benchmark: the figures are alignments, so machine load changes only how long it takes.
- * Environment: BENCH_SEEDS (default 10), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000).
+ * Environment: BENCH_SEEDS (default 10), BENCH_NS (default "25,50,100,200,400"), BENCH_POOL (1000),
+ * BENCH_DEMOS (0: demonstration labels the initial selector already learned from).
  */
 import os from 'node:os';
 import { annotationValueOf } from '../../src/modules/annotation/annotation-value';
@@ -37,6 +40,8 @@ import { alignmentRate, PreferencePair } from '../../src/modules/evaluation';
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 10);
 const NS = (process.env.BENCH_NS ?? '25,50,100,200,400').split(',').map(Number);
 const POOL = Number(process.env.BENCH_POOL ?? 1000);
+/** Clinician-labelled candidates the initial selector already learned from (stage 1's demonstrations); 0 = judge pairs only. */
+const DEMOS = Number(process.env.BENCH_DEMOS ?? 0);
 const HELD_OUT = 1000;
 const D = 16;
 const JUDGE_SEEN = 10;
@@ -185,22 +190,38 @@ function labelsToReach(ns: readonly number[], curve: readonly number[], target: 
   return null;
 }
 
+/** Round-robin over `buckets` equal-count strata of `by`, the highest `key` first in each (a variant tried). */
+function stratified(ids: string[], by: ReadonlyMap<string, number>, key: (id: string) => number, buckets: number, jitter: ReadonlyMap<string, number>): number[] {
+  const sorted = [...ids].sort((a, b) => by.get(a)! - by.get(b)! || jitter.get(a)! - jitter.get(b)!);
+  const groups: string[][] = Array.from({ length: buckets }, () => []);
+  sorted.forEach((id, i) => groups[Math.floor((i * buckets) / sorted.length)].push(id));
+  for (const g of groups) g.sort((a, b) => key(b) - key(a) || jitter.get(a)! - jitter.get(b)!);
+  const out: number[] = [];
+  for (let k = 0; out.length < ids.length; k++) for (const g of groups) if (k < g.length) out.push(Number(g[k]));
+  return out;
+}
+
 const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sd = (v: readonly number[]) => Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / Math.max(1, v.length - 1));
 
 async function main(): Promise<void> {
   const started = Date.now();
   const load = os.loadavg();
-  console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`routing benchmark: pool ${POOL}, held-out ${HELD_OUT}, D ${D}, judge sees ${JUDGE_SEEN}/${D} features, ${MODEL_PAIRS} model pairs, ${DEMOS} demonstration labels, clinician weight ${CLINICIAN_WEIGHT}, ${SEEDS} seeds, N = ${NS.join(', ')}; ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}`);
   const initial: Quality[] = [];
-  const ROUTINGS = ['RANDOM', 'VALUE', 'VALUE disagreement only', 'VALUE threshold only'] as const;
+  const ROUTINGS = ['RANDOM', 'VALUE', 'value alone', 'disagreement only', 'threshold only', 'value strata'] as const;
   type Routing = (typeof ROUTINGS)[number];
   const byRouting = Object.fromEntries(ROUTINGS.map((r) => [r, NS.map(() => [] as Quality[])])) as Record<Routing, Quality[][]>;
   for (let seed = 1; seed <= SEEDS; seed++) {
     const world = makeWorld(seed);
     const model = modelPairs(world, seed);
     const evalPairs = evaluationPairs(world, seed);
-    const start = await trainHead(pairsFrom(world, model), config(seed));
+    // With BENCH_DEMOS, the initial selector also learned from DEMOS clinician-labelled pool candidates,
+    // as a project's selector learns from stage 1's demonstrations; they stay in every retraining and are not routed again.
+    const demos = shuffled(POOL, seededRandom('routing-demos', seed)).slice(0, DEMOS);
+    const isDemo = new Set(demos);
+    const base = [...model, ...clinicianPairs(world, demos, seed + 1000)];
+    const start = await trainHead(pairsFrom(world, base), config(seed));
     initial.push(await qualityOf(start.parameters, world, evalPairs));
 
     // What a project knows before clinicians start: the initial selector's scores, the judge's ratings, the rule's cut.
@@ -212,19 +233,21 @@ async function main(): Promise<void> {
     const values = annotationValueOf(ids, { selectorScores, judgeRatings, threshold: { scores: selectorScores, value: cut } });
     const tieBreak = seededRandom('routing-ties', seed);
     const jitter = new Map(ids.map((id) => [id, tieBreak()]));
-    const orderBy = (value: (v: { value: number; disagreement: number; thresholdProximity: number }) => number) =>
+    const orderBy = (value: (v: { priority: number; value: number; disagreement: number; thresholdProximity: number }) => number) =>
       [...ids].sort((a, b) => value(values.get(b)!) - value(values.get(a)!) || jitter.get(a)! - jitter.get(b)!).map(Number);
     const orders: Record<Routing, number[]> = {
       RANDOM: shuffled(POOL, seededRandom('routing-random', seed)),
-      VALUE: orderBy((v) => v.value),
-      'VALUE disagreement only': orderBy((v) => v.disagreement),
-      'VALUE threshold only': orderBy((v) => v.thresholdProximity),
+      VALUE: orderBy((v) => v.priority),
+      'value alone': orderBy((v) => v.value),
+      'disagreement only': orderBy((v) => v.disagreement),
+      'threshold only': orderBy((v) => v.thresholdProximity),
+      'value strata': stratified(ids, selectorScores, (id) => values.get(id)!.value, 10, jitter),
     };
 
     for (const routing of ROUTINGS) {
       for (let k = 0; k < NS.length; k++) {
-        const labelled = orders[routing].slice(0, NS[k]);
-        const trained = await trainHead(pairsFrom(world, [...model, ...clinicianPairs(world, labelled, seed)]), config(seed));
+        const labelled = orders[routing].filter((i) => !isDemo.has(i)).slice(0, NS[k]);
+        const trained = await trainHead(pairsFrom(world, [...base, ...clinicianPairs(world, labelled, seed)]), config(seed));
         byRouting[routing][k].push(await qualityOf(trained.parameters, world, evalPairs));
       }
     }
@@ -236,7 +259,7 @@ async function main(): Promise<void> {
     const randomCurve = byRouting.RANDOM.map((qs) => mean(of(qs)));
     console.log(
       metric === 'alignment'
-        ? `\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector, model pairs only: ${mean(of(initial)).toFixed(3)} ± ${sd(of(initial)).toFixed(3)})`
+        ? `\nselector alignment with clinicians on held-out pairs (mean ± sd over ${SEEDS} seeds; initial selector (model pairs${DEMOS ? ` + ${DEMOS} demonstration labels` : ' only'}): ${mean(of(initial)).toFixed(3)} ± ${sd(of(initial)).toFixed(3)})`
         : `\nselection precision at the rule's cut: share of the selector's top ${TOP_FRACTION * 100} % of held-out candidates truly in the top ${TOP_FRACTION * 100} % (initial: ${mean(of(initial)).toFixed(3)})`,
     );
     console.log(`| N labels | RANDOM | ${ROUTINGS.slice(1).join(' | ')} | VALUE − RANDOM (paired) | RANDOM needs for VALUE’s figure | labels saved |`);
