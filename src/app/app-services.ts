@@ -94,7 +94,7 @@ export function createServices(ds: DataSource, config: AppConfig, signer: UrlSig
     disableAfterFailedDeliveries: config.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
     secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS,
   });
-  runs.onFinished((run) => webhooks.runFinished(run));
+  runs.onFinished((run, requestId) => webhooks.runFinished(run, requestId));
   const datasets = new DatasetsService(ds, candidates, scoring, runs, webhooks);
   const preferences = new PreferencesService(ds, candidates);
   const generation = new GenerationService(ds, llm, images, demonstrations, candidates, runs);

@@ -6,6 +6,7 @@ import { buildSchema, ContainerType, NonEmptyArray } from 'type-graphql';
 import type { AppServices } from './app-services';
 import { authChecker } from '../modules/projects/auth-checker';
 import { inputMistakesAsUserErrors } from '../platform/mutation-input-errors';
+import { resolvePlainFieldsByDefault } from '../platform/plain-field-resolvers';
 import { ProjectsResolver, MembershipsResolver, ApiKeysResolver } from '../modules/projects/projects.resolver';
 import { ImagesResolver } from '../modules/images/images.resolver';
 import { CandidatesResolver, ImageCandidatesResolver } from '../modules/candidates/candidates.resolver';
@@ -122,6 +123,8 @@ export async function buildAppSchema(services: AppServices | null): Promise<Grap
     // Subscriptions bring their own sources (Postgres LISTEN/NOTIFY); type-graphql still asks for a pubSub.
     pubSub: createPubSub(),
   });
+  // No globalMiddlewares above: plain property fields may resolve without type-graphql's wrapper.
+  resolvePlainFieldsByDefault(schema);
   return inputMistakesAsUserErrors(schema);
 }
 

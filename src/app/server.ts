@@ -1,7 +1,7 @@
 import http from 'node:http';
 import express, { Request } from 'express';
 import cors from 'cors';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -11,12 +11,12 @@ import { getDistDirectory, renderAltair } from 'altair-static';
 import { DataSource } from 'typeorm';
 import { getOperationAST } from 'graphql';
 import { AppConfig } from '../platform/config';
-import { asServiceUnavailable, DomainError, formatError, RateLimitedError, toGraphQLError } from '../platform/errors';
+import { asServiceUnavailable, DomainError, formatError, noteRequestIdOf, RateLimitedError, toGraphQLError } from '../platform/errors';
 import { checkReadiness } from '../platform/db-availability';
 import { RequestRateLimiter } from '../platform/rate-limit';
 import { connectionString, migrationsApplied } from '../platform/db';
 import { loadSigningSecret, UrlSigner } from '../platform/signing';
-import { logger, requestIdFrom, withRequestId } from '../platform/logging';
+import { logger, requestIdFrom } from '../platform/logging';
 import { AppServices, createServices } from './app-services';
 import { buildAppSchema } from './schema';
 import { GraphQLContext } from '../modules/projects/graphql-context';
@@ -66,6 +66,17 @@ function queryLimits(config: AppConfig, exposeDetails: boolean) {
   };
 }
 
+/**
+ * Notes the request id of each error a GraphQL request met, before Apollo formats (and, for an
+ * unexpected one, logs) it. One listener object for all requests: nothing allocated per request.
+ */
+const errorListener: GraphQLRequestListener<GraphQLContext> = {
+  async didEncounterErrors({ errors, contextValue }) {
+    for (const error of errors) noteRequestIdOf(error, contextValue?.ctx?.requestId);
+  },
+};
+const errorsCarryRequestId: ApolloServerPlugin<GraphQLContext> = { requestDidStart: async () => errorListener };
+
 /** One JSON line per request (health probes excepted): method, path, status, duration. */
 function accessLog(req: Request, res: express.Response, next: express.NextFunction): void {
   if (req.path === '/healthz' || req.path === '/readyz') return next();
@@ -80,7 +91,8 @@ function accessLog(req: Request, res: express.Response, next: express.NextFuncti
     const refused = res.locals[EDGE_ERROR] as EdgeError | undefined;
     logger.info('request', { requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(refused ? { code: refused.code, error: refused.message } : {}) });
   });
-  withRequestId(requestId, next);
+  // Not an AsyncLocalStorage scope (see platform/logging.ts): handlers read res.locals.requestId.
+  next();
 }
 
 /**
@@ -165,6 +177,7 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
       ApolloServerPluginLandingPageDisabled(),
       // No CDN cache hints here; without the plugin Apollo does not wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
+      errorsCarryRequestId,
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
   });
@@ -225,6 +238,7 @@ export async function startServer(ds: DataSource, config: AppConfig, options: { 
           ctx.requestId = (res.locals.requestId as string | undefined) ?? null;
           return { ctx, baseUrl: baseUrlOf(req, config), services };
         } catch (error) {
+          noteRequestIdOf(error, res.locals.requestId as string | undefined);
           if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
           if (error instanceof DomainError) throw toGraphQLError(error);
           // Authentication reads the database: an outage answers 503 SERVICE_UNAVAILABLE, not 500.

@@ -78,6 +78,26 @@ const passThroughCodes = new Set<string>([
 ]);
 
 /**
+ * The request id of a GraphQL error, noted by the server's `tagErrorsWithRequestId` plugin (or its
+ * context function) before Apollo formats the error: formatError has no context, and the api keeps
+ * no AsyncLocalStorage scope per request (see platform/logging.ts).
+ */
+const errorRequestIds = new WeakMap<object, string>();
+
+export function noteRequestIdOf(error: unknown, requestId: string | null | undefined): void {
+  if (!requestId || !error || typeof error !== 'object') return;
+  errorRequestIds.set(error, requestId);
+  const original = (error as { originalError?: unknown }).originalError;
+  if (original && typeof original === 'object') errorRequestIds.set(original, requestId);
+}
+
+function requestIdOf(error: unknown, original: unknown): string | undefined {
+  const wrapped = (error as { originalError?: unknown })?.originalError;
+  for (const e of [error, original, wrapped]) if (e && typeof e === 'object' && errorRequestIds.has(e)) return errorRequestIds.get(e);
+  return undefined;
+}
+
+/**
  * Apollo's formatError: domain errors keep their code, validation errors become BAD_USER_INPUT with
  * the failing fields, anything else is logged and masked so that no stack or SQL reaches a client.
  */
@@ -100,7 +120,7 @@ export function formatError(exposeDetails: boolean) {
       const { stacktrace: _drop, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
-    logger.error('unexpected error', { message: (original as Error)?.message, stack: (original as Error)?.stack, path: formatted.path });
+    logger.error('unexpected error', { requestId: requestIdOf(error, original), message: (original as Error)?.message, stack: (original as Error)?.stack, path: formatted.path });
     return {
       message: exposeDetails ? formatted.message : 'Internal server error',
       path: formatted.path,

@@ -47,7 +47,7 @@ export function jsonErrorHandler(exposeDetails: boolean) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const refusal = classifyHttpError(error, exposeDetails);
     res.locals[EDGE_ERROR] = refusal;
-    if (refusal.status >= 500) logger.error('unexpected error', { method: req.method, path: req.path, message: (error as Error)?.message, stack: (error as Error)?.stack });
+    if (refusal.status >= 500) logger.error('unexpected error', { requestId: res.locals.requestId, method: req.method, path: req.path, message: (error as Error)?.message, stack: (error as Error)?.stack });
     if (res.headersSent) {
       res.destroy();
       return;

@@ -11,13 +11,21 @@ export function setLogLevel(level: Level): void {
 }
 
 /**
- * The request id of the work in progress: set for an HTTP request by the api and for a job by the
- * worker that runs it, so that every line logged inside carries the same `requestId`.
+ * The request id of a worker's job in progress (the id of the request that queued it), so that
+ * every line logged inside carries the same `requestId` without each call passing it.
+ *
+ * Only the worker enters this scope. The api does not: once any AsyncLocalStorage has been entered,
+ * Node 20 runs its promise hooks on every promise of the process, and the GraphQL read path makes
+ * thousands of promises per request (about a tenth of its CPU in an A/B). On the api's path the
+ * request id travels explicitly instead: `ctx.requestId` in services, `res.locals.requestId` in
+ * express routes, and a `requestId` field on the few lines logged there (the access line, unexpected
+ * errors, a failed export or run announcement). A line that passes `requestId` in its fields wins
+ * over the scope's.
  */
 const requestScope = new AsyncLocalStorage<{ requestId: string }>();
 
 export function withRequestId<T>(requestId: string | null | undefined, work: () => T): T {
-  return process.env.NO_ALS ? work() : requestId ? requestScope.run({ requestId }, work) : work();
+  return requestId ? requestScope.run({ requestId }, work) : work();
 }
 
 export function currentRequestId(): string | null {
@@ -39,8 +47,8 @@ export function isSaneRequestId(value: unknown): value is string {
 
 function write(level: Level, message: string, fields?: Record<string, unknown>): void {
   if (order[level] < order[threshold]) return;
-  const requestId = currentRequestId();
-  const line = JSON.stringify({ time: new Date().toISOString(), level, message, ...(requestId ? { requestId } : {}), ...fields });
+  const requestId = (fields?.requestId as string | null | undefined) || currentRequestId();
+  const line = JSON.stringify({ time: new Date().toISOString(), level, message, ...fields, ...(requestId ? { requestId } : {}) });
   (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line + '\n');
 }
 

@@ -122,7 +122,7 @@ export function datasetExportsRouter(services: DatasetExportsDeps): Router {
     try {
       first = await body.next();
     } catch (error) {
-      logEnd(error, disconnected.signal.aborted, { datasetId, format });
+      logEnd(error, disconnected.signal.aborted, { requestId: res.locals.requestId, datasetId, format });
       if (res.headersSent || disconnected.signal.aborted) return void res.destroy();
       res.removeHeader('Content-Disposition');
       return void res.status(500).json({ error: 'INTERNAL_SERVER_ERROR', message: 'The export could not be read' });
@@ -137,7 +137,7 @@ export function datasetExportsRouter(services: DatasetExportsDeps): Router {
       );
     } catch (error) {
       // Headers are sent: the only signal left to the client is a response cut short, which pipeline did.
-      logEnd(error, disconnected.signal.aborted, { datasetId, format });
+      logEnd(error, disconnected.signal.aborted, { requestId: res.locals.requestId, datasetId, format });
     }
   });
   return router;

@@ -65,7 +65,7 @@ export class DatasetsService {
       const summary = await this.summarize(em, dataset.id);
       await em.update(Dataset, { id: dataset.id }, { itemCount, countsByModality: summary.countsByModality, contentHash: summary.contentHash });
       Object.assign(dataset, { itemCount, ...summary });
-      await this.webhooks?.datasetCreated(em, dataset);
+      await this.webhooks?.datasetCreated(em, dataset, ctx.requestId);
       return dataset;
     });
   }

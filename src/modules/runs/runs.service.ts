@@ -102,7 +102,8 @@ export interface ReparsedItem {
 }
 
 /** Told once a run has reached SUCCEEDED, FAILED or CANCELLED (webhooks' `run.finished`); must be idempotent. */
-export type RunFinishedListener = (run: Run) => Promise<void>;
+/** `requestId`: the request that ended the run when the api did (a cancellation), for what the listener queues. */
+export type RunFinishedListener = (run: Run, requestId?: string | null) => Promise<void>;
 
 
 /** Runs: creation with their job in one transaction, counters, cancellation, reads. */
@@ -135,11 +136,11 @@ export class RunsService {
    * and the retry of a job whose run has ended announces it again, so a crash or an outage between
    * the status change and the announcement loses no event.
    */
-  async announceFinished(runId: string): Promise<void> {
+  async announceFinished(runId: string, requestId?: string | null): Promise<void> {
     if (!this.finishedListeners.length) return;
     const run = await this.ds.getRepository(Run).findOneBy({ id: runId });
     if (!run || !isTerminal(run.status)) return;
-    for (const listener of this.finishedListeners) await listener(run);
+    for (const listener of this.finishedListeners) await listener(run, requestId);
   }
 
   /**
@@ -311,7 +312,7 @@ export class RunsService {
     if (run) await this.publisher.flush(run.id);
     if (run && isTerminal(run.status)) this.publisher.done(run.id);
     // The cancellation is committed: a failed announcement is logged, not turned into a failed mutation.
-    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id).catch((error) => logger.error('run finished listener failed', { runId: run.id, error: String(error) }));
+    if (run?.status === RunStatus.CANCELLED) await this.announceFinished(run.id, ctx.requestId).catch((error) => logger.error('run finished listener failed', { requestId: ctx.requestId, runId: run.id, error: String(error) }));
     return run;
   }
 

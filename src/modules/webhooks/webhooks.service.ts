@@ -170,7 +170,7 @@ export class WebhooksService {
       if (!endpoint?.enabled) throw new UserErrorsException([userError(UserErrorCode.CONFLICT, 'The endpoint is disabled; enable it first', ['input', 'deliveryId'])]);
       Object.assign(delivery, { status: WebhookDeliveryStatus.PENDING, nextAttemptAt: new Date() });
       await em.getRepository(WebhookDelivery).save(delivery);
-      await enqueueAttempt(em, { deliveryId, attempt: delivery.attemptCount + 1, manual: true }, null);
+      await enqueueAttempt(em, { deliveryId, attempt: delivery.attemptCount + 1, manual: true, ...(ctx.requestId ? { requestId: ctx.requestId } : {}) }, null);
       return delivery;
     });
   }
@@ -182,7 +182,7 @@ export class WebhooksService {
    * caller's transaction. `eventKey` names what happened (`run.finished:<id>`): emitting it twice
    * queues it once per endpoint.
    */
-  async emit(em: EntityManager, projectId: string, type: WebhookEventType, eventKey: string, data: Record<string, unknown>): Promise<number> {
+  async emit(em: EntityManager, projectId: string, type: WebhookEventType, eventKey: string, data: Record<string, unknown>, requestId?: string | null): Promise<number> {
     const payload = { type, timestamp: new Date().toISOString(), data };
     const rows: { id: string }[] = await em.query(
       `INSERT INTO webhook_deliveries (project_id, endpoint_id, event_type, event_key, payload)
@@ -190,11 +190,11 @@ export class WebhooksService {
        ON CONFLICT (endpoint_id, event_key) DO NOTHING RETURNING id`,
       [projectId, type, eventKey, JSON.stringify(payload)],
     );
-    for (const { id } of rows) await enqueueAttempt(em, { deliveryId: id, attempt: 1 }, null);
+    for (const { id } of rows) await enqueueAttempt(em, { deliveryId: id, attempt: 1, ...(requestId ? { requestId } : {}) }, null);
     return rows.length;
   }
 
-  async datasetCreated(em: EntityManager, dataset: { id: string; projectId: string; name: string; version: number; itemCount: number; contentHash: string | null; createdAt: Date }): Promise<void> {
+  async datasetCreated(em: EntityManager, dataset: { id: string; projectId: string; name: string; version: number; itemCount: number; contentHash: string | null; createdAt: Date }, requestId?: string | null): Promise<void> {
     await this.emit(em, dataset.projectId, WebhookEventType.DATASET_CREATED, `dataset.created:${dataset.id}`, {
       datasetId: toGlobalId('Dataset', dataset.id),
       projectId: toGlobalId('Project', dataset.projectId),
@@ -203,7 +203,7 @@ export class WebhooksService {
       itemCount: dataset.itemCount,
       contentHash: dataset.contentHash,
       createdAt: dataset.createdAt.toISOString(),
-    });
+    }, requestId);
   }
 
   /** Called after a submission that may have completed a campaign; the event key makes a second call a no-op. */
@@ -218,7 +218,7 @@ export class WebhooksService {
   }
 
   /** Called once a run has reached a terminal status (the runs module's onFinished hook). */
-  async runFinished(run: FinishedRun): Promise<void> {
+  async runFinished(run: FinishedRun, requestId?: string | null): Promise<void> {
     await this.ds.transaction((em) =>
       this.emit(em, run.projectId, WebhookEventType.RUN_FINISHED, `run.finished:${run.id}`, {
         runId: toGlobalId('Run', run.id),
@@ -227,7 +227,7 @@ export class WebhooksService {
         status: run.status,
         counters: { total: run.total, done: run.done, failed: run.failed, promptTokens: run.promptTokens, completionTokens: run.completionTokens, costUsd: run.costUsd },
         finishedAt: run.finishedAt?.toISOString() ?? null,
-      }),
+      }, requestId),
     );
   }
 
