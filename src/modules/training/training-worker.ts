@@ -119,25 +119,10 @@ export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig
  */
 function bootstrapSource(): string {
   const self = JSON.stringify(__filename);
-  // swc transpiles the worker's modules several times faster than TypeScript's own transpiler (the
-  // worker compiles them afresh: nothing is shared with the parent's ts-node); CommonJS output as the
-  // parent's require chain expects.
-  const options = `{ transpileOnly: true, projectSearchDir: ${JSON.stringify(__dirname)}${hasSwc() ? `, swc: true, compilerOptions: { module: 'commonjs', moduleResolution: 'node' }` : ''} }`;
-  const register = path.extname(__filename) === '.ts' ? `require('ts-node').register(${options});` : '';
+  // Not ts-node's swc mode, though it transpiles about twice as fast: @swc/core's native addon loaded
+  // in a worker thread segfaults the process (seen here in bench:training; swc-project/swc#2276).
+  const register = path.extname(__filename) === '.ts' ? `require('ts-node').register({ transpileOnly: true, projectSearchDir: ${JSON.stringify(__dirname)} });` : '';
   return `${register} require(${self}).serveTrainingWorker();`;
-}
-
-let swcAvailable: boolean | undefined;
-function hasSwc(): boolean {
-  if (swcAvailable === undefined) {
-    try {
-      require.resolve('@swc/core');
-      swcAvailable = true;
-    } catch {
-      swcAvailable = false;
-    }
-  }
-  return swcAvailable;
 }
 
 /** Worker side: trains once from workerData (or the first 'start' message) and posts epochs and the result, or why it stopped. */
