@@ -4,7 +4,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { PreferencePairs, trainHead, TrainingConfig } from '../../src/modules/training/head-trainer';
-import { trainHeadInWorker } from '../../src/modules/training/training-worker';
+import { PendingTrainingWorker, trainHeadInWorker } from '../../src/modules/training/training-worker';
 import { randomFloats } from './head-reference';
 
 const DIM = 12;
@@ -26,6 +26,20 @@ describe('training on a worker thread', () => {
       expect(t).toBeInstanceOf(Float32Array);
       expect(t).toEqual(here.parameters.tensors[i]);
     });
+  });
+
+  // A TRAINING run starts its worker while its data loads and hands the pairs over later.
+  it('a worker started ahead of its work trains the same weights; one never used is stopped', async () => {
+    const early = new PendingTrainingWorker();
+    const here = await trainHead(pairs, config);
+    const inWorker = await trainHeadInWorker(pairs, config, {}, {}, early);
+    expect(inWorker.threadId).not.toBe(threadId);
+    expect(inWorker.epochs).toEqual(here.epochs);
+    inWorker.parameters.tensors.forEach((t, i) => expect(t).toEqual(here.parameters.tensors[i]));
+    expect(() => early.take()).toThrow('already used');
+    // Discarding a used worker does nothing; an unused one is terminated (jest would otherwise hang on it).
+    await early.discard();
+    await new PendingTrainingWorker().discard();
   });
 
   it('carries a training error back', async () => {

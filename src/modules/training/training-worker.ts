@@ -7,13 +7,45 @@ import { EngineOptions, EpochMetrics, PreferencePairs, trainHead, TrainerState, 
  * over ~1M parameters) never holds the event loop. A stopgap until the shared worker-thread compute
  * pool exists; the trainer itself is plain data in, plain data out, so the pool can call it as is.
  *
- * The pairs are copied to the worker (structured clone); the trained tensors come back transferred.
+ * The pairs are copied to the worker (structured clone); the trained tensors and each epoch's
+ * snapshot come back transferred. The worker can be started ahead of its work (PendingTrainingWorker).
  * Epoch metrics are posted as they happen. Cancelling is cooperative: the worker is asked to stop
  * and does so between steps, releasing its ONNX Runtime session; the promise settles once it has.
  * Never `worker.terminate()` a worker while its `session.run` is in flight: onnxruntime-node 1.30
  * then throws a Napi::Error during teardown and the whole process aborts (seen here; terminating a
  * worker whose sessions are idle and released is fine).
  */
+
+/**
+ * A training worker started ahead of its work: its thread loads the trainer's modules (and, under
+ * ts-node, transpiles them: seconds on a busy machine) while the caller still loads the training
+ * data, so that time no longer adds to the run. Hand it to trainHeadInWorker once, or `discard` it.
+ */
+export class PendingTrainingWorker {
+  private used = false;
+  private exited = false;
+  private readonly worker = new Worker(bootstrapSource(), { eval: true });
+
+  constructor() {
+    // A worker that died before being given work (a failed module load) is replaced when taken.
+    this.worker.on('error', () => undefined);
+    this.worker.once('exit', () => (this.exited = true));
+  }
+
+  /** Hands the thread over (once). */
+  take(): Worker {
+    if (this.used) throw new Error('this training worker was already used');
+    this.used = true;
+    return this.exited ? new Worker(bootstrapSource(), { eval: true }) : this.worker;
+  }
+
+  /** Stops a worker that was never used (idle: it has no ONNX session, so terminating is safe). */
+  async discard(): Promise<void> {
+    if (this.used) return;
+    this.used = true;
+    await this.worker.terminate();
+  }
+}
 
 interface WorkerInput {
   pairs: PreferencePairs;
@@ -29,18 +61,23 @@ type WorkerMessage =
   | { type: 'done'; result: TrainingResult; threadId: number }
   | { type: 'failed'; name: string; message: string };
 
-type ParentMessage = { type: 'cancel' };
+type ParentMessage = { type: 'cancel' } | { type: 'start'; input: WorkerInput };
 
 export interface WorkerTrainingResult extends TrainingResult {
   /** The worker thread that trained (never the caller's). */
   threadId: number;
 }
 
-export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}): Promise<WorkerTrainingResult> {
+export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig, options: EngineOptions = {}, hooks: TrainingHooks = {}, pending?: PendingTrainingWorker): Promise<WorkerTrainingResult> {
   return new Promise((resolve, reject) => {
-    hooks.signal?.throwIfAborted();
+    if (hooks.signal?.aborted) {
+      void pending?.discard();
+      hooks.signal.throwIfAborted();
+    }
     const input: WorkerInput = { pairs, config, options, resume: hooks.resume, validation: hooks.validation, checkpoints: hooks.checkpoints };
-    const worker = new Worker(bootstrapSource(), { eval: true, workerData: input });
+    const worker = (pending ?? new PendingTrainingWorker()).take();
+    // The input is cloned into the worker's queue (the caller keeps its pairs); the worker starts on it once loaded.
+    worker.postMessage({ type: 'start', input } satisfies ParentMessage);
     // Why the caller stopped the run (abort, or a failing epoch callback); reported once the worker has stopped.
     let stopReason: { error: unknown } | undefined;
     let outcome: { ok: true; value: WorkerTrainingResult } | { ok: false; error: unknown } | undefined;
@@ -82,21 +119,26 @@ export function trainHeadInWorker(pairs: PreferencePairs, config: TrainingConfig
  */
 function bootstrapSource(): string {
   const self = JSON.stringify(__filename);
+  // Not ts-node's swc mode, though it transpiles about twice as fast: @swc/core's native addon loaded
+  // in a worker thread segfaults the process (seen here in bench:training; swc-project/swc#2276).
   const register = path.extname(__filename) === '.ts' ? `require('ts-node').register({ transpileOnly: true, projectSearchDir: ${JSON.stringify(__dirname)} });` : '';
   return `${register} require(${self}).serveTrainingWorker();`;
 }
 
-/** Worker side: trains once from workerData and posts epochs and the result, or why it stopped. */
+/** Worker side: trains once from workerData (or the first 'start' message) and posts epochs and the result, or why it stopped. */
 export async function serveTrainingWorker(): Promise<void> {
   if (isMainThread || !parentPort) throw new Error('serveTrainingWorker runs only inside a worker thread');
   const port = parentPort;
-  const { pairs, config, options, resume, validation, checkpoints } = workerData as WorkerInput;
   const controller = new AbortController();
+  let started: (input: WorkerInput) => void;
+  const start = new Promise<WorkerInput>((resolve) => (started = resolve));
   const onMessage = (message: ParentMessage) => {
     if (message.type === 'cancel') controller.abort(new Error('training cancelled'));
+    else if (message.type === 'start') started(message.input);
   };
   port.on('message', onMessage);
   try {
+    const { pairs, config, options, resume, validation, checkpoints } = (workerData as WorkerInput | undefined) ?? (await start);
     const onEpoch = (metrics: EpochMetrics, state?: TrainerState) => {
       // The snapshot is a fresh copy: its buffers can move to the parent instead of being cloned.
       const transfer = state ? [...state.parameters.tensors, ...state.adam.firstMoments, ...state.adam.secondMoments].map((t) => t.buffer as ArrayBuffer) : [];

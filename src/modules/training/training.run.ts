@@ -12,7 +12,7 @@ import { evaluateSelectorAlignment } from '../evaluation';
 import { evaluatePairs, PreferencePairs, TrainingConfig } from './head-trainer';
 import { HeadParameters } from './head-graph';
 import { itemKey, toAlignmentPairs } from './preference-pairs';
-import { trainHeadInWorker } from './training-worker';
+import { PendingTrainingWorker, trainHeadInWorker } from './training-worker';
 import { encodeHeadTensors } from './training-checkpoint';
 import { joinEncoderAndHead } from './selector-export';
 import { loadTrainingData, pairTensors, TrainingData, TrainingDeps } from './training-data';
@@ -45,20 +45,32 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
     const settled = await this.training.settledWeights(run.id);
     const pending = params.clinicianWeights.filter((w) => !settled.has(w));
     if (pending.length === 0) return;
-    const data = await loadTrainingData(ctx, params, encoder, this.deps, control.signal);
-    await this.runs.mergeParams(run.id, { ...data.summary });
-    await this.runs.addMetrics(run.id, { embeddedImages: data.summary.embeddingsComputed.images, embeddedTexts: data.summary.embeddingsComputed.texts });
-    if (data.training.length === 0) throw new PermanentRunError(`No training pairs: ${data.summary.pairCounts.validation} held-out clinician pairs, none left to train on (record model ratings or clinician preferences first)`);
-    const validation = data.validation.length ? pairTensors(data.validation, data.rows, data.dim, 1) : undefined;
-    for (const w of pending) {
-      if (control.signal.aborted) return;
-      await this.trainOne(ctx, run, params, encoder, data, validation, w, control);
+    // The worker thread starts (loading its modules) while the data loads; each weight's training
+    // starts the next weight's worker, so a sweep never waits for one either. Unused ones are stopped.
+    let worker: PendingTrainingWorker | undefined = new PendingTrainingWorker();
+    let current: PendingTrainingWorker | undefined;
+    try {
+      const data = await loadTrainingData(ctx, params, encoder, this.deps, control.signal);
+      await this.runs.mergeParams(run.id, { ...data.summary });
+      await this.runs.addMetrics(run.id, { embeddedImages: data.summary.embeddingsComputed.images, embeddedTexts: data.summary.embeddingsComputed.texts });
+      if (data.training.length === 0) throw new PermanentRunError(`No training pairs: ${data.summary.pairCounts.validation} held-out clinician pairs, none left to train on (record model ratings or clinician preferences first)`);
+      const validation = data.validation.length ? pairTensors(data.validation, data.rows, data.dim, 1) : undefined;
+      for (const [i, w] of pending.entries()) {
+        if (control.signal.aborted) return;
+        current = worker!;
+        worker = i + 1 < pending.length ? new PendingTrainingWorker() : undefined;
+        await this.trainOne(ctx, run, params, encoder, data, validation, w, control, current);
+      }
+    } finally {
+      // Taken workers are the trainer's to stop; discard only stops ones never handed work.
+      await Promise.all([current?.discard(), worker?.discard()]);
     }
   }
 
-  private async trainOne(ctx: RequestContext, run: Run, params: TrainingParams, encoder: EncoderModel, data: TrainingData, validation: PreferencePairs | undefined, w: number, control: RunControl): Promise<void> {
+  private async trainOne(ctx: RequestContext, run: Run, params: TrainingParams, encoder: EncoderModel, data: TrainingData, validation: PreferencePairs | undefined, w: number, control: RunControl, worker: PendingTrainingWorker): Promise<void> {
     const pairs = pairTensors(data.training, data.rows, data.dim, w);
     const config: TrainingConfig = { hidden: params.hiddenSizes, loss: params.loss, epochs: params.epochs, batchSize: params.batchSize, learningRate: params.learningRate, seed: params.seed };
+    const pairCount = pairs.weights!.length;
     const resume = (await this.training.latestCheckpoint(run.id, w)) ?? undefined;
     if (resume) {
       logger.info('training resumes from a checkpoint', { runId: run.id, clinicianWeight: w, epoch: resume.epochs.length });
@@ -66,6 +78,7 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
       await this.runs.addMetrics(run.id, { resumedEpochs: resume.epochs.length });
     }
     const trainingStarted = performance.now();
+    if (resume && resume.epochs.length >= params.epochs) await worker.discard();
     const result =
       resume && resume.epochs.length >= params.epochs
         ? { parameters: resume.parameters, epochs: resume.epochs }
@@ -78,9 +91,9 @@ export class TrainingRun extends ParsedRunKind<TrainingParams> {
               await this.training.recordEpoch(run, w, metrics, state);
               control.progressed();
             },
-          });
+          }, worker);
     // For throughput figures (bench:training): pairs stepped through and the time it took, summed over attempts.
-    await this.runs.addMetrics(run.id, { trainingMs: Math.round(performance.now() - trainingStarted), trainedPairs: pairs.weights!.length * (params.epochs - (resume?.epochs.length ?? 0)) });
+    await this.runs.addMetrics(run.id, { trainingMs: Math.round(performance.now() - trainingStarted), trainedPairs: pairCount * (params.epochs - (resume?.epochs.length ?? 0)) });
     const metrics = validation ? await this.heldOutMetrics(result.parameters, data, validation, params.seed) : null;
     const finalEpoch = result.epochs[result.epochs.length - 1];
     const model = joinEncoderAndHead(await this.deps.encoders.fileBytes(encoder, 'model'), result.parameters, { training_run: run.id, clinician_weight: String(w), seed: String(params.seed) });
