@@ -4,7 +4,11 @@
  * pg, express, our src/…), so that a profile can be read and pasted into the README without a
  * flame graph viewer.
  *
- *   npx ts-node --transpile-only test/bench/profile-summary.ts <file.cpuprofile> [--top 25]
+ *   npx ts-node --transpile-only test/bench/profile-summary.ts <file.cpuprofile> [--top 25] [--windows W.json]
+ *
+ * W.json, a list of [start, end] in µs of CLOCK_MONOTONIC (process.hrtime.bigint() / 1000n, the
+ * clock of the profile's samples), keeps only the samples taken within them (bench:subscriptions
+ * writes the fan-out windows so).
  *
  * Inclusive time counts each sample once per frame even when the frame recurses (a sample whose
  * stack holds `execute` three times adds its interval to `execute` once), so percentages add up
@@ -17,7 +21,7 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -48,24 +52,29 @@ function frameLabel(node: ProfileNode): string {
   return `${name} ${short}:${lineNumber + 1}`;
 }
 
-export function summarise(profile: CpuProfile, top: number): string {
+export function summarise(profile: CpuProfile, top: number, windows: [number, number][] | null = null): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
   const self = new Map<number, number>();
   let total = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
     const dt = Math.max(0, profile.timeDeltas[i] ?? 0);
+    at += profile.timeDeltas[i] ?? 0;
+    if (windows && !windows.some(([start, end]) => at >= start && at <= end)) return;
     self.set(id, (self.get(id) ?? 0) + dt);
     total += dt;
   });
+  let idle = 0;
 
   const selfByLabel = new Map<string, number>();
   const selfByPackage = new Map<string, number>();
   const inclusiveByLabel = new Map<string, number>();
   for (const [id, t] of self) {
     const node = byId.get(id)!;
+    if (node.callFrame.functionName === '(idle)') idle += t;
     const label = frameLabel(node);
     selfByLabel.set(label, (selfByLabel.get(label) ?? 0) + t);
     const pkg = packageOf(node.callFrame.url, node.callFrame.functionName);
@@ -89,7 +98,7 @@ export function summarise(profile: CpuProfile, top: number): string {
   const skip = new Set(['(root)', '(program)', '(idle)']);
   const inclusive = new Map([...inclusiveByLabel].filter(([k]) => !skip.has(k.split(' ')[0])));
   return [
-    `profile: ${(total / 1e6).toFixed(2)} s sampled, ${profile.samples.length} samples`,
+    `profile: ${(total / 1e6).toFixed(2)} s sampled${windows ? ` in ${windows.length} windows` : ''}, busy ${(100 - (100 * idle) / Math.max(total, 1)).toFixed(1)} %`,
     table('self time by package:', selfByPackage, top),
     table('top frames by self time:', selfByLabel, top),
     table('top frames by inclusive time:', inclusive, top),
@@ -98,12 +107,14 @@ export function summarise(profile: CpuProfile, top: number): string {
 
 if (require.main === module) {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--'));
+  const file = args.find((a, i) => !a.startsWith('--') && !['--top', '--windows'].includes(args[i - 1]));
   const topIndex = args.indexOf('--top');
   const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
+  const windowsIndex = args.indexOf('--windows');
   if (!file) {
-    console.error('usage: profile-summary.ts <file.cpuprofile> [--top N]');
+    console.error('usage: profile-summary.ts <file.cpuprofile> [--top N] [--windows W.json]');
     process.exit(2);
   }
-  console.log(summarise(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, top));
+  const windows = windowsIndex >= 0 ? (JSON.parse(fs.readFileSync(args[windowsIndex + 1], 'utf8')) as [number, number][]) : null;
+  console.log(summarise(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, top, windows));
 }

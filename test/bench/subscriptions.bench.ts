@@ -23,7 +23,7 @@
  * BENCH_CPU_PROF=DIR runs the api as the very command `npm start` execs, with --cpu-prof (which
  * NODE_OPTIONS refuses), and its profile lands in DIR when it stops, with fan-out-windows.json: the
  * spans of the fan-out rounds' changes, so that the summary can keep only those samples
- * (ts-node --transpile-only test/bench/cpu-profile-summary.ts DIR/CPU*.cpuprofile 25 DIR/fan-out-windows.json).
+ * (ts-node --transpile-only test/bench/profile-summary.ts DIR/CPU*.cpuprofile --top 25 --windows DIR/fan-out-windows.json).
  */
 import 'reflect-metadata';
 import crypto from 'node:crypto';
