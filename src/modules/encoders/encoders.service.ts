@@ -8,6 +8,7 @@ import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } f
 import { BlobStorage } from '../../platform/storage';
 import { OnnxRuntime, ThreadedSessionCache } from '../../platform/onnx';
 import { loadTokenizer } from '../../platform/tokenizer';
+import { checkedSession, checkedTokenizer, checkModelFiles, fileError, firstLine } from '../../platform/model-files';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { RequestContext } from '../projects/request-context';
 import { CandidatesService } from '../candidates/candidates.service';
@@ -41,7 +42,6 @@ export interface EnsuredEmbeddings {
 }
 
 const sha256 = (bytes: Buffer | string) => crypto.createHash('sha256').update(bytes).digest('hex');
-const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0].slice(0, 300);
 
 /** The key a text's embedding is stored under: SHA-256 of its UTF-8 bytes. */
 export const textKey = (text: string) => sha256(text);
@@ -291,45 +291,26 @@ export class EncodersService {
   }
 
   private async validate(ctx: RequestContext, files: EncoderFiles) {
-    const errors = (field: EncoderFileName, code: UserErrorCode, message: string) => new UserErrorsException([userError(code, message, ['input', field])]);
-    for (const name of ['model', 'tokenizer', 'manifest'] as const) {
-      const bytes = files[name];
-      if (!bytes || bytes.length === 0) throw errors(name, UserErrorCode.INVALID, `${ENCODER_FILE_NAMES[name]} is missing`);
-      if (bytes.length > this.options.maxBytes) throw errors(name, UserErrorCode.TOO_LARGE, `${ENCODER_FILE_NAMES[name]} is over ${this.options.maxBytes} bytes`);
-    }
-    const bytes = files as Record<EncoderFileName, Buffer>;
+    const bytes = checkModelFiles(files, ENCODER_FILE_NAMES, this.options.maxBytes);
     const manifest = parseManifest(bytes.manifest);
-    if (typeof manifest === 'string') throw errors('manifest', UserErrorCode.INVALID, `encoder.json is not a valid manifest: ${manifest}`);
+    if (typeof manifest === 'string') throw fileError('manifest', UserErrorCode.INVALID, `encoder.json is not a valid manifest: ${manifest}`);
 
-    let tokenizer;
-    try {
-      tokenizer = loadTokenizer(bytes.tokenizer.toString('utf8'));
-      tokenizer.encodeBatch(['a figure'], manifest.text.maxLength);
-    } catch (error) {
-      const reason = firstLine(error);
-      throw errors('tokenizer', UserErrorCode.INVALID, reason.startsWith('tokenizer.json') ? reason : `tokenizer.json is not usable: ${reason}`);
-    }
-
-    let loaded;
-    try {
-      loaded = await this.runtime.loadInThread(bytes.model);
-    } catch (error) {
-      throw errors('model', UserErrorCode.INVALID, `model.onnx does not load in ONNX Runtime: ${firstLine(error)}`);
-    }
+    const tokenizer = checkedTokenizer(bytes.tokenizer, manifest.text.maxLength);
+    const loaded = await checkedSession(this.runtime, bytes.model);
     try {
       const { inputs, outputs } = loaded;
       const problems = encoderContractProblems(inputs, outputs, manifest);
-      if (problems.length) throw errors('model', UserErrorCode.INVALID, `model.onnx does not fit the encoder contract: ${problems.join('; ')}`);
+      if (problems.length) throw fileError('model', UserErrorCode.INVALID, `model.onnx does not fit the encoder contract: ${problems.join('; ')}`);
       const runner = new EncoderRunner(loaded, tokenizer, manifest);
       const sample = await this.dryRunSample(ctx, manifest);
       let embedded;
       try {
         embedded = await runner.embed([sample]);
       } catch (error) {
-        throw errors('model', UserErrorCode.INVALID, `The dry run failed: ${firstLine(error)}`);
+        throw fileError('model', UserErrorCode.INVALID, `The dry run failed: ${firstLine(error)}`);
       }
       for (const [name, values] of [['image_embeds', embedded.image], ['text_embeds', embedded.text]] as const) {
-        if (!values.every(Number.isFinite)) throw errors('model', UserErrorCode.INVALID, `The dry run gave ${name} that are not all finite numbers`);
+        if (!values.every(Number.isFinite)) throw fileError('model', UserErrorCode.INVALID, `The dry run gave ${name} that are not all finite numbers`);
       }
       return { bytes, manifest, signature: { inputs, outputs } };
     } finally {

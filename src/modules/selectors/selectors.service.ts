@@ -10,6 +10,7 @@ import { applyKeyset, ConnectionShape, PageArgs, SortDirection, toConnection } f
 import { BlobStorage } from '../../platform/storage';
 import { OnnxRuntime, ThreadedSessionCache } from '../../platform/onnx';
 import { loadTokenizer } from '../../platform/tokenizer';
+import { checkedSession, checkedTokenizer, checkModelFiles, fileError, firstLine } from '../../platform/model-files';
 import { userError, UserErrorCode, UserErrorsException } from '../../platform/user-errors';
 import { DomainError, ErrorCode } from '../../platform/errors';
 import { CandidatesService } from '../candidates/candidates.service';
@@ -48,7 +49,6 @@ export interface SelectorsOptions {
 }
 
 const sha256 = (bytes: Buffer) => crypto.createHash('sha256').update(bytes).digest('hex');
-const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0].slice(0, 300);
 
 /**
  * The registry of selector models: validates a selector against the contract (it loads, its
@@ -239,45 +239,26 @@ export class SelectorsService {
   }
 
   private async validate(ctx: RequestContext, files: SelectorFiles) {
-    const errors = (field: SelectorFileName, code: UserErrorCode, message: string) => new UserErrorsException([userError(code, message, ['input', field])]);
-    for (const name of ['model', 'tokenizer', 'manifest'] as const) {
-      const bytes = files[name];
-      if (!bytes || bytes.length === 0) throw errors(name, UserErrorCode.INVALID, `${SELECTOR_FILE_NAMES[name]} is missing`);
-      if (bytes.length > this.options.maxBytes) throw errors(name, UserErrorCode.TOO_LARGE, `${SELECTOR_FILE_NAMES[name]} is over ${this.options.maxBytes} bytes`);
-    }
-    const bytes = files as Record<SelectorFileName, Buffer>;
+    const bytes = checkModelFiles(files, SELECTOR_FILE_NAMES, this.options.maxBytes);
 
     const manifest = parseManifest(bytes.manifest);
-    if (typeof manifest === 'string') throw errors('manifest', UserErrorCode.INVALID, `selector.json is not a valid manifest: ${manifest}`);
+    if (typeof manifest === 'string') throw fileError('manifest', UserErrorCode.INVALID, `selector.json is not a valid manifest: ${manifest}`);
 
-    let tokenizer;
-    try {
-      tokenizer = loadTokenizer(bytes.tokenizer.toString('utf8'));
-      tokenizer.encodeBatch(['a figure'], manifest.text.maxLength);
-    } catch (error) {
-      const reason = firstLine(error);
-      throw errors('tokenizer', UserErrorCode.INVALID, reason.startsWith('tokenizer.json') ? reason : `tokenizer.json is not usable: ${reason}`);
-    }
-
-    let loaded;
-    try {
-      loaded = await this.runtime.loadInThread(bytes.model);
-    } catch (error) {
-      throw errors('model', UserErrorCode.INVALID, `model.onnx does not load in ONNX Runtime: ${firstLine(error)}`);
-    }
+    const tokenizer = checkedTokenizer(bytes.tokenizer, manifest.text.maxLength);
+    const loaded = await checkedSession(this.runtime, bytes.model);
     try {
       const { inputs, outputs } = loaded;
       const problems = contractProblems(inputs, outputs, manifest);
-      if (problems.length) throw errors('model', UserErrorCode.INVALID, `model.onnx does not fit the selector contract: ${problems.join('; ')}`);
+      if (problems.length) throw fileError('model', UserErrorCode.INVALID, `model.onnx does not fit the selector contract: ${problems.join('; ')}`);
       const runner = new SelectorRunner(loaded, tokenizer, manifest);
       const sample = await this.dryRunSample(ctx, manifest);
       let score: number;
       try {
         [score] = await runner.score([sample]);
       } catch (error) {
-        throw errors('model', UserErrorCode.INVALID, `The dry run failed: ${firstLine(error)}`);
+        throw fileError('model', UserErrorCode.INVALID, `The dry run failed: ${firstLine(error)}`);
       }
-      if (!Number.isFinite(score)) throw errors('model', UserErrorCode.INVALID, `The dry run gave a score of ${score}, not a finite number`);
+      if (!Number.isFinite(score)) throw fileError('model', UserErrorCode.INVALID, `The dry run gave a score of ${score}, not a finite number`);
       return { bytes, manifest, signature: { inputs, outputs }, dryRunScore: score };
     } finally {
       await loaded.release().catch(() => undefined);
